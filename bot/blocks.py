@@ -1,0 +1,343 @@
+"""Block Kit builders: pure functions from models to views and messages. No I/O.
+
+Limits honoured here (Slack Block Kit reference): modal title ≤ 24 chars, ≤ 100 blocks a view,
+≤ 50 blocks a message, section text ≤ 3,000 chars, option text ≤ 75 and value ≤ 150 chars,
+checkboxes ≤ 10 options. slack_sdk's models check most of them when ``to_dict`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    ExternalDataMultiSelectElement,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    UserMultiSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.models import FINAL_STATUSES, OnboardingRequest, RequestStatus
+from bot.rules import MAX_RECIPIENTS
+
+MODAL_CALLBACK_ID = "onboarding"
+DENY_CALLBACK_ID = "deny_reason"
+OPTION_TEXT_MAX = 75
+OPTION_VALUE_MAX = 150
+OPTIONS_MAX = 100
+SECTION_TEXT_MAX = 3000
+MESSAGE_BLOCKS_MAX = 50
+
+HELP_TEXT = (
+    "*iam-user-bot* creates AWS IAM users after an approver says yes.\n"
+    "• `/iam-user new` opens the request form.\n"
+    "• `/iam-user status` or DM me `status`: your requests. `status R-XXXXXXXX`: one request.\n"
+    "• `/iam-user help` or DM me `help`: this message.\n"
+    "New users get their credentials through a one-time link in a private message from me."
+)
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (Slack rejects longer fields)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def mention(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "someone"
+
+
+def user_names(request: OnboardingRequest) -> str:
+    """The request's IAM user names as inline code, comma-separated."""
+    return ", ".join(f"`{name}`" for name in request.form.user_names)
+
+
+def slack_date(when: datetime) -> str:
+    """A Slack date token: each reader sees it in their own time zone."""
+    stamp = int(when.timestamp())
+    return f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{when.strftime('%Y-%m-%d %H:%M UTC')}>"
+
+
+def escape(text: str) -> str:
+    """Escape ``& < >`` so user text cannot become a mention, a link or ``<!channel>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def name_options(names: Sequence[str]) -> list[dict[str, object]]:
+    """Options for an external select: text is the name (≤ 75 chars), value the name (≤ 150).
+
+    Names longer than Slack's 150-char option value are left out rather than cut, since a cut
+    value would name a different (or no) IAM entity; IAM group names are at most 128 chars.
+    """
+    return [
+        {"text": {"type": "plain_text", "text": truncate(name, OPTION_TEXT_MAX)}, "value": name}
+        for name in names[:OPTIONS_MAX]
+        if len(name) <= OPTION_VALUE_MAX
+    ]
+
+
+def deny_reason_modal(request_id: str, channel: str | None) -> View:
+    """The modal asking an approver why they deny (block ``reason``, contract "Approval")."""
+    return View(
+        type="modal",
+        callback_id=DENY_CALLBACK_ID,
+        private_metadata=f"{request_id}|{channel or ''}",
+        title=PlainTextObject(text="Deny request"),
+        submit=PlainTextObject(text="Deny"),
+        close=PlainTextObject(text="Back"),
+        blocks=[
+            InputBlock(
+                block_id="reason",
+                label=f"Why deny {request_id}?",
+                hint="The requester sees this.",
+                element=PlainTextInputElement(action_id="reason", multiline=True, max_length=1000),
+            )
+        ],
+    )
+
+
+def parse_deny_metadata(metadata: str) -> tuple[str, str | None]:
+    """Inverse of the ``private_metadata`` :func:`deny_reason_modal` sets: ``(request id, channel)``."""
+    request_id, _, channel = metadata.partition("|")
+    return request_id, channel or None
+
+
+def home_view(requests: Sequence[OnboardingRequest]) -> View:
+    """The App Home tab: the viewer's own requests."""
+    return View(
+        type="home",
+        blocks=[
+            HeaderBlock(text="IAM user requests"),
+            SectionBlock(text=MarkdownTextObject(text=status_lines(requests))),
+            ContextBlock(elements=[MarkdownTextObject(text="`/iam-user new` files a request. DM me `help` for more.")]),
+        ],
+    )
+
+
+def onboarding_modal() -> View:
+    """The request form (contract, "The onboarding modal"; the first subset of its fields)."""
+    blocks: list[Block] = [
+        InputBlock(
+            block_id="recipients",
+            label="Who receives credentials",
+            hint=f"One IAM user per person, 1 to {MAX_RECIPIENTS}.",
+            element=UserMultiSelectElement(action_id="recipients", max_selected_items=MAX_RECIPIENTS),
+        ),
+        InputBlock(
+            block_id="user_names",
+            label="IAM user names",
+            hint="One per line, in the same order as the people above. Letters, digits and + = , . @ _ - ; up to 64.",
+            element=PlainTextInputElement(action_id="user_names", multiline=True),
+        ),
+        InputBlock(
+            block_id="access_types",
+            label="Access type",
+            element=CheckboxesElement(
+                action_id="access_types",
+                options=[
+                    Option(
+                        value="programmatic",
+                        label="Programmatic access",
+                        description="An access key for the AWS API, CLI and SDKs",
+                    ),
+                    Option(
+                        value="console",
+                        label="AWS Management Console access",
+                        description="A password for the console (autogenerated)",
+                    ),
+                ],
+            ),
+        ),
+        InputBlock(
+            block_id="require_reset",
+            label="Console password",
+            optional=True,
+            element=CheckboxesElement(
+                action_id="require_reset",
+                options=[Option(value="require_reset", label="Require a new password at first sign-in")],
+                initial_options=[Option(value="require_reset", label="Require a new password at first sign-in")],
+            ),
+        ),
+        InputBlock(
+            block_id="groups",
+            label="Add to IAM groups",
+            optional=True,
+            element=ExternalDataMultiSelectElement(
+                action_id="groups", placeholder="Search groups", min_query_length=0, max_selected_items=10
+            ),
+        ),
+        InputBlock(
+            block_id="justification",
+            label="Why is this access needed?",
+            element=PlainTextInputElement(action_id="justification", multiline=True, max_length=2000),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=MODAL_CALLBACK_ID,
+        title=PlainTextObject(text="New IAM user"),
+        submit=PlainTextObject(text="Submit"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=blocks,
+    )
+
+
+def request_summary(request: OnboardingRequest) -> str:
+    """A request in mrkdwn: who, for whom, what access, why."""
+    form = request.form
+    users = "\n".join(
+        f"• `{name}` for {mention(recipient)}" for name, recipient in zip(form.user_names, form.recipients, strict=True)
+    )
+    access = ", ".join(sorted(a.value for a in form.access_types))
+    groups = ", ".join(f"`{g}`" for g in form.groups) or "none"
+    lines = [
+        f"*Requested by* {mention(request.requester)} · request `{request.id}`",
+        f"*IAM users*\n{users}",
+        f"*Access* {access}"
+        + (" · password reset required at first sign-in" if form.console and form.require_reset else ""),
+        f"*Groups* {groups}",
+        "*Justification*\n" + "\n".join(f">{escape(line)}" for line in form.justification.splitlines() or [""]),
+    ]
+    return truncate("\n".join(lines), SECTION_TEXT_MAX)
+
+
+def decision_line(request: OnboardingRequest) -> str | None:
+    """Who decided and when, and the outcome, once there is one."""
+    status = request.status
+    when = slack_date(request.decided_at) if request.decided_at else ""
+    if status is RequestStatus.PENDING:
+        return None
+    if status is RequestStatus.DENIED:
+        reason = f": {escape(request.reason)}" if request.reason else ""
+        return f":no_entry: Denied by {mention(request.decided_by)} {when}{reason}"
+    if status is RequestStatus.CANCELLED:
+        return f":heavy_multiplication_x: Cancelled by the requester {when}"
+    if status is RequestStatus.EXPIRED:
+        return ":hourglass: Expired without a decision"
+    approved = f":white_check_mark: Approved by {mention(request.decided_by)} {when}"
+    if status is RequestStatus.PROVISIONED:
+        return approved + "\n:tada: IAM users created; credentials sent by one-time link"
+    if status is RequestStatus.FAILED:
+        return approved + f"\n:x: Provisioning failed, nothing was left in IAM: {request.error or 'unknown error'}"
+    return approved + "\n:gear: Creating the IAM users…"
+
+
+def approval_message(request: OnboardingRequest) -> tuple[str, list[Block]]:
+    """The approvers' channel message: ``(fallback text, blocks)``.
+
+    Buttons ``approve_request`` / ``deny_request`` carry the request id as value; they are
+    shown only while the request is pending.
+    """
+    blocks: list[Block] = [
+        HeaderBlock(text=truncate(f"IAM user request {request.id}", 150)),
+        SectionBlock(text=MarkdownTextObject(text=request_summary(request))),
+    ]
+    if request.status is RequestStatus.PENDING:
+        blocks.append(
+            ActionsBlock(
+                block_id="decision",
+                elements=[
+                    ButtonElement(
+                        action_id="approve_request",
+                        text="Approve",
+                        value=request.id,
+                        style="primary",
+                        confirm=ConfirmObject(
+                            title="Create these IAM users?",
+                            text=f"This creates {len(request.form.user_names)} IAM user(s) in AWS now.",
+                            confirm="Approve",
+                            deny="Back",
+                        ),
+                    ),
+                    ButtonElement(action_id="deny_request", text="Deny", value=request.id, style="danger"),
+                ],
+            )
+        )
+    elif line := decision_line(request):
+        blocks.append(DividerBlock())
+        blocks.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
+    text = f"IAM user request {request.id} from {mention(request.requester)}: {request.status.words}"
+    return text, blocks
+
+
+def credential_delivery(
+    user_name: str, link: str, console_url: str | None, expires_at: datetime
+) -> tuple[str, list[Block]]:
+    """The ephemeral message holding one recipient's one-time link (in a button; no secret)."""
+    details = [f"*IAM user* `{user_name}`"]
+    if console_url:
+        details.append(f"*Console sign-in* {console_url}")
+    details.append(f"*Link expires* {slack_date(expires_at)}")
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=":key: Your AWS credentials are ready.\n" + "\n".join(details))),
+        ActionsBlock(
+            block_id="credential_link",
+            elements=[
+                ButtonElement(action_id="open_credential_link", text="Open one-time link", url=link, style="primary")
+            ],
+        ),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="Open it in your browser and click *Reveal*: the values are shown once. "
+                    "Don't forward or paste the link anywhere. A new access key can take a minute to start working."
+                )
+            ]
+        ),
+    ]
+    return f"Your AWS credentials for IAM user {user_name} are ready: open the one-time link.", blocks
+
+
+def credential_ready_notice(user_name: str, request_id: str) -> str:
+    """The persistent DM (no link) that survives a reload, unlike the ephemeral message."""
+    return (
+        f":key: IAM user `{user_name}` is ready (request `{request_id}`). I sent you a one-time link "
+        "in a private message just now; it disappears if you reload Slack, so open it soon."
+    )
+
+
+def status_lines(requests: Sequence[OnboardingRequest]) -> str:
+    """A requester's requests, newest first, one line each."""
+    if not requests:
+        return "You have no IAM user requests. `/iam-user new` files one."
+    lines = [f"• `{r.id}` {user_names(r)}: *{r.status.words}* (filed {slack_date(r.created_at)})" for r in requests]
+    return truncate("Your IAM user requests:\n" + "\n".join(lines), SECTION_TEXT_MAX)
+
+
+def status_detail(request: OnboardingRequest) -> str:
+    """One request in full."""
+    parts = [request_summary(request), f"*State* {request.status.words}"]
+    if line := decision_line(request):
+        parts.append(line)
+    return truncate("\n".join(parts), SECTION_TEXT_MAX)
+
+
+def requester_notice(request: OnboardingRequest) -> str:
+    """The DM the requester gets on each state change."""
+    names = user_names(request)
+    status = request.status
+    if status is RequestStatus.PENDING:
+        return f"Your request `{request.id}` for {names} is waiting for approval in <#{request.approval_channel}>."
+    if status is RequestStatus.DENIED:
+        reason = f" Reason: {escape(request.reason)}" if request.reason else ""
+        return f"Your request `{request.id}` for {names} was denied by {mention(request.decided_by)}.{reason}"
+    if status is RequestStatus.PROVISIONED:
+        return f"Your request `{request.id}` is done: {names} created; each recipient got a one-time link."
+    if status is RequestStatus.FAILED:
+        return f"Your request `{request.id}` failed and nothing was left in IAM: {request.error}"
+    if status in FINAL_STATUSES:
+        return f"Your request `{request.id}` for {names} is {status.words}."
+    approver = mention(request.decided_by)
+    return f"Your request `{request.id}` for {names} was approved by {approver}; creating the users now."

@@ -1,0 +1,106 @@
+"""``iam-user-bot`` command line: serve, audit (more commands join as they are built)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.config import ConfigError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from bot import logs
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+
+    class Server(BaseApplication):
+        """gunicorn, the production WSGI server the Procfile also uses, started in-process."""
+
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{settings.port}")
+            # Socket Mode holds one websocket per process; HTTP mode can scale out.
+            self.cfg.set("workers", 1 if settings.socket_mode else args.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("accesslog", "-" if args.access_log else None)
+
+        def load(self):  # type: ignore[no-untyped-def]
+            from bot.web import create_app
+
+            return create_app()
+
+    Server().run()
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from bot.store import Store
+
+    path = Path(os.environ.get("DATABASE_PATH", "iam-user-bot.db"))
+    if not path.exists():
+        print(f"audit: no database at {path} (set DATABASE_PATH)", file=sys.stderr)
+        return 2
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            print(
+                f"audit: --since must be ISO-8601, like 2026-11-30T09:00:00+00:00, not {args.since!r}", file=sys.stderr
+            )
+            return 2
+        if since.tzinfo is None:
+            from datetime import UTC
+
+            since = since.replace(tzinfo=UTC)
+    events = Store(path).audit_events(since=since)
+    rows = [e.model_dump(mode="json") for e in events]
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=["id", "at", "request_id", "actor", "event", "detail"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "detail": json.dumps(row["detail"], sort_keys=True)})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iam-user-bot", description="Slack bot that onboards AWS IAM users.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the bot (HTTP, or Socket Mode with SLACK_APP_TOKEN)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes in HTTP mode")
+    serve.add_argument("--threads", type=int, default=8, help="threads per worker")
+    serve.add_argument("--access-log", action="store_true", help="log each HTTP request")
+    serve.set_defaults(run=_serve)
+    audit = commands.add_parser("audit", help="export the audit log")
+    audit.add_argument("--since", help="only events at or after this ISO-8601 time")
+    audit.add_argument("--format", choices=["csv", "json"], default="csv")
+    audit.set_defaults(run=_audit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

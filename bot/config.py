@@ -1,0 +1,135 @@
+"""Configuration from the environment, per the interface contract (section 1).
+
+Every variable is read by pydantic-settings. A missing or malformed variable stops start-up
+with one line naming it (:class:`ConfigError`); secret values are held as ``SecretStr`` and
+are never part of an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class ConfigError(Exception):
+    """Raised by :func:`load_settings` with a one-line, secret-free message naming the variable."""
+
+
+class Settings(BaseSettings):
+    """The bot's settings. Field names are the lower-case environment variable names.
+
+    Durations are in seconds. List variables (``APPROVER_USER_IDS``, ``REQUESTER_USER_IDS``,
+    ``SENSITIVE_PERMISSIONS``) are comma-separated.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", hide_input_in_errors=True)
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    approval_channel_id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
+    approver_user_ids: CommaList = ()
+    approver_usergroup_id: str | None = None
+    requester_user_ids: CommaList = ()
+    requester_usergroup_id: str | None = None
+    public_base_url: AnyHttpUrl
+    database_path: Path = Path("iam-user-bot.db")
+    credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+    pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("approver_user_ids", "requester_user_ids", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("approver_user_ids", "requester_user_ids")
+    @classmethod
+    def _slack_user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user_id in value:
+            if not user_id.isalnum() or user_id[0] not in "UW":
+                raise ValueError("must be Slack user IDs such as U012ABCDEF, separated by commas")
+        return value
+
+    @field_validator("approver_usergroup_id", "requester_usergroup_id", "slack_app_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Settings:
+        if not self.approver_user_ids and not self.approver_usergroup_id:
+            raise ValueError("APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set")
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)")
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        """True when ``SLACK_APP_TOKEN`` is set: Slack traffic then arrives over Socket Mode."""
+        return self.slack_app_token is not None
+
+    @property
+    def slack_base_url(self) -> str:
+        """The Web API base URL with the trailing ``/`` that ``slack_sdk`` needs for ``urljoin``."""
+        url = str(self.slack_api_url)
+        return url if url.endswith("/") else url + "/"
+
+    def credential_link(self, secret_id: str, key: str) -> str:
+        """``PUBLIC_BASE_URL`` + ``/credentials/<id>#<key>`` (contract, "Credentials")."""
+        return f"{str(self.public_base_url).rstrip('/')}/credentials/{secret_id}#{key}"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming the first bad variable and what is wrong, never its value."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    variable = "_".join(str(part) for part in first["loc"]).upper()
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        return f"configuration: {variable} is required but not set"
+    if not variable:
+        return f"configuration: {message}"
+    return f"configuration: {variable} is invalid: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read :class:`Settings` from the environment (``overrides`` win, for tests and tools).
+
+    Raises:
+        ConfigError: with one secret-free line naming the missing or malformed variable.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_error(error)) from None

@@ -1,0 +1,227 @@
+"""The only module that calls IAM and STS: catalog reads, plan execution, rollback.
+
+boto3 picks up ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION`` and
+``AWS_ENDPOINT_URL`` from the environment. Retries use botocore's ``standard`` mode, which
+retries IAM's ``Throttling`` and 5xx answers with capped backoff. IAM is eventually
+consistent, so calls on a just-created user also retry ``NoSuchEntity`` for a bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from bot.models import CreatedCredentials
+from bot.plan import Step, StepKind
+from bot.rules import PasswordPolicy, generate_password
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
+# Bounded read-after-create retry for NoSuchEntity (IAM eventual consistency): ~30 s in all.
+CONSISTENCY_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15)
+DELETE_CONFLICT_DELAYS = (0.5, 1, 2, 4, 8)
+
+
+class IamError(Exception):
+    """An IAM call failed for good. ``code`` is IAM's error code; the message holds no secret."""
+
+    def __init__(self, code: str, message: str, operation: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.code = code
+        self.operation = operation
+
+
+def error_code(error: ClientError) -> str:
+    """IAM's error code of a ``ClientError`` (``NoSuchEntity``, ``EntityAlreadyExists``…)."""
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def as_iam_error(error: ClientError) -> IamError:
+    """Wrap a botocore error; request ids and parameters are left out on purpose."""
+    info = error.response.get("Error", {})
+    return IamError(error_code(error), str(info.get("Message", "")), error.operation_name)
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """What the options menus and validation read: names as IAM returns them."""
+
+    user_names: tuple[str, ...]
+    group_names: tuple[str, ...]
+    loaded_at: float
+
+
+def make_clients(session: boto3.session.Session | None = None) -> tuple[Any, Any]:
+    """``(iam, sts)`` clients with standard retries; endpoint from ``AWS_ENDPOINT_URL`` if set."""
+    session = session or boto3.session.Session()
+    region = session.region_name or "us-east-1"
+    return (
+        session.client("iam", config=RETRY_CONFIG, region_name=region),
+        session.client("sts", config=RETRY_CONFIG, region_name=region),
+    )
+
+
+class IamGateway:
+    """Reads from and writes to IAM for the bot.
+
+    Args:
+        iam: a boto3 IAM client; sts: a boto3 STS client (for the account id).
+        sleep: the delay function for retries (tests pass a no-op).
+    """
+
+    def __init__(self, iam: Any, sts: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.iam = iam
+        self.sts = sts
+        self.sleep = sleep
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _paginate(self, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in self.iam.get_paginator(operation).paginate(**kwargs):
+            items.extend(page[key])
+        return items
+
+    def load_catalog(self) -> CatalogSnapshot:
+        """Every user and group name, with full pagination. Slow on big accounts: call it in
+        the background, never inside a Slack request."""
+        users = tuple(u["UserName"] for u in self._paginate("list_users", "Users"))
+        groups = tuple(g["GroupName"] for g in self._paginate("list_groups", "Groups"))
+        return CatalogSnapshot(user_names=users, group_names=groups, loaded_at=time.time())
+
+    def user_exists(self, user_name: str) -> bool:
+        """Whether IAM holds a user whose name equals ``user_name`` ignoring case."""
+        lowered = user_name.lower()
+        return any(u["UserName"].lower() == lowered for u in self._paginate("list_users", "Users"))
+
+    def password_policy(self) -> PasswordPolicy:
+        """The account password policy, or AWS's default policy when none is set."""
+        try:
+            answer = self.iam.get_account_password_policy()
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return PasswordPolicy()
+            raise as_iam_error(error) from None
+        return PasswordPolicy.from_api(answer["PasswordPolicy"])
+
+    def console_url(self) -> str:
+        """``https://<alias or account id>.signin.aws.amazon.com/console`` (IAM user guide)."""
+        try:
+            aliases = self.iam.list_account_aliases().get("AccountAliases", [])
+        except ClientError:
+            aliases = []  # list_account_aliases may be denied; the account id always works
+        account = aliases[0] if aliases else self.sts.get_caller_identity()["Account"]
+        return f"https://{account}.signin.aws.amazon.com/console"
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _retry_consistency(self, call: Callable[[], T]) -> T:
+        for delay in (*CONSISTENCY_DELAYS, None):
+            try:
+                return call()
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity" or delay is None:
+                    raise
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def run_step(self, step: Step, password_policy: PasswordPolicy, console_url: str) -> dict[str, str]:
+        """Execute one plan step; returns the secrets it made (password, access key), if any.
+
+        Raises:
+            IamError: IAM refused the call for good.
+        """
+        try:
+            return self._run_step(step, password_policy, console_url)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
+    def _run_step(self, step: Step, password_policy: PasswordPolicy, console_url: str) -> dict[str, str]:
+        name = step.user_name
+        if step.kind is StepKind.CREATE_USER:
+            self.iam.create_user(UserName=name, Tags=[{"Key": t.key, "Value": t.value} for t in step.tags])
+            self.iam.get_waiter("user_exists").wait(UserName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
+            return {}
+        if step.kind is StepKind.CREATE_LOGIN_PROFILE:
+            password = generate_password(password_policy)
+            self._retry_consistency(
+                lambda: self.iam.create_login_profile(
+                    UserName=name, Password=password, PasswordResetRequired=step.password_reset_required
+                )
+            )
+            return {"password": password}
+        if step.kind is StepKind.CREATE_ACCESS_KEY:
+            key = self._retry_consistency(lambda: self.iam.create_access_key(UserName=name))["AccessKey"]
+            return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+        if step.kind is StepKind.ADD_USER_TO_GROUP:
+            self._retry_consistency(lambda: self.iam.add_user_to_group(UserName=name, GroupName=step.target))
+            return {}
+        raise ValueError(f"unknown step kind {step.kind}")
+
+    def delete_user_completely(self, user_name: str) -> None:
+        """Remove a user and everything attached to it, in the order IAM requires.
+
+        Order: login profile, access keys, MFA devices, inline policies, managed policies,
+        groups, permissions boundary, user. ``NoSuchEntity`` counts as done; ``DeleteConflict``
+        on the user is retried with backoff.
+        """
+        iam = self.iam
+
+        def gone(call: Callable[[], object]) -> None:
+            try:
+                call()
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
+
+        try:
+            iam.get_user(UserName=user_name)
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return
+            raise
+        gone(lambda: iam.delete_login_profile(UserName=user_name))
+        for key in self._paginate("list_access_keys", "AccessKeyMetadata", UserName=user_name):
+            gone(lambda k=key: iam.delete_access_key(UserName=user_name, AccessKeyId=k["AccessKeyId"]))
+        for device in self._paginate("list_mfa_devices", "MFADevices", UserName=user_name):
+            serial = device["SerialNumber"]
+            gone(lambda s=serial: iam.deactivate_mfa_device(UserName=user_name, SerialNumber=s))
+            gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
+        for policy_name in self._paginate("list_user_policies", "PolicyNames", UserName=user_name):
+            gone(lambda p=policy_name: iam.delete_user_policy(UserName=user_name, PolicyName=p))
+        for policy in self._paginate("list_attached_user_policies", "AttachedPolicies", UserName=user_name):
+            gone(lambda p=policy: iam.detach_user_policy(UserName=user_name, PolicyArn=p["PolicyArn"]))
+        for group in self._paginate("list_groups_for_user", "Groups", UserName=user_name):
+            gone(lambda g=group: iam.remove_user_from_group(UserName=user_name, GroupName=g["GroupName"]))
+        for delay in (*DELETE_CONFLICT_DELAYS, None):
+            try:
+                iam.delete_user(UserName=user_name)
+                return
+            except ClientError as error:
+                code = error_code(error)
+                if code == "NoSuchEntity":
+                    return
+                if code != "DeleteConflict" or delay is None:
+                    raise
+                self.sleep(delay)
+
+
+def credentials_from_outputs(user_name: str, console_url: str | None, outputs: dict[str, str]) -> CreatedCredentials:
+    """Collect one user's step outputs into :class:`CreatedCredentials`."""
+    return CreatedCredentials(
+        user_name=user_name,
+        console_url=console_url if "password" in outputs else None,
+        password=outputs.get("password"),
+        access_key_id=outputs.get("access_key_id"),
+        secret_access_key=outputs.get("secret_access_key"),
+    )

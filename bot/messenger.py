@@ -1,0 +1,119 @@
+"""The Slack Web API calls the bot makes on its own (not as an ack): posts, updates, DMs.
+
+Each method returns whether Slack took the call, logs Slack's error code when it did not,
+and never logs message text (it may name people and user names, never secrets, but logs are
+kept longer than messages).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.models.blocks import Block
+
+log = logging.getLogger(__name__)
+
+USERGROUP_CACHE_SECONDS = 60.0
+
+
+def make_web_client(token: str, base_url: str) -> WebClient:
+    """A WebClient that retries connection errors and honours 429 ``Retry-After`` (twice)."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+class Messenger:
+    """Posting, updating and DMing through one :class:`WebClient`."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._dm_channels: dict[str, str] = {}
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def _blocks(self, blocks: Sequence[Block] | None) -> list[dict] | None:
+        return [b.to_dict() for b in blocks] if blocks is not None else None
+
+    def post(self, channel: str, text: str, blocks: Sequence[Block] | None = None) -> str | None:
+        """``chat.postMessage``; returns the message ``ts`` or None (error logged)."""
+        try:
+            answer = self.client.chat_postMessage(
+                channel=channel, text=text, blocks=self._blocks(blocks), unfurl_links=False, unfurl_media=False
+            )
+        except SlackApiError as error:
+            log.warning("chat.postMessage to %s failed: %s", channel, error.response.get("error"))
+            return None
+        return str(answer["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: Sequence[Block] | None = None) -> bool:
+        """``chat.update`` of a message the bot posted (not for ephemeral messages)."""
+        try:
+            self.client.chat_update(channel=channel, ts=ts, text=text, blocks=self._blocks(blocks) or [])
+        except SlackApiError as error:
+            log.warning("chat.update %s/%s failed: %s", channel, ts, error.response.get("error"))
+            return False
+        return True
+
+    def dm_channel(self, user_id: str) -> str | None:
+        """The id of the bot's DM with ``user_id`` (``conversations.open``), cached."""
+        with self._lock:
+            if user_id in self._dm_channels:
+                return self._dm_channels[user_id]
+        try:
+            answer = self.client.conversations_open(users=user_id)
+        except SlackApiError as error:
+            log.warning("conversations.open with %s failed: %s", user_id, error.response.get("error"))
+            return None
+        channel = str(answer["channel"]["id"])
+        with self._lock:
+            self._dm_channels[user_id] = channel
+        return channel
+
+    def dm(self, user_id: str, text: str, blocks: Sequence[Block] | None = None) -> str | None:
+        """A persistent message in the bot's DM with ``user_id``; returns its ts or None."""
+        channel = self.dm_channel(user_id)
+        return self.post(channel, text, blocks) if channel else None
+
+    def ephemeral(self, channel: str, user_id: str, text: str, blocks: Sequence[Block] | None = None) -> bool:
+        """``chat.postEphemeral``: only ``user_id`` sees it, and only until they reload Slack."""
+        try:
+            self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=self._blocks(blocks))
+        except SlackApiError as error:
+            log.warning("chat.postEphemeral to %s in %s failed: %s", user_id, channel, error.response.get("error"))
+            return False
+        return True
+
+    def ephemeral_dm(self, user_id: str, text: str, blocks: Sequence[Block] | None = None) -> bool:
+        """An ephemeral message in the bot's DM with ``user_id`` (contract: credential links)."""
+        channel = self.dm_channel(user_id)
+        return self.ephemeral(channel, user_id, text, blocks) if channel else False
+
+    def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
+        """Members of a Slack user group (``usergroups.users.list``), cached for a minute.
+
+        On a Slack error the last known members are kept if any, else nobody: a failing
+        lookup must never widen who may approve.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._groups.get(usergroup_id)
+        if cached and now - cached[0] < USERGROUP_CACHE_SECONDS:
+            return cached[1]
+        try:
+            users = frozenset(self.client.usergroups_users_list(usergroup=usergroup_id)["users"])
+        except SlackApiError as error:
+            log.warning("usergroups.users.list %s failed: %s", usergroup_id, error.response.get("error"))
+            return cached[1] if cached else frozenset()
+        with self._lock:
+            self._groups[usergroup_id] = (now, users)
+        return users

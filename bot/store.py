@@ -1,0 +1,421 @@
+"""SQLite persistence through sqlite-utils: requests, the audit log, sealed credentials.
+
+Concurrency model: one connection per thread, WAL mode, ``busy_timeout``; every state change
+is ``BEGIN IMMEDIATE`` → compare-and-set ``UPDATE … WHERE status IN (…)`` → audit row →
+``COMMIT``, so two threads, two gunicorn workers, a double click or a Slack retry can never
+move a request twice. The audit table refuses UPDATE and DELETE (triggers).
+
+Schema changes are numbered migrations applied in order; ``PRAGMA user_version`` records the
+last one applied, so an existing file is migrated, never rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.models import AuditEvent, OnboardingRequest, RequestForm, RequestStatus, utcnow
+
+BUSY_TIMEOUT_MS = 15_000
+REQUEST_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: ids get read aloud
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE requests (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        status TEXT NOT NULL,
+        form TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        approval_channel TEXT,
+        approval_ts TEXT,
+        decided_by TEXT,
+        decided_at TEXT,
+        reason TEXT,
+        error TEXT
+    );
+    CREATE INDEX requests_requester ON requests(requester);
+    CREATE INDEX requests_status ON requests(status);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        request_id TEXT,
+        actor TEXT,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE secrets (
+        id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL REFERENCES requests(id),
+        recipient TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        nonce BLOB,
+        ciphertext BLOB,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revealed_at TEXT
+    );
+    CREATE INDEX secrets_request ON secrets(request_id);
+    CREATE TABLE seen_events (
+        event_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class SealedSecretRow:
+    """A one-time secret's stored row. ``nonce``/``ciphertext`` are None once handed out."""
+
+    id: str
+    request_id: str
+    recipient: str
+    user_name: str
+    state: str
+    created_at: datetime
+    expires_at: datetime
+    revealed_at: datetime | None
+
+
+def new_request_id() -> str:
+    """``R-`` and 8 characters of an unambiguous alphabet (40 random bits)."""
+    return "R-" + "".join(secrets.choice(REQUEST_ID_ALPHABET) for _ in range(8))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Store:
+    """All reads and writes of the bot's SQLite file.
+
+    Args:
+        path: the database file; created and migrated on first use.
+        clock: returns "now" (aware UTC); tests pass a controllable one.
+    """
+
+    def __init__(self, path: Path | str, clock: Callable[[], datetime] = utcnow) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._local = threading.local()
+        self.migrate()
+
+    # -- connections and transactions -------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection (sqlite3 objects must not cross threads)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # WAL pages hold ciphertext only, but a deleted secret should not linger in free pages.
+            conn.execute("PRAGMA secure_delete = ON")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front so CAS reads are current."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version now in force."""
+        conn = self.db.conn
+        with self.transaction():
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this bot ({SCHEMA_VERSION}); upgrade the bot"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+        return SCHEMA_VERSION
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        conn: sqlite3.Connection,
+        event: str,
+        request_id: str | None,
+        actor: str | None,
+        detail: dict[str, object] | None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO audit (at, request_id, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
+            (_iso(self.clock()), request_id, actor, event, json.dumps(detail or {}, sort_keys=True)),
+        )
+
+    def audit(
+        self,
+        event: str,
+        *,
+        request_id: str | None = None,
+        actor: str | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        """Append one audit event. ``detail`` must never hold a secret."""
+        with self.transaction() as conn:
+            self._audit(conn, event, request_id, actor, detail)
+
+    def audit_events(self, *, since: datetime | None = None, request_id: str | None = None) -> list[AuditEvent]:
+        """Audit events in order, optionally from ``since`` on and for one request."""
+        where, args = [], []
+        if since is not None:
+            where.append("at >= ?")
+            args.append(_iso(since))
+        if request_id is not None:
+            where.append("request_id = ?")
+            args.append(request_id)
+        rows = self.db["audit"].rows_where(" AND ".join(where) or None, args, order_by="id")
+        return [
+            AuditEvent(
+                id=row["id"],
+                at=datetime.fromisoformat(row["at"]),
+                request_id=row["request_id"],
+                actor=row["actor"],
+                event=row["event"],
+                detail=json.loads(row["detail"]),
+            )
+            for row in rows
+        ]
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def create_request(self, requester: str, form: RequestForm) -> OnboardingRequest:
+        """Store a new pending request and its ``filed`` audit event in one transaction."""
+        now = self.clock()
+        for _ in range(5):
+            request_id = new_request_id()
+            try:
+                with self.transaction() as conn:
+                    conn.execute(
+                        "INSERT INTO requests (id, requester, status, form, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (request_id, requester, RequestStatus.PENDING, form.model_dump_json(), _iso(now), _iso(now)),
+                    )
+                    self._audit(conn, "filed", request_id, requester, {"user_names": list(form.user_names)})
+            except sqlite3.IntegrityError:
+                continue  # id collision: draw another
+            return self.get_request(request_id)  # type: ignore[return-value]
+        raise RuntimeError("could not draw a unique request id")
+
+    @staticmethod
+    def _request_from_row(row: dict[str, object]) -> OnboardingRequest:
+        return OnboardingRequest(
+            id=str(row["id"]),
+            requester=str(row["requester"]),
+            form=RequestForm.model_validate_json(str(row["form"])),
+            status=RequestStatus(row["status"]),
+            created_at=datetime.fromisoformat(str(row["created_at"])),
+            updated_at=datetime.fromisoformat(str(row["updated_at"])),
+            approval_channel=row["approval_channel"],  # type: ignore[arg-type]
+            approval_ts=row["approval_ts"],  # type: ignore[arg-type]
+            decided_by=row["decided_by"],  # type: ignore[arg-type]
+            decided_at=_dt(row["decided_at"]),  # type: ignore[arg-type]
+            reason=row["reason"],  # type: ignore[arg-type]
+            error=row["error"],  # type: ignore[arg-type]
+        )
+
+    def get_request(self, request_id: str) -> OnboardingRequest | None:
+        """The request with this id, or None."""
+        rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
+        return self._request_from_row(rows[0]) if rows else None
+
+    def requests_where(
+        self,
+        *,
+        requester: str | None = None,
+        statuses: Iterable[RequestStatus] | None = None,
+        limit: int = 50,
+    ) -> list[OnboardingRequest]:
+        """Requests, newest first, filtered by requester and/or status."""
+        where, args = [], []
+        if requester is not None:
+            where.append("requester = ?")
+            args.append(requester)
+        if statuses is not None:
+            wanted = list(statuses)
+            where.append(f"status IN ({', '.join('?' * len(wanted))})")
+            args.extend(str(s) for s in wanted)
+        rows = self.db["requests"].rows_where(
+            " AND ".join(where) or None, args, order_by="created_at DESC", limit=limit
+        )
+        return [self._request_from_row(row) for row in rows]
+
+    def transition(
+        self,
+        request_id: str,
+        expected: RequestStatus | Iterable[RequestStatus],
+        new: RequestStatus,
+        *,
+        actor: str | None,
+        event: str,
+        detail: dict[str, object] | None = None,
+        **fields: object,
+    ) -> OnboardingRequest | None:
+        """Compare-and-set the request's status; audit it in the same transaction.
+
+        Args:
+            expected: the status (or statuses) the request must be in now.
+            new: the status to move to.
+            fields: other columns to set with the move (``decided_by``, ``reason``, ``error``…).
+
+        Returns:
+            The updated request, or None when the request was not in ``expected`` (someone
+            else moved it first); nothing changes then.
+        """
+        wanted = [expected] if isinstance(expected, RequestStatus) else list(expected)
+        columns = {"status": str(new), "updated_at": _iso(self.clock())}
+        for key, value in fields.items():
+            columns[key] = _iso(value) if isinstance(value, datetime) else value  # type: ignore[assignment]
+        assignments = ", ".join(f"{key} = ?" for key in columns)
+        placeholders = ", ".join("?" * len(wanted))
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE requests SET {assignments} WHERE id = ? AND status IN ({placeholders})",  # noqa: S608 - column names are ours
+                [*columns.values(), request_id, *(str(s) for s in wanted)],
+            )
+            if cursor.rowcount != 1:
+                return None
+            self._audit(
+                conn, event, request_id, actor, {"from": [str(s) for s in wanted], "to": str(new), **(detail or {})}
+            )
+        return self.get_request(request_id)
+
+    def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
+        """Remember where the approval message is, so every state change can update it."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE requests SET approval_channel = ?, approval_ts = ? WHERE id = ?",
+                (channel, ts, request_id),
+            )
+            self._audit(conn, "approval_posted", request_id, None, {"channel": channel, "ts": ts})
+
+    def remember_event(self, event_id: str) -> bool:
+        """Record an Events API ``event_id``; False when it was already recorded (a retry)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", (event_id, _iso(self.clock()))
+            )
+            return cursor.rowcount == 1
+
+    # -- sealed secrets ------------------------------------------------------------------------
+
+    def put_secret(
+        self,
+        secret_id: str,
+        *,
+        request_id: str,
+        recipient: str,
+        user_name: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        expires_at: datetime,
+    ) -> None:
+        """Store a sealed secret (ciphertext and nonce only: the key is never given to us)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO secrets (id, request_id, recipient, user_name, nonce, ciphertext, state, "
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'sealed', ?, ?)",
+                (secret_id, request_id, recipient, user_name, nonce, ciphertext, _iso(self.clock()), _iso(expires_at)),
+            )
+            self._audit(
+                conn,
+                "link_issued",
+                request_id,
+                None,
+                {"user_name": user_name, "recipient": recipient, "expires_at": _iso(expires_at)},
+            )
+
+    def claim_secret(self, secret_id: str) -> tuple[bytes, bytes] | None:
+        """Hand out a sealed secret once: returns ``(nonce, ciphertext)`` and deletes them.
+
+        The read and the delete are one ``BEGIN IMMEDIATE`` transaction, so two concurrent
+        reveals get exactly one answer. Returns None for an unknown, used or expired id.
+        """
+        now = self.clock()
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT request_id, user_name, nonce, ciphertext, expires_at FROM secrets "
+                "WHERE id = ? AND state = 'sealed'",
+                (secret_id,),
+            ).fetchone()
+            if row is None or row[2] is None:
+                return None
+            request_id, user_name, nonce, ciphertext, expires_at = row
+            if datetime.fromisoformat(expires_at) <= now:
+                return None
+            conn.execute(
+                "UPDATE secrets SET state = 'revealed', nonce = NULL, ciphertext = NULL, revealed_at = ? WHERE id = ?",
+                (_iso(now), secret_id),
+            )
+            self._audit(conn, "link_revealed", request_id, None, {"user_name": user_name})
+        return bytes(nonce), bytes(ciphertext)
+
+    def secret_row(self, secret_id: str) -> SealedSecretRow | None:
+        """A secret's metadata (never its ciphertext), or None."""
+        rows = list(self.db["secrets"].rows_where("id = ?", [secret_id]))
+        return self._secret_from_row(rows[0]) if rows else None
+
+    def secrets_for_request(self, request_id: str) -> list[SealedSecretRow]:
+        """Metadata of every secret issued for a request, oldest first."""
+        rows = self.db["secrets"].rows_where("request_id = ?", [request_id], order_by="created_at")
+        return [self._secret_from_row(row) for row in rows]
+
+    @staticmethod
+    def _secret_from_row(row: dict[str, object]) -> SealedSecretRow:
+        return SealedSecretRow(
+            id=str(row["id"]),
+            request_id=str(row["request_id"]),
+            recipient=str(row["recipient"]),
+            user_name=str(row["user_name"]),
+            state=str(row["state"]),
+            created_at=datetime.fromisoformat(str(row["created_at"])),
+            expires_at=datetime.fromisoformat(str(row["expires_at"])),
+            revealed_at=_dt(row["revealed_at"]),  # type: ignore[arg-type]
+        )
