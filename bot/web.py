@@ -102,6 +102,10 @@ def create_flask(bolt: App, store: Store) -> Flask:
     def healthz() -> Response:
         return jsonify(ok=True, schema_version=SCHEMA_VERSION)
 
+    @app.get("/favicon.ico")
+    def favicon() -> tuple[str, int]:
+        return "", 204
+
     @app.get("/credentials/<secret_id>")
     def credential_page(secret_id: str) -> Response:
         # The same bytes for every id: a link preview or a guesser learns nothing, consumes nothing.

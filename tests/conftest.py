@@ -1,0 +1,120 @@
+"""Shared fixtures: moto server, the Slack stand-in, and the bot as a real server process."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.harness import BotProcess, MotoServer, SlackUser
+from bot.sandbox.slack_standin import SlackStandIn
+
+REQUESTER = "U0REQUEST1"
+APPROVER = "U0APPROVE1"
+SECOND_APPROVER = "U0APPROVE2"
+RECIPIENT = "U0NEWHIRE1"
+STRANGER = "U0STRANGE1"
+APPROVAL_CHANNEL = "C0APPROVALS"
+BOT_TOKEN = "xoxb-standin-0000000000-test"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with MotoServer(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn(bot_token=BOT_TOKEN) as standin:
+        for user_id, name in (
+            (REQUESTER, "rita.requester"),
+            (APPROVER, "alex.approver"),
+            (SECOND_APPROVER, "bea.approver"),
+            (RECIPIENT, "nina.newhire"),
+            (STRANGER, "sam.stranger"),
+        ):
+            standin.add_user(user_id, name=name, email=f"{name}@example.com")
+        yield standin
+
+
+@dataclass
+class RunningBot:
+    """A bot process plus what a test needs to talk to it and inspect it."""
+
+    process: BotProcess
+    user: SlackUser
+    signing_secret: str
+    database_path: Path
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
+def bot_env(moto: MotoServer, slack: SlackStandIn, db: Path, signing_secret: str, public_url: str) -> dict[str, str]:
+    """The contract's environment for a bot wired to moto and the stand-in."""
+    return {
+        **moto.client_env(),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": signing_secret,
+        "SLACK_API_URL": slack.base_url,
+        "APPROVAL_CHANNEL_ID": APPROVAL_CHANNEL,
+        "APPROVER_USER_IDS": f"{APPROVER},{SECOND_APPROVER}",
+        "PUBLIC_BASE_URL": public_url,
+        "DATABASE_PATH": str(db),
+        "LOG_LEVEL": "DEBUG",
+    }
+
+
+@pytest.fixture
+def start_bot(moto_server: MotoServer, slack: SlackStandIn, tmp_path: Path) -> Iterator:
+    """Factory: start a bot process (after the test has set IAM up); stopped at teardown."""
+    started: list[RunningBot] = []
+
+    def start(workers: int = 1, **extra_env: str) -> RunningBot:
+        signing_secret = secrets.token_hex(16)
+        db = tmp_path / "bot.db"
+        process = BotProcess(env={}, log_path=tmp_path / "bot.log", workers=workers)
+        env = bot_env(moto_server, slack, db, signing_secret, process.url)
+        env.update(extra_env)
+        process.env = env
+        process.start()
+        bot = RunningBot(process, SlackUser(process.url, signing_secret), signing_secret, db, env)
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        bot.process.stop()
+
+
+@pytest.fixture
+def iam(moto_server: MotoServer) -> Iterator:
+    """A boto3 IAM client on moto server; every user, group and customer policy is removed after."""
+    client = moto_server.boto3_client("iam")
+    yield client
+    for user in client.list_users()["Users"]:
+        name = user["UserName"]
+        with contextlib.suppress(client.exceptions.NoSuchEntityException):
+            client.delete_login_profile(UserName=name)
+        for key in client.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+            client.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+        for group in client.list_groups_for_user(UserName=name)["Groups"]:
+            client.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
+        for policy in client.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+            client.detach_user_policy(UserName=name, PolicyArn=policy["PolicyArn"])
+        for policy_name in client.list_user_policies(UserName=name)["PolicyNames"]:
+            client.delete_user_policy(UserName=name, PolicyName=policy_name)
+        client.delete_user(UserName=name)
+    for group in client.list_groups()["Groups"]:
+        for policy in client.list_attached_group_policies(GroupName=group["GroupName"])["AttachedPolicies"]:
+            client.detach_group_policy(GroupName=group["GroupName"], PolicyArn=policy["PolicyArn"])
+        client.delete_group(GroupName=group["GroupName"])
+    for policy in client.list_policies(Scope="Local")["Policies"]:
+        client.delete_policy(PolicyArn=policy["Arn"])

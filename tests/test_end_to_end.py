@@ -1,0 +1,272 @@
+"""The main job end to end: ``/iam-user new`` to a revealed credential, over real HTTP.
+
+The bot runs as a real server process (gunicorn), boto3 in it talks HTTP to moto server, and
+every Slack request is correctly signed and shaped like Slack's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.sandbox.harness import http
+from bot.store import Store
+from bot.vault import b64url_decode, open_sealed
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
+
+JUSTIFICATION = "Nina joins the data platform team and needs the dev account."
+
+
+def values(**fields: Any) -> dict[str, Any]:
+    """``view.state.values`` as Slack sends them for the onboarding modal."""
+    state: dict[str, Any] = {
+        "recipients": {"recipients": {"type": "multi_users_select", "selected_users": fields.get("recipients", [])}},
+        "user_names": {"user_names": {"type": "plain_text_input", "value": fields.get("user_names", "")}},
+        "access_types": {
+            "access_types": {
+                "type": "checkboxes",
+                "selected_options": [
+                    {"value": v, "text": {"type": "plain_text", "text": v}} for v in fields.get("access", [])
+                ],
+            }
+        },
+        "require_reset": {
+            "require_reset": {
+                "type": "checkboxes",
+                "selected_options": [{"value": "require_reset", "text": {"type": "plain_text", "text": "x"}}]
+                if fields.get("require_reset", True)
+                else [],
+            }
+        },
+        "groups": {
+            "groups": {
+                "type": "multi_external_select",
+                "selected_options": [
+                    {"value": g, "text": {"type": "plain_text", "text": g}} for g in fields.get("groups", [])
+                ],
+            }
+        },
+        "justification": {
+            "justification": {"type": "plain_text_input", "value": fields.get("justification", JUSTIFICATION)}
+        },
+    }
+    return state
+
+
+def open_modal(bot, slack, user: str) -> dict[str, Any]:
+    answer, trigger_id = bot.user.slash_command(user, "new")
+    assert answer.status == 200
+    call = slack.wait_for("views.open", lambda c: c.args.get("trigger_id") == trigger_id)[0]
+    assert call.response["ok"], call.response
+    return call.response["view"]
+
+
+def wait_catalog(bot, slack, view: dict[str, Any], group: str) -> None:
+    """The catalog loads in the background at start-up; wait until the options menu offers ``group``."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer = bot.user.block_suggestion(REQUESTER, view, "groups", group[:3])
+        if answer.status == 200 and group in [o["value"] for o in answer.json().get("options", [])]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"group {group} never offered")
+
+
+def approval_message(slack) -> tuple[str, str]:
+    """(ts, request id) of the newest approval message."""
+    call = slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == APPROVAL_CHANNEL)[-1]
+    blocks = call.args["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert {b["action_id"] for b in buttons} == {"approve_request", "deny_request"}
+    return call.response["ts"], buttons[0]["value"]
+
+
+def all_text(calls) -> str:
+    return json.dumps([{"method": c.method, "args": c.args} for c in calls])
+
+
+def link_from_ephemeral(slack, recipient: str) -> str:
+    call = slack.wait_for(
+        "chat.postEphemeral",
+        lambda c: c.args.get("user") == recipient and "credential" in json.dumps(c.args),
+        timeout=60,
+    )[-1]
+    blocks = call.args["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    urls = [e["url"] for b in blocks if b["type"] == "actions" for e in b["elements"] if "url" in e]
+    assert len(urls) == 1
+    return urls[0]
+
+
+def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path) -> None:
+    iam.create_group(GroupName="developers")
+    iam.create_user(UserName="Existing.User")
+    bot = start_bot()
+    view = open_modal(bot, slack, REQUESTER)
+    assert view["callback_id"] == "onboarding"
+    wait_catalog(bot, slack, view, "developers")
+
+    # Invalid input: a bad name, and a name that exists in IAM with other case. Nothing stored.
+    bad = bot.user.view_submission(
+        REQUESTER, view, values(recipients=[RECIPIENT], user_names="nina newhire", access=["console"])
+    )
+    assert bad.status == 200
+    assert bad.json()["response_action"] == "errors"
+    assert set(bad.json()["errors"]) == {"user_names"}
+    dup = bot.user.view_submission(
+        REQUESTER, view, values(recipients=[RECIPIENT], user_names="existing.user", access=["console"])
+    )
+    assert "already exists" in dup.json()["errors"]["user_names"]
+    none_chosen = bot.user.view_submission(REQUESTER, view, values(recipients=[RECIPIENT], user_names="nina"))
+    assert set(none_chosen.json()["errors"]) == {"access_types"}
+    assert Store(bot.database_path).requests_where() == []
+
+    # A valid request is stored as pending and posted for approval; the requester hears by DM.
+    ok = bot.user.view_submission(
+        REQUESTER,
+        view,
+        values(
+            recipients=[RECIPIENT], user_names="nina.newhire", access=["console", "programmatic"], groups=["developers"]
+        ),
+    )
+    assert ok.status == 200 and not ok.body
+    ts, request_id = approval_message(slack)
+    slack.wait_for(
+        "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and request_id in c.args["text"]
+    )
+    assert Store(bot.database_path).get_request(request_id).status == "pending"
+
+    # Someone outside APPROVER_USER_IDS clicks Approve: an ephemeral refusal, nothing changes.
+    refused = bot.user.block_action(STRANGER, "approve_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
+    assert refused.status == 200
+    slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == STRANGER)
+    assert Store(bot.database_path).get_request(request_id).status == "pending"
+    assert iam.list_users()["Users"][0]["UserName"] == "Existing.User" and len(iam.list_users()["Users"]) == 1
+
+    # The approver approves: the message loses its buttons and names the approver; IAM gets the user.
+    approved = bot.user.block_action(APPROVER, "approve_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
+    assert approved.status == 200
+    link = link_from_ephemeral(slack, RECIPIENT)
+    final = slack.wait_for(
+        "chat.update", lambda c: c.args.get("ts") == ts and "created" in json.dumps(c.args.get("blocks")), timeout=30
+    )[-1]
+    final_blocks = json.dumps(final.args["blocks"])
+    assert "approve_request" not in final_blocks and f"<@{APPROVER}>" in final_blocks
+    assert Store(bot.database_path).get_request(request_id).status == "provisioned"
+
+    user = iam.get_user(UserName="nina.newhire")["User"]
+    assert {t["Key"]: t["Value"] for t in user["Tags"]}["iam-user-bot:request-id"] == request_id
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="nina.newhire")["Groups"]] == ["developers"]
+    assert iam.get_login_profile(UserName="nina.newhire")["LoginProfile"]["UserName"] == "nina.newhire"
+    keys = iam.list_access_keys(UserName="nina.newhire")["AccessKeyMetadata"]
+    assert len(keys) == 1
+
+    # The link: GET reveals and consumes nothing; a POST without the header is refused.
+    assert link.startswith(bot.url + "/credentials/")
+    page_url, key = link.split("#", 1)
+    secret_id = page_url.rsplit("/", 1)[1]
+    page = http("GET", page_url, headers={"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"})
+    assert page.status == 200 and b"Reveal" in page.body
+    assert (
+        page.headers["cache-control"] == "no-store"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    assert http("POST", page_url).status == 400
+    revealed = http("POST", page_url, headers={"X-Requested-With": "reveal"})
+    assert revealed.status == 200
+    sealed = revealed.json()
+    plain = json.loads(open_sealed(secret_id, key, b64url_decode(sealed["iv"]), b64url_decode(sealed["ciphertext"])))
+    assert plain["user_name"] == "nina.newhire"
+    assert plain["access_key_id"] == keys[0]["AccessKeyId"]
+    assert plain["console_url"] == "https://123456789012.signin.aws.amazon.com/console"
+    assert len(plain["password"]) >= 20 and "," not in plain["password"] and '"' not in plain["password"]
+    assert http("POST", page_url, headers={"X-Requested-With": "reveal"}).status == 410
+
+    # The revealed key really authenticates as the new user.
+    sts = moto_server.boto3_client(
+        "sts", aws_access_key_id=plain["access_key_id"], aws_secret_access_key=plain["secret_access_key"]
+    )
+    assert sts.get_caller_identity()["Arn"].endswith(":user/nina.newhire")
+
+    # No secret in any Slack call, the bot's log, or the database file's bytes. The link's key
+    # travels only in the recipient's ephemeral message. Findings name the secret, never show it.
+    secrets_found = {
+        "password": plain["password"],
+        "secret access key": plain["secret_access_key"],
+        "link key": key,
+        "signing secret": bot.signing_secret,
+    }
+    slack_text = all_text(
+        c for c in slack.calls() if not (c.method == "chat.postEphemeral" and c.args["user"] == RECIPIENT)
+    )
+    log_text = bot.process.log_text()
+    assert "request filed" in log_text  # the log really was captured
+    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    leaks = [
+        f"{name} in {place}"
+        for name, secret in secrets_found.items()
+        for place, haystack in (("Slack", slack_text), ("log", log_text), ("database", db_bytes.decode("latin-1")))
+        if secret in haystack
+    ]
+    recipient_text = all_text(slack.calls("chat.postEphemeral"))
+    leaks += [
+        f"{name} in the link message"
+        for name in ("password", "secret access key")
+        if secrets_found[name] in recipient_text
+    ]
+    assert leaks == []
+
+    # The audit log holds every step, in order.
+    events = [e.event for e in Store(bot.database_path).audit_events(request_id=request_id)]
+    for expected in ("filed", "approval_posted", "refused_decision", "approved", "provisioning_started", "provisioned"):
+        assert expected in events
+    assert events.index("approved") < events.index("provisioned") < events.index("link_revealed")
+
+    # status by DM names the request and its state.
+    bot.user.direct_message(REQUESTER, f"D{REQUESTER}", "status")
+    slack.wait_for(
+        "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and "done" in c.args.get("text", "")
+    )
+
+
+def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, iam) -> None:
+    bot = start_bot()
+    view = open_modal(bot, slack, REQUESTER)
+    bot.user.view_submission(
+        REQUESTER, view, values(recipients=[RECIPIENT], user_names="nina.denied", access=["programmatic"])
+    )
+    ts, request_id = approval_message(slack)
+    bot.user.block_action(APPROVER, "deny_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
+    modal = slack.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "deny_reason")[-1].response["view"]
+    answer = bot.user.view_submission(
+        APPROVER, modal, {"reason": {"reason": {"type": "plain_text_input", "value": "Use SSO"}}}
+    )
+    assert answer.status == 200
+    slack.wait_for(
+        "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and "Use SSO" in c.args["text"]
+    )
+    request = Store(bot.database_path).get_request(request_id)
+    assert request.status == "denied" and request.decided_by == APPROVER and request.reason == "Use SSO"
+    assert iam.list_users()["Users"] == []
+    # The late approve click loses: nothing created, the clicker is told who decided.
+    bot.user.block_action(APPROVER, "approve_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
+    note = slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == APPROVER)[-1]
+    assert "already denied" in note.args["text"]
+    assert iam.list_users()["Users"] == []
+
+
+def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack) -> None:
+    bot = start_bot()
+    form = "command=%2Fiam-user&text=new&user_id=U0REQUEST1&trigger_id=1.2.3"
+    forged = bot.user.signed_headers(form, "application/x-www-form-urlencoded")
+    forged["X-Slack-Signature"] = "v0=" + "0" * 64
+    assert http("POST", f"{bot.url}/slack/events", form.encode(), forged).status == 401
+    stale = bot.user.signed_headers(form, "application/x-www-form-urlencoded", timestamp=int(time.time()) - 600)
+    assert http("POST", f"{bot.url}/slack/events", form.encode(), stale).status == 401
+    unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert http("POST", f"{bot.url}/slack/events", form.encode(), unsigned).status == 401
+    assert slack.calls("views.open") == []
+    assert Store(bot.database_path).audit_events() == []
