@@ -8,6 +8,7 @@ consistent, so calls on a just-created user also retry ``NoSuchEntity`` for a bo
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bot.models import CreatedCredentials
+from bot.models import CreatedCredentials, UserPermissions
 from bot.plan import Step, StepKind
 from bot.rules import PasswordPolicy, generate_password
 
@@ -114,6 +115,35 @@ class IamGateway:
             raise as_iam_error(error) from None
         return PasswordPolicy.from_api(answer["PasswordPolicy"])
 
+    def account_id(self) -> str:
+        """The AWS account id of the bot's own credentials (``sts:GetCallerIdentity``)."""
+        return str(self.sts.get_caller_identity()["Account"])
+
+    def user_permissions(self, user_name: str) -> UserPermissions:
+        """Groups, attached managed policies, inline policy names and boundary of a user.
+
+        Names come from the list APIs, never from parsing ARNs (users can have paths).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the user does not exist.
+        """
+        try:
+            user = self.iam.get_user(UserName=user_name)["User"]
+            return UserPermissions(
+                user_name=user["UserName"],
+                groups=tuple(
+                    g["GroupName"] for g in self._paginate("list_groups_for_user", "Groups", UserName=user_name)
+                ),
+                managed_policy_arns=tuple(
+                    p["PolicyArn"]
+                    for p in self._paginate("list_attached_user_policies", "AttachedPolicies", UserName=user_name)
+                ),
+                inline_policy_names=tuple(self._paginate("list_user_policies", "PolicyNames", UserName=user_name)),
+                permissions_boundary_arn=(user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+            )
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
     def console_url(self) -> str:
         """``https://<alias or account id>.signin.aws.amazon.com/console`` (IAM user guide)."""
         try:
@@ -149,7 +179,10 @@ class IamGateway:
     def _run_step(self, step: Step, password_policy: PasswordPolicy, console_url: str) -> dict[str, str]:
         name = step.user_name
         if step.kind is StepKind.CREATE_USER:
-            self.iam.create_user(UserName=name, Tags=[{"Key": t.key, "Value": t.value} for t in step.tags])
+            params: dict[str, Any] = {"UserName": name, "Tags": [{"Key": t.key, "Value": t.value} for t in step.tags]}
+            if step.permissions_boundary_arn:
+                params["PermissionsBoundary"] = step.permissions_boundary_arn
+            self.iam.create_user(**params)
             self.iam.get_waiter("user_exists").wait(UserName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
             return {}
         if step.kind is StepKind.CREATE_LOGIN_PROFILE:
@@ -166,7 +199,18 @@ class IamGateway:
         if step.kind is StepKind.ADD_USER_TO_GROUP:
             self._retry_consistency(lambda: self.iam.add_user_to_group(UserName=name, GroupName=step.target))
             return {}
-        raise ValueError(f"unknown step kind {step.kind}")
+        if step.kind is StepKind.ATTACH_USER_POLICY:
+            self._retry_consistency(lambda: self.iam.attach_user_policy(UserName=name, PolicyArn=step.target))
+            return {}
+        if step.kind is StepKind.PUT_USER_POLICY:
+            document = self.iam.get_user_policy(UserName=step.source_user, PolicyName=step.target)["PolicyDocument"]
+            if not isinstance(document, str):
+                document = json.dumps(document)  # boto3 decodes the URL-encoded JSON into a dict
+            self._retry_consistency(
+                lambda: self.iam.put_user_policy(UserName=name, PolicyName=step.target, PolicyDocument=document)
+            )
+            return {}
+        raise ValueError(f"step kind {step.kind} is not supported by this version")
 
     def delete_user_completely(self, user_name: str) -> None:
         """Remove a user and everything attached to it, in the order IAM requires.

@@ -120,6 +120,21 @@ class RequestForm(BaseModel):
         return self.recipients[self.user_names.index(user_name)]
 
 
+class UserPermissions(BaseModel):
+    """What an existing IAM user holds, read from the API (``copy_from_user`` expands to this).
+
+    Names come from the IAM API, never from parsing ARNs (users and policies can have paths).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_name: str
+    groups: tuple[str, ...] = ()
+    managed_policy_arns: tuple[str, ...] = ()
+    inline_policy_names: tuple[str, ...] = ()
+    permissions_boundary_arn: str | None = None
+
+
 class OnboardingRequest(BaseModel):
     """A stored request: the form plus who filed it and where it stands."""
 

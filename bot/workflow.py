@@ -236,11 +236,21 @@ class Workflow:
                     )
             policy = self.iam.password_policy()
             console_url = self.iam.console_url()
-            for step in build_plan(request, approver=request.decided_by or "unknown"):
+            form = request.form
+            copy_source = self.iam.user_permissions(form.copy_from_user) if form.copy_from_user else None
+            plan = build_plan(
+                request,
+                approver=request.decided_by or "unknown",
+                account_id=self.iam.account_id(),
+                copy_source=copy_source,
+                users_may_change_password=policy.allow_users_to_change_password,
+            )
+            for step in plan:
                 result = self.iam.run_step(step, policy, console_url)
                 if step.kind == "create_user":
                     created.append(step.user_name)
-                outputs[step.user_name].update(result)
+                if step.user_name:
+                    outputs[step.user_name].update(result)
                 self.store.audit("step_done", request_id=request_id, detail={"step": step.label})
         except IamError as error:
             return self._fail(request, created, error)
