@@ -1,0 +1,83 @@
+"""Configuration: one clear line naming a missing or malformed variable, never a secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+SECRET = "super-secret-signing-value-123"
+BASE = {
+    "SLACK_BOT_TOKEN": "xoxb-1-abc",
+    "SLACK_SIGNING_SECRET": SECRET,
+    "APPROVAL_CHANNEL_ID": "C0APPROVALS",
+    "APPROVER_USER_IDS": "U0APPROVE1, U0APPROVE2",
+    "PUBLIC_BASE_URL": "https://bot.example.com",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch):
+    for name in list(BASE) + ["SLACK_APP_TOKEN", "APPROVER_USERGROUP_ID", "DATABASE_PATH", "PORT"]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in BASE.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_valid_environment_is_read(env) -> None:
+    settings = load_settings()
+    assert settings.approver_user_ids == ("U0APPROVE1", "U0APPROVE2")
+    assert settings.slack_base_url == "https://slack.com/api/"
+    assert settings.credential_link_ttl_seconds == 86400
+    assert settings.port == 3000
+    assert not settings.socket_mode
+    assert settings.credential_link("abc", "KEY") == "https://bot.example.com/credentials/abc#KEY"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SLACK_BOT_TOKEN", None, "SLACK_BOT_TOKEN is required"),
+        ("SLACK_BOT_TOKEN", "xoxp-user-token", "SLACK_BOT_TOKEN is invalid"),
+        ("APPROVAL_CHANNEL_ID", None, "APPROVAL_CHANNEL_ID is required"),
+        ("APPROVAL_CHANNEL_ID", "#approvals", "APPROVAL_CHANNEL_ID is invalid"),
+        ("PUBLIC_BASE_URL", "not a url", "PUBLIC_BASE_URL is invalid"),
+        ("PORT", "eighty", "PORT is invalid"),
+        ("APPROVER_USER_IDS", "alice,bob", "APPROVER_USER_IDS is invalid"),
+        ("APPROVER_USER_IDS", None, "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"),
+        ("SLACK_SIGNING_SECRET", None, "SLACK_SIGNING_SECRET is required in HTTP mode"),
+        ("CREDENTIAL_LINK_TTL_SECONDS", "5", "CREDENTIAL_LINK_TTL_SECONDS is invalid"),
+    ],
+)
+def test_bad_variable_is_named_in_one_line(env, name: str, value: str | None, expected: str) -> None:
+    if value is None:
+        env.delenv(name, raising=False)
+    else:
+        env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+    assert SECRET not in message and "xoxp-user-token" not in message
+
+
+def test_socket_mode_needs_no_signing_secret(env) -> None:
+    env.delenv("SLACK_SIGNING_SECRET")
+    env.setenv("SLACK_APP_TOKEN", "xapp-1-abc")
+    assert load_settings().socket_mode
+
+
+def test_serve_stops_with_one_line_naming_the_variable(tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", **BASE, "SLACK_BOT_TOKEN": "wrong-shape-" + SECRET}
+    answer = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert answer.returncode == 2
+    lines = answer.stderr.strip().splitlines()
+    assert lines == ["configuration: SLACK_BOT_TOKEN is invalid: must be a bot token starting with xoxb-"]
+    assert SECRET not in answer.stdout + answer.stderr
