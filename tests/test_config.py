@@ -21,7 +21,7 @@ BASE = {
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch):
-    for name in list(BASE) + ["SLACK_APP_TOKEN", "APPROVER_USERGROUP_ID", "DATABASE_PATH", "PORT"]:
+    for name in [*BASE, "SLACK_APP_TOKEN", "APPROVER_USERGROUP_ID", "DATABASE_PATH", "PORT"]:
         monkeypatch.delenv(name, raising=False)
     for name, value in BASE.items():
         monkeypatch.setenv(name, value)
