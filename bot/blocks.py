@@ -41,14 +41,6 @@ OPTIONS_MAX = 100
 SECTION_TEXT_MAX = 3000
 MESSAGE_BLOCKS_MAX = 50
 
-HELP_TEXT = (
-    "*iam-user-bot* creates AWS IAM users after an approver says yes.\n"
-    "• `/iam-user new` opens the request form.\n"
-    "• `/iam-user status` or DM me `status`: your requests. `status R-XXXXXXXX`: one request.\n"
-    "• `/iam-user help` or DM me `help`: this message.\n"
-    "New users get their credentials through a one-time link in a private message from me."
-)
-
 
 def truncate(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (Slack rejects longer fields)."""
@@ -112,18 +104,6 @@ def parse_deny_metadata(metadata: str) -> tuple[str, str | None]:
     """Inverse of the ``private_metadata`` :func:`deny_reason_modal` sets: ``(request id, channel)``."""
     request_id, _, channel = metadata.partition("|")
     return request_id, channel or None
-
-
-def home_view(requests: Sequence[OnboardingRequest]) -> View:
-    """The App Home tab: the viewer's own requests."""
-    return View(
-        type="home",
-        blocks=[
-            HeaderBlock(text="IAM user requests"),
-            SectionBlock(text=MarkdownTextObject(text=status_lines(requests))),
-            ContextBlock(elements=[MarkdownTextObject(text="`/iam-user new` files a request. DM me `help` for more.")]),
-        ],
-    )
 
 
 def onboarding_modal() -> View:
@@ -306,22 +286,6 @@ def credential_ready_notice(user_name: str, request_id: str) -> str:
         f":key: IAM user `{user_name}` is ready (request `{request_id}`). I sent you a one-time link "
         "in a private message just now; it disappears if you reload Slack, so open it soon."
     )
-
-
-def status_lines(requests: Sequence[OnboardingRequest]) -> str:
-    """A requester's requests, newest first, one line each."""
-    if not requests:
-        return "You have no IAM user requests. `/iam-user new` files one."
-    lines = [f"• `{r.id}` {user_names(r)}: *{r.status.words}* (filed {slack_date(r.created_at)})" for r in requests]
-    return truncate("Your IAM user requests:\n" + "\n".join(lines), SECTION_TEXT_MAX)
-
-
-def status_detail(request: OnboardingRequest) -> str:
-    """One request in full."""
-    parts = [request_summary(request), f"*State* {request.status.words}"]
-    if line := decision_line(request):
-        parts.append(line)
-    return truncate("\n".join(parts), SECTION_TEXT_MAX)
 
 
 def requester_notice(request: OnboardingRequest) -> str:

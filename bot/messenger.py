@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Messenger:
         self.client = client
         self._dm_channels: dict[str, str] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._permalinks: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
     def _blocks(self, blocks: Sequence[Block] | None) -> list[dict] | None:
@@ -117,3 +119,31 @@ class Messenger:
         with self._lock:
             self._groups[usergroup_id] = (now, users)
         return users
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """The permanent URL of a message (``chat.getPermalink``), cached: it never changes.
+
+        Returns None when Slack refuses (message deleted, bot removed from the channel).
+        """
+        key = (channel, ts)
+        with self._lock:
+            if key in self._permalinks:
+                return self._permalinks[key]
+        try:
+            answer = self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as error:
+            log.warning("chat.getPermalink %s/%s failed: %s", channel, ts, error.response.get("error"))
+            return None
+        link = str(answer["permalink"])
+        with self._lock:
+            self._permalinks[key] = link
+        return link
+
+    def publish_home(self, user_id: str, view: View) -> bool:
+        """``views.publish``: replace ``user_id``'s App Home tab with ``view``."""
+        try:
+            self.client.views_publish(user_id=user_id, view=view.to_dict())
+        except SlackApiError as error:
+            log.warning("views.publish for %s failed: %s", user_id, error.response.get("error"))
+            return False
+        return True

@@ -419,3 +419,39 @@ class Store:
             expires_at=datetime.fromisoformat(str(row["expires_at"])),
             revealed_at=_dt(row["revealed_at"]),  # type: ignore[arg-type]
         )
+
+    # -- self-service reads (status replies, App Home) ---------------------------------------
+
+    def requests_for_recipient(self, user_id: str, *, limit: int = 20) -> list[OnboardingRequest]:
+        """Requests in which ``user_id`` receives an IAM user, newest first, at most ``limit``.
+
+        Reads the ``recipients`` list inside the stored form (SQLite ``json_each``), so no
+        schema change is needed; fine for the few thousand requests a workspace files.
+        """
+        rows = self.db["requests"].rows_where(
+            "EXISTS (SELECT 1 FROM json_each(requests.form, '$.recipients') AS r WHERE r.value = ?)",
+            [user_id],
+            order_by="created_at DESC",
+            limit=limit,
+        )
+        return [self._request_from_row(row) for row in rows]
+
+    def sealed_secrets_for_recipient(self, user_id: str, *, limit: int = 20) -> list[SealedSecretRow]:
+        """Metadata of ``user_id``'s secrets not yet revealed (state ``sealed``), newest first.
+
+        Expired ones are included: those are exactly the ones a recipient needs a new link for.
+        Never returns ciphertext.
+        """
+        rows = self.db["secrets"].rows_where(
+            "recipient = ? AND state = 'sealed'", [user_id], order_by="created_at DESC", limit=limit
+        )
+        return [self._secret_from_row(row) for row in rows]
+
+    def forget_events_before(self, cutoff: datetime) -> int:
+        """Drop remembered Events API ids older than ``cutoff``; returns how many were dropped.
+
+        Slack retries an event at most three times within about an hour, so a day's memory is
+        plenty and keeps ``seen_events`` small.
+        """
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM seen_events WHERE at < ?", (_iso(cutoff),)).rowcount

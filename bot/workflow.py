@@ -59,6 +59,22 @@ class Workflow:
         self.catalog = catalog
         self.messenger = messenger
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
+        self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
+
+    def on_change(self, listener: Callable[[OnboardingRequest], None]) -> None:
+        """Call ``listener(request)`` after each state change and after a request is announced.
+
+        Listeners run in the thread that made the change, so they must be quick (hand slow work
+        to their own executor); an exception in one is logged and does not stop the others.
+        """
+        self._change_listeners.append(listener)
+
+    def _changed(self, request: OnboardingRequest) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener(request)
+            except Exception:
+                log.exception("change listener failed", extra={"request_id": request.id})
 
     # -- who ------------------------------------------------------------------------------------
 
@@ -120,10 +136,12 @@ class Workflow:
                 "channel, so the approvers have not seen it yet. Please tell the platform team "
                 "(the bot may need to be invited to the channel). `status` shows it as waiting.",
             )
+            self._changed(request)
             return
         self.store.set_approval_message(request.id, self.settings.approval_channel_id, ts)
         request = self.store.get_request(request.id) or request
         self.messenger.dm(request.requester, blocks.requester_notice(request))
+        self._changed(request)
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -131,6 +149,7 @@ class Workflow:
         if request.approval_channel and request.approval_ts:
             text, message_blocks = blocks.approval_message(request)
             self.messenger.update(request.approval_channel, request.approval_ts, text, message_blocks)
+        self._changed(request)
 
     def _already(self, request: OnboardingRequest) -> Outcome:
         by = f" by {blocks.mention(request.decided_by)}" if request.decided_by else ""
@@ -323,36 +342,43 @@ class Workflow:
             detail={"user_name": credentials.user_name, "recipient": recipient},
         )
 
-    # -- status ---------------------------------------------------------------------------------
+    # -- cancelling -----------------------------------------------------------------------------
 
-    def status_text(self, user_id: str, request_id: str | None = None) -> str:
-        """The answer to ``status`` / ``status <id>``: the asker's requests, or one request.
+    def cancel(self, request_id: str, actor: str) -> Outcome:
+        """Withdraw a pending request: only its requester may, and only while it is pending.
 
-        A request is shown in full only to its requester, its recipients and approvers.
+        One compare-and-set pending → cancelled (audited ``cancelled``); the approval message
+        loses its buttons. A refusal changes nothing, is audited ``refused_cancel``, and does
+        not tell a stranger whether the request exists. The returned sentence is for the actor,
+        who is the requester, so no separate DM is sent.
         """
-        if request_id:
-            request = self.store.get_request(request_id.upper())
-            visible = request is not None and (
-                user_id == request.requester or user_id in request.form.recipients or user_id in self.approvers()
+        request = self.store.get_request(request_id)
+        if request is None or request.requester != actor:
+            self.store.audit(
+                "refused_cancel", actor=actor, detail={"request_id": request_id, "reason": "not the requester"}
             )
-            if not visible:
-                return f"I know of no request `{request_id}` of yours."
-            return blocks.status_detail(request)  # type: ignore[arg-type]
-        return blocks.status_lines(self.store.requests_where(requester=user_id, limit=10))
-
-    def dm_reply(self, user_id: str, text: str) -> str:
-        """The answer to a direct message: ``status [id]``, ``help``; anything else a hint."""
-        words = text.strip().split()
-        verb = words[0].lower() if words else ""
-        if verb == "status":
-            return self.status_text(user_id, words[1] if len(words) > 1 else None)
-        if verb == "help":
-            return blocks.HELP_TEXT
-        return "I answer `status`, `status <request id>` and `help`. `/iam-user new` files a request."
-
-    def first_delivery(self, event_id: str | None) -> bool:
-        """True the first time an Events API ``event_id`` is seen (Slack retries repeat it)."""
-        return event_id is None or self.store.remember_event(event_id)
+            return Outcome(False, f"You have no request `{request_id}`. `status` lists yours.")
+        moved = self.store.transition(
+            request_id,
+            RequestStatus.PENDING,
+            RequestStatus.CANCELLED,
+            actor=actor,
+            event="cancelled",
+            decided_by=actor,
+            decided_at=self.store.clock(),
+        )
+        if moved is None:
+            current = self.store.get_request(request_id) or request
+            self.store.audit(
+                "refused_cancel", request_id=request_id, actor=actor, detail={"reason": f"already {current.status}"}
+            )
+            return Outcome(
+                False,
+                f"Request `{request_id}` is {current.status.words}, so it can no longer be cancelled. "
+                "Nothing was changed.",
+            )
+        self._refresh_views(moved)
+        return Outcome(True, f"Cancelled request `{request_id}`. Nothing was created in IAM; the approvers see it.")
 
     def shutdown(self, wait: bool = False) -> None:
         """Stop taking new provisioning work."""

@@ -1,4 +1,9 @@
-"""The ``/iam-user`` slash command: ``new`` (or empty), ``status [id]``, ``help``."""
+"""The ``/iam-user`` slash command: ``new`` (or empty), ``status [id]``, ``pending``, ``cancel <id>``, ``help``.
+
+Answers are the ack's text, which Slack shows ephemerally to the person who typed the command,
+in place. Everything before an ack stays well under Slack's 3 s: database reads, the cached
+approver list and at most one cached ``chat.getPermalink``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.status import StatusDesk, parse_command
 from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -16,11 +22,13 @@ COMMAND = "/iam-user"
 
 
 def register(app: App, workflow: Workflow) -> None:
+    desk = StatusDesk(workflow)
+
     def iam_user(ack: Ack, command: dict, client: WebClient) -> None:
-        words = (command.get("text") or "").split()
-        verb = words[0].lower() if words else "new"
+        text = command.get("text") or ""
+        parsed = parse_command(text)
         user_id = command["user_id"]
-        if verb == "new":
+        if parsed.verb in ("new", ""):
             decision = workflow.may_request(user_id)
             if not decision.allowed:
                 ack(text=decision.reason)
@@ -32,12 +40,14 @@ def register(app: App, workflow: Workflow) -> None:
             except SlackApiError as error:
                 log.warning("views.open failed: %s", error.response.get("error"), extra={"slack_user": user_id})
             return
-        if verb == "status":
-            ack(text=workflow.status_text(user_id, words[1] if len(words) > 1 else None))
+        if parsed.verb == "cancel" and parsed.request_id is not None:
+            # Cancelling updates the approval message: answer first, report the outcome by DM.
+            ack(text=f"Cancelling `{parsed.request_id}`… I'll confirm in a direct message.")
+            workflow.messenger.dm(user_id, desk.cancel(user_id, parsed.request_id).message)
             return
-        if verb == "help":
-            ack(text=blocks.HELP_TEXT)
+        if parsed.verb == "unknown":
+            ack(text=f"I don't know `{blocks.escape(parsed.argument or '')}`. Try `/iam-user help`.")
             return
-        ack(text=f"I don't know `{verb}`.\n{blocks.HELP_TEXT}")
+        ack(text=desk.reply(user_id, text, links=False))
 
     app.command(COMMAND)(iam_user)

@@ -1,29 +1,61 @@
-"""Events: direct messages to the bot (``status``, ``help``) and the App Home tab."""
+"""Events: direct messages to the bot (the self-service words) and the App Home tab.
+
+Bolt acks every event before these listeners run, so they may take their time. Slack repeats
+an event it believes was missed (``X-Slack-Retry-Num``, same ``event_id``); each is answered
+once (:meth:`bot.status.StatusDesk.first_delivery`).
+"""
 
 from __future__ import annotations
 
-from slack_bolt import App
-from slack_sdk import WebClient
+import logging
 
-from bot import blocks
+from slack_bolt import App, BoltContext, BoltRequest, Say
+
+from bot.home import HomeTab
+from bot.status import StatusDesk
 from bot.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+
+def retry_num(request: BoltRequest) -> int | None:
+    """The ``X-Slack-Retry-Num`` header as an int (1 to 3), or None on a first delivery."""
+    values = request.headers.get("x-slack-retry-num") or []
+    try:
+        return int(values[0]) if values else None
+    except ValueError:
+        return None
+
+
+def is_question(event: dict, bot_user_id: str | None) -> bool:
+    """A plain message a person wrote in their DM with the bot, not an edit, join or bot post."""
+    return (
+        event.get("channel_type") == "im"
+        and not event.get("subtype")  # message_changed, message_deleted, bot_message, file_share…
+        and not event.get("bot_id")
+        and bool(event.get("user"))
+        and event.get("user") != bot_user_id
+    )
 
 
 def register(app: App, workflow: Workflow) -> None:
-    def direct_message(event: dict, body: dict, say) -> None:
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-            return  # edits, joins, bot posts: not questions for us
-        if not workflow.first_delivery(body.get("event_id")):
-            return  # Slack retried an event we already answered
-        say(text=workflow.dm_reply(event["user"], event.get("text") or ""))
+    desk = StatusDesk(workflow)
+    home = HomeTab(workflow, desk).attach()
 
-    def home_opened(event: dict, client: WebClient) -> None:
-        if event.get("tab") != "home":
+    def direct_message(event: dict, body: dict, say: Say, context: BoltContext, request: BoltRequest) -> None:
+        if not is_question(event, context.bot_user_id):
             return
-        client.views_publish(
-            user_id=event["user"],
-            view=blocks.home_view(workflow.store.requests_where(requester=event["user"], limit=10)),
-        )
+        if not desk.first_delivery(body.get("event_id"), retry_num(request)):
+            return  # Slack retried an event we already answered
+        # A question asked in a thread is answered in that thread.
+        say(text=desk.reply(event["user"], event.get("text") or ""), thread_ts=event.get("thread_ts"))
+
+    def home_opened(event: dict, body: dict, request: BoltRequest) -> None:
+        if event.get("tab") != "home":
+            return  # the Messages tab needs nothing from us
+        if not desk.first_delivery(body.get("event_id"), retry_num(request)):
+            return
+        home.publish(event["user"])
 
     app.event("message")(direct_message)
     app.event("app_home_opened")(home_opened)
