@@ -18,13 +18,22 @@ def _where(body: dict) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 
 
+def tell(workflow: Workflow, channel: str | None, user_id: str, message: str) -> None:
+    """Tell the clicker why nothing happened: ephemeral where they clicked, by DM when the click
+    came from a view (the App Home or a modal), which has no channel to post in."""
+    if channel:
+        workflow.messenger.ephemeral(channel, user_id, message)
+    else:
+        workflow.messenger.dm(user_id, message)
+
+
 def register(app: App, workflow: Workflow) -> None:
     def approve(ack: Ack, body: dict, action: dict) -> None:
         ack()
         user_id = body["user"]["id"]
         outcome = workflow.decide(action["value"], user_id, approve=True)
-        if not outcome.ok and (channel := _where(body)):
-            workflow.messenger.ephemeral(channel, user_id, outcome.message)
+        if not outcome.ok:
+            tell(workflow, _where(body), user_id, outcome.message)
 
     def deny(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
@@ -32,8 +41,7 @@ def register(app: App, workflow: Workflow) -> None:
         channel = _where(body)
         refusal = workflow.check_decider(action["value"], user_id, approve=False)
         if refusal is not None:
-            if channel:
-                workflow.messenger.ephemeral(channel, user_id, refusal.message)
+            tell(workflow, channel, user_id, refusal.message)
             return
         try:
             client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(action["value"], channel))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt import App, BoltContext, BoltRequest, Say
+from slack_bolt import App, BoltContext, BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.home import HomeTab
 from bot.status import StatusDesk
@@ -42,13 +44,20 @@ def register(app: App, workflow: Workflow) -> None:
     desk = StatusDesk(workflow)
     home = HomeTab(workflow, desk).attach()
 
-    def direct_message(event: dict, body: dict, say: Say, context: BoltContext, request: BoltRequest) -> None:
+    def direct_message(event: dict, body: dict, client: WebClient, context: BoltContext, request: BoltRequest) -> None:
         if not is_question(event, context.bot_user_id):
             return
         if not desk.first_delivery(body.get("event_id"), retry_num(request)):
             return  # Slack retried an event we already answered
-        # A question asked in a thread is answered in that thread.
-        say(text=desk.reply(event["user"], event.get("text") or ""), thread_ts=event.get("thread_ts"))
+        answer = desk.reply(event["user"], event.get("text") or "")
+        # A question asked in a thread is answered in that thread. Not Bolt's say(): in a DM
+        # thread it first looks up an assistant thread context (conversations.replies).
+        try:
+            client.chat_postMessage(
+                channel=event["channel"], text=answer, thread_ts=event.get("thread_ts"), unfurl_links=False
+            )
+        except SlackApiError as error:
+            log.warning("DM reply failed: %s", error.response.get("error"), extra={"slack_user": event["user"]})
 
     def home_opened(event: dict, body: dict, request: BoltRequest) -> None:
         if event.get("tab") != "home":

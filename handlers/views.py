@@ -6,6 +6,7 @@ from slack_bolt import Ack, App
 
 from bot import blocks
 from bot.workflow import Workflow
+from handlers import actions
 
 
 def register(app: App, workflow: Workflow) -> None:
@@ -25,8 +26,8 @@ def register(app: App, workflow: Workflow) -> None:
         ack()
         request_id, channel = blocks.parse_deny_metadata(view.get("private_metadata", ""))
         outcome = workflow.decide(request_id, body["user"]["id"], approve=False, reason=reason)
-        if not outcome.ok and channel:
-            workflow.messenger.ephemeral(channel, body["user"]["id"], outcome.message)
+        if not outcome.ok:
+            actions.tell(workflow, channel, body["user"]["id"], outcome.message)
 
     app.view(blocks.MODAL_CALLBACK_ID)(onboarding_submitted)
     app.view(blocks.DENY_CALLBACK_ID)(deny_reason_submitted)

@@ -340,6 +340,92 @@ class SlackUser:
         }
         return self.post(json.dumps(envelope), "application/json")
 
+    def event_callback(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> HttpAnswer:
+        """Any Events API ``event`` in Slack's envelope; ``retry_num`` sends it as Slack's retry.
+
+        Slack repeats an unanswered event up to 3 times with the same ``event_id`` and the headers
+        ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason``.
+        """
+        envelope = {
+            "token": "legacy-verification-token-unused",
+            "team_id": self.team_id,
+            "api_app_id": "A0IAMUSERBOT",
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + secrets.token_hex(5).upper(),
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": self.team_id, "user_id": "UBOT00001", "is_bot": True}],
+            "event": event,
+        }
+        extra = {}
+        if retry_num is not None:
+            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
+        return self.post(json.dumps(envelope), "application/json", extra)
+
+    def im_event(self, user_id: str, channel: str, text: str, **fields: Any) -> dict[str, Any]:
+        """A ``message.im`` event body (for :meth:`event_callback`); ``fields`` add or override
+        keys such as ``subtype``, ``bot_id`` or ``thread_ts``."""
+        now = f"{time.time():.6f}"
+        event = {
+            "type": "message",
+            "channel": channel,
+            "channel_type": "im",
+            "user": user_id,
+            "text": text,
+            "ts": now,
+            "event_ts": now,
+            "team": self.team_id,
+            "client_msg_id": secrets.token_hex(8),
+        }
+        return {**event, **fields}
+
+    def app_home_opened(self, user_id: str, *, tab: str = "home", event_id: str | None = None) -> HttpAnswer:
+        """``user_id`` opened the app's Home (or Messages) tab."""
+        event = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": f"D{user_id}",
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        }
+        return self.event_callback(event, event_id=event_id)
+
+    def home_block_action(
+        self, user_id: str, action_id: str, value: str, *, view: dict[str, Any], block_id: str
+    ) -> HttpAnswer:
+        """A button click in a published view (the App Home): container type ``view``, the full
+        ``view``, and no ``channel``, ``message`` or ``response_url``, as Slack sends it."""
+        return self.interaction(
+            {
+                "type": "block_actions",
+                "user": self._user(user_id),
+                "api_app_id": "A0IAMUSERBOT",
+                "token": "legacy-verification-token-unused",
+                "container": {"type": "view", "view_id": view.get("id", "V0")},
+                "trigger_id": make_trigger_id(),
+                "team": {"id": self.team_id, "domain": "standin"},
+                "is_enterprise_install": False,
+                "view": view,
+                "state": {"values": {}},
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": block_id,
+                        "text": {"type": "plain_text", "text": action_id},
+                        "value": value,
+                        "type": "button",
+                        "action_ts": f"{time.time():.6f}",
+                    }
+                ],
+            }
+        )
+
 
 Answers = dict[str, Any]
 
