@@ -95,8 +95,20 @@ class HomeTab:
         return people
 
     def refresh_for(self, request: OnboardingRequest) -> None:
-        """Queue a Home refresh for everyone ``request`` concerns (a workflow change listener)."""
-        for user_id in sorted(self.concerned(request)):
+        """Queue a Home refresh for everyone ``request`` concerns (a workflow change listener).
+
+        Returns at once: even resolving the approvers (a user group lookup) happens on the
+        background thread, never in the thread that moved the request.
+        """
+        self._executor.submit(self._refresh_concerned, request)
+
+    def _refresh_concerned(self, request: OnboardingRequest) -> None:
+        try:
+            people = sorted(self.concerned(request))
+        except Exception:
+            log.exception("App Home refresh: could not tell whose Home shows the request")
+            return
+        for user_id in people:
             self.refresh(user_id)
 
     def refresh(self, user_id: str) -> None:
