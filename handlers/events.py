@@ -64,7 +64,9 @@ def register(app: App, workflow: Workflow) -> None:
             return  # the Messages tab needs nothing from us
         if not desk.first_delivery(body.get("event_id"), retry_num(request)):
             return
-        home.publish(event["user"])
+        # Through the same serial queue as change-driven refreshes, so an older view can
+        # never be published after a newer one.
+        home.refresh(event["user"])
 
     app.event("message")(direct_message)
     app.event("app_home_opened")(home_opened)
