@@ -16,7 +16,6 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     CheckboxesElement,
     ConfirmObject,
-    ContextBlock,
     DividerBlock,
     ExternalDataMultiSelectElement,
     HeaderBlock,
@@ -250,42 +249,6 @@ def approval_message(request: OnboardingRequest) -> tuple[str, list[Block]]:
         blocks.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
     text = f"IAM user request {request.id} from {mention(request.requester)}: {request.status.words}"
     return text, blocks
-
-
-def credential_delivery(
-    user_name: str, link: str, console_url: str | None, expires_at: datetime
-) -> tuple[str, list[Block]]:
-    """The ephemeral message holding one recipient's one-time link (in a button; no secret)."""
-    details = [f"*IAM user* `{user_name}`"]
-    if console_url:
-        details.append(f"*Console sign-in* {console_url}")
-    details.append(f"*Link expires* {slack_date(expires_at)}")
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=":key: Your AWS credentials are ready.\n" + "\n".join(details))),
-        ActionsBlock(
-            block_id="credential_link",
-            elements=[
-                ButtonElement(action_id="open_credential_link", text="Open one-time link", url=link, style="primary")
-            ],
-        ),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text="Open it in your browser and click *Reveal*: the values are shown once. "
-                    "Don't forward or paste the link anywhere. A new access key can take a minute to start working."
-                )
-            ]
-        ),
-    ]
-    return f"Your AWS credentials for IAM user {user_name} are ready: open the one-time link.", blocks
-
-
-def credential_ready_notice(user_name: str, request_id: str) -> str:
-    """The persistent DM (no link) that survives a reload, unlike the ephemeral message."""
-    return (
-        f":key: IAM user `{user_name}` is ready (request `{request_id}`). I sent you a one-time link "
-        "in a private message just now; it disappears if you reload Slack, so open it soon."
-    )
 
 
 def requester_notice(request: OnboardingRequest) -> str:

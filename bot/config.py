@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     port: int = Field(default=3000, ge=1, le=65535)
+    # One-time link hardening (bot.web): proxies in front of the bot whose X-Forwarded-For is
+    # trusted (0: use the TCP peer), and the per-client limit on reveal POSTs (Flask-Limiter
+    # syntax) with its storage ("memory://" is per process; see bot.web for several workers).
+    trusted_proxy_count: int = Field(default=0, ge=0, le=5)
+    reveal_rate_limit: str = Field(default="10 per minute; 30 per hour", pattern=r"^[\w /;,]+$")
+    rate_limit_storage_uri: str = "memory://"
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
@@ -72,6 +78,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("reveal_rate_limit")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must look like '10 per minute; 30 per hour'") from None
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -259,6 +259,76 @@ class IamGateway:
                     raise
                 self.sleep(delay)
 
+    # -- one-time link life: re-issue and expiry (called by bot.links) --------------------------
+
+    def replace_access_key(self, user_name: str, old_access_key_id: str | None) -> tuple[str, str]:
+        """Delete ``old_access_key_id`` (if given and still there), then create a new access key.
+
+        Deleting first because the old key may be in the wrong hands, and because IAM allows
+        at most 2 access keys per user, inactive ones included (IAM quotas). Returns
+        ``(access key id, secret access key)``; the secret must go straight into a sealed link.
+
+        Raises:
+            IamError: IAM refused (``NoSuchEntity`` when the user is gone, ``LimitExceeded``…).
+        """
+        try:
+            if old_access_key_id:
+                try:
+                    self.iam.delete_access_key(UserName=user_name, AccessKeyId=old_access_key_id)
+                except ClientError as error:
+                    if error_code(error) != "NoSuchEntity":
+                        raise
+            key = self._retry_consistency(lambda: self.iam.create_access_key(UserName=user_name))["AccessKey"]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+    def reset_login_password(self, user_name: str, policy: PasswordPolicy | None = None) -> str:
+        """Give the login profile a new generated password that must be changed at next sign-in
+        (``UpdateLoginProfile`` with ``PasswordResetRequired=True``); returns the password.
+
+        Raises:
+            IamError: IAM refused (``NoSuchEntity`` when the user has no login profile).
+        """
+        password = generate_password(policy or self.password_policy())
+        try:
+            self.iam.update_login_profile(UserName=user_name, Password=password, PasswordResetRequired=True)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return password
+
+    def deactivate_access_key(self, user_name: str, access_key_id: str) -> bool:
+        """``UpdateAccessKey Status=Inactive``; False when the key (or user) no longer exists.
+
+        Raises:
+            IamError: IAM refused for another reason.
+        """
+        try:
+            self.iam.update_access_key(UserName=user_name, AccessKeyId=access_key_id, Status="Inactive")
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return False
+            raise as_iam_error(error) from None
+        return True
+
+    def lock_login_profile(self, user_name: str) -> bool:
+        """Make the console password of an unopened link useless: a fresh generated password
+        that nobody is told, with ``PasswordResetRequired=True`` (``UpdateLoginProfile``).
+
+        Nobody can sign in until an approver re-issues credentials (which sets a new password
+        and sends it in a new link). False when the user has no login profile.
+
+        Raises:
+            IamError: IAM refused for another reason.
+        """
+        try:
+            self.reset_login_password(user_name)
+        except IamError as error:
+            if error.code == "NoSuchEntity":
+                return False
+            raise
+        return True
+
 
 def credentials_from_outputs(user_name: str, console_url: str | None, outputs: dict[str, str]) -> CreatedCredentials:
     """Collect one user's step outputs into :class:`CreatedCredentials`."""

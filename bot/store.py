@@ -17,13 +17,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import sqlite_utils
 
 from bot.models import AuditEvent, OnboardingRequest, RequestForm, RequestStatus, utcnow
+from bot.secret_store import SECRETS_LIFECYCLE_MIGRATION, SealedSecretRow, SecretStore
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SealedSecretRow", "Store"]
 
 BUSY_TIMEOUT_MS = 15_000
 REQUEST_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: ids get read aloud
@@ -78,22 +80,10 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     """,
+    # 2: the one-time link's life after sealing (bot.secret_store): key id, notices, expiry, re-issue.
+    SECRETS_LIFECYCLE_MIGRATION,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class SealedSecretRow:
-    """A one-time secret's stored row. ``nonce``/``ciphertext`` are None once handed out."""
-
-    id: str
-    request_id: str
-    recipient: str
-    user_name: str
-    state: str
-    created_at: datetime
-    expires_at: datetime
-    revealed_at: datetime | None
 
 
 def new_request_id() -> str:
@@ -109,8 +99,8 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class Store:
-    """All reads and writes of the bot's SQLite file.
+class Store(SecretStore):
+    """All reads and writes of the bot's SQLite file (sealed secrets: :class:`~bot.secret_store.SecretStore`).
 
     Args:
         path: the database file; created and migrated on first use.
@@ -344,82 +334,6 @@ class Store:
             )
             return cursor.rowcount == 1
 
-    # -- sealed secrets ------------------------------------------------------------------------
-
-    def put_secret(
-        self,
-        secret_id: str,
-        *,
-        request_id: str,
-        recipient: str,
-        user_name: str,
-        nonce: bytes,
-        ciphertext: bytes,
-        expires_at: datetime,
-    ) -> None:
-        """Store a sealed secret (ciphertext and nonce only: the key is never given to us)."""
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO secrets (id, request_id, recipient, user_name, nonce, ciphertext, state, "
-                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'sealed', ?, ?)",
-                (secret_id, request_id, recipient, user_name, nonce, ciphertext, _iso(self.clock()), _iso(expires_at)),
-            )
-            self._audit(
-                conn,
-                "link_issued",
-                request_id,
-                None,
-                {"user_name": user_name, "recipient": recipient, "expires_at": _iso(expires_at)},
-            )
-
-    def claim_secret(self, secret_id: str) -> tuple[bytes, bytes] | None:
-        """Hand out a sealed secret once: returns ``(nonce, ciphertext)`` and deletes them.
-
-        The read and the delete are one ``BEGIN IMMEDIATE`` transaction, so two concurrent
-        reveals get exactly one answer. Returns None for an unknown, used or expired id.
-        """
-        now = self.clock()
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT request_id, user_name, nonce, ciphertext, expires_at FROM secrets "
-                "WHERE id = ? AND state = 'sealed'",
-                (secret_id,),
-            ).fetchone()
-            if row is None or row[2] is None:
-                return None
-            request_id, user_name, nonce, ciphertext, expires_at = row
-            if datetime.fromisoformat(expires_at) <= now:
-                return None
-            conn.execute(
-                "UPDATE secrets SET state = 'revealed', nonce = NULL, ciphertext = NULL, revealed_at = ? WHERE id = ?",
-                (_iso(now), secret_id),
-            )
-            self._audit(conn, "link_revealed", request_id, None, {"user_name": user_name})
-        return bytes(nonce), bytes(ciphertext)
-
-    def secret_row(self, secret_id: str) -> SealedSecretRow | None:
-        """A secret's metadata (never its ciphertext), or None."""
-        rows = list(self.db["secrets"].rows_where("id = ?", [secret_id]))
-        return self._secret_from_row(rows[0]) if rows else None
-
-    def secrets_for_request(self, request_id: str) -> list[SealedSecretRow]:
-        """Metadata of every secret issued for a request, oldest first."""
-        rows = self.db["secrets"].rows_where("request_id = ?", [request_id], order_by="created_at")
-        return [self._secret_from_row(row) for row in rows]
-
-    @staticmethod
-    def _secret_from_row(row: dict[str, object]) -> SealedSecretRow:
-        return SealedSecretRow(
-            id=str(row["id"]),
-            request_id=str(row["request_id"]),
-            recipient=str(row["recipient"]),
-            user_name=str(row["user_name"]),
-            state=str(row["state"]),
-            created_at=datetime.fromisoformat(str(row["created_at"])),
-            expires_at=datetime.fromisoformat(str(row["expires_at"])),
-            revealed_at=_dt(row["revealed_at"]),  # type: ignore[arg-type]
-        )
-
     # -- self-service reads (status replies, App Home) ---------------------------------------
 
     def requests_for_recipient(self, user_id: str, *, limit: int = 20) -> list[OnboardingRequest]:
@@ -435,17 +349,6 @@ class Store:
             limit=limit,
         )
         return [self._request_from_row(row) for row in rows]
-
-    def sealed_secrets_for_recipient(self, user_id: str, *, limit: int = 20) -> list[SealedSecretRow]:
-        """Metadata of ``user_id``'s secrets not yet revealed (state ``sealed``), newest first.
-
-        Expired ones are included: those are exactly the ones a recipient needs a new link for.
-        Never returns ciphertext.
-        """
-        rows = self.db["secrets"].rows_where(
-            "recipient = ? AND state = 'sealed'", [user_id], order_by="created_at DESC", limit=limit
-        )
-        return [self._secret_from_row(row) for row in rows]
 
     def forget_events_before(self, cutoff: datetime) -> int:
         """Drop remembered Events API ids older than ``cutoff``; returns how many were dropped.

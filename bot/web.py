@@ -3,6 +3,24 @@
 Bolt verifies every Slack request's signature (``X-Slack-Signature``, 5-minute window) and
 answers 401 to a forged or stale one. Bolt runs listeners in its thread pool and returns the
 HTTP response as soon as a listener acks, so slow work after ``ack()`` never delays Slack.
+
+One-time links (contract, "Credentials"): ``GET /credentials/<id>`` returns the same static
+bytes for every id (valid, unknown, used or expired: no oracle, nothing consumed, so link
+previews and mail scanners are harmless). ``POST /credentials/<id>`` with no body and exactly
+``X-Requested-With: reveal`` (a header a cross-site form cannot send, so it doubles as the CSRF
+guard) hands the ciphertext out once; anything else is 400, a used/expired/unknown id is 410.
+
+Rate limit: reveal POSTs are limited per client address by Flask-Limiter (``REVEAL_RATE_LIMIT``,
+default 10 a minute and 30 an hour). The limiter runs before the view, so a 429 consumes
+nothing. Its storage is ``RATE_LIMIT_STORAGE_URI``, by default ``memory://``: counters live in
+each worker process, so with N gunicorn workers a client can get up to N times the limit
+(still small against 128-bit ids); point it at a shared store (``redis://…``) for one global
+count. The client address is the TCP peer unless ``TRUSTED_PROXY_COUNT`` > 0, in which case
+werkzeug's ``ProxyFix`` takes it from that many ``X-Forwarded-For`` hops: set it to exactly the
+number of proxies you run, or clients could forge their address.
+
+Every response, ``/static`` included, carries :data:`SECURITY_HEADERS` (no caching, no referrer,
+no indexing, a strict Content-Security-Policy with no inline script, no framing, nosniff).
 """
 
 from __future__ import annotations
@@ -12,13 +30,19 @@ from dataclasses import dataclass
 from importlib import resources
 
 from flask import Flask, Response, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import handlers
 from bot.catalog import Catalog
 from bot.config import Settings, load_settings
 from bot.iam import IamGateway, make_clients
+from bot.link_expiry import LinkExpirySweeper
+from bot.links import Links
 from bot.messenger import Messenger, make_web_client
 from bot.store import SCHEMA_VERSION, Store
 from bot.vault import SECRET_ID_PATTERN, b64url
@@ -42,6 +66,13 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 REVEAL_HEADER = ("X-Requested-With", "reveal")
+BAD_REVEAL_MESSAGE = "A reveal is a POST with no body and the header X-Requested-With: reveal."
+GONE_MESSAGE = (
+    "This link has already been used, was replaced by a newer one, or has expired, so nothing was shown. "
+    "Look in your direct messages with the bot in Slack for a newer link; if there is none, ask an approver "
+    "to re-issue the credentials. If you did not open this link yourself, tell the approvers at once."
+)
+RATE_LIMITED_MESSAGE = "Too many attempts from your address. Wait a minute and try again; nothing was used up."
 
 
 @dataclass
@@ -53,6 +84,7 @@ class Bot:
     workflow: Workflow
     bolt: App
     flask: Flask
+    link_sweeper: LinkExpirySweeper | None = None
 
 
 def build_bot(settings: Settings | None = None, *, start_background: bool = True) -> Bot:
@@ -72,29 +104,52 @@ def build_bot(settings: Settings | None = None, *, start_background: bool = True
         client=client, signing_secret=signing, process_before_response=False, raise_error_for_unhandled_request=False
     )
     handlers.register(bolt, workflow)
+    sweeper = LinkExpirySweeper(workflow.links)
     if start_background:
         catalog.start()
+        sweeper.start()
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).connect()
-    flask = create_flask(bolt, store)
-    return Bot(settings=settings, store=store, workflow=workflow, bolt=bolt, flask=flask)
+    flask = create_flask(bolt, store, workflow.links, settings)
+    return Bot(settings=settings, store=store, workflow=workflow, bolt=bolt, flask=flask, link_sweeper=sweeper)
 
 
-def create_flask(bolt: App, store: Store) -> Flask:
-    """The HTTP routes. Every response carries :data:`SECURITY_HEADERS`."""
+def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> Flask:
+    """The HTTP routes. Every response carries :data:`SECURITY_HEADERS`.
+
+    Args:
+        links: hands out sealed secrets (:meth:`bot.links.Links.reveal`).
+        settings: ``TRUSTED_PROXY_COUNT``, ``REVEAL_RATE_LIMIT``, ``RATE_LIMIT_STORAGE_URI``.
+    """
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    if settings.trusted_proxy_count:
+        hops = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=settings.rate_limit_storage_uri,
+        headers_enabled=True,
+        strategy="moving-window",
+    )
     slack_handler = SlackRequestHandler(bolt)
     page = resources.files("bot").joinpath("static/credentials.html").read_bytes()
 
     @app.after_request
     def secure(response: Response) -> Response:
+        # Set, not setdefault: Flask's static files come with their own Cache-Control.
         for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            response.headers[name] = value
         return response
 
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> tuple[Response, int]:
+        return jsonify(error="rate_limited", message=RATE_LIMITED_MESSAGE), 429
+
     @app.post("/slack/events")
+    @limiter.exempt
     def slack_events() -> Response:
         return slack_handler.handle(request)
 
@@ -112,16 +167,14 @@ def create_flask(bolt: App, store: Store) -> Flask:
         return Response(page, mimetype="text/html")
 
     @app.post("/credentials/<secret_id>")
+    @limiter.limit(settings.reveal_rate_limit)
     def credential_reveal(secret_id: str) -> tuple[Response, int]:
         name, value = REVEAL_HEADER
         if request.headers.get(name) != value or request.get_data():
-            return jsonify(error="A reveal is a POST with no body and the header X-Requested-With: reveal."), 400
-        claimed = store.claim_secret(secret_id) if SECRET_ID_PATTERN.match(secret_id) else None
+            return jsonify(error="bad_request", message=BAD_REVEAL_MESSAGE), 400
+        claimed = links.reveal(secret_id) if SECRET_ID_PATTERN.match(secret_id) else None
         if claimed is None:
-            return jsonify(
-                error="gone",
-                message="This link has already been used or has expired. Ask the bot in Slack for a new one.",
-            ), 410
+            return jsonify(error="gone", message=GONE_MESSAGE), 410
         nonce, ciphertext = claimed
         return jsonify(iv=b64url(nonce), ciphertext=b64url(ciphertext)), 200
 

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 
 from bot import blocks
 from bot.access import Decision, may_decide, may_request
@@ -20,11 +19,11 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.forms import FormResult, StateValues, parse_submission
 from bot.iam import IamError, IamGateway, credentials_from_outputs
+from bot.links import IssuedLink, Links
 from bot.messenger import Messenger
 from bot.models import CreatedCredentials, OnboardingRequest, RequestStatus
 from bot.plan import build_plan
 from bot.store import Store
-from bot.vault import credentials_plaintext, seal
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,7 @@ class Workflow:
         self.catalog = catalog
         self.messenger = messenger
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
+        self.links = Links(settings, store, iam, messenger, self.approvers, self.executor)
         self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
 
     def on_change(self, listener: Callable[[OnboardingRequest], None]) -> None:
@@ -281,8 +281,8 @@ class Workflow:
             request_id, RequestStatus.PROVISIONING, RequestStatus.PROVISIONED, actor=None, event="provisioned"
         )
         assert done is not None, "only this worker moves a provisioning request"
-        for credential, (link, expires_at) in zip(credentials, links, strict=True):
-            self._deliver(done, credential, link, expires_at)
+        for credential, issued in zip(credentials, links, strict=True):
+            self._deliver(done, credential, issued)
         self._refresh_views(done)
         self.messenger.dm(done.requester, blocks.requester_notice(done))
         return done
@@ -314,33 +314,14 @@ class Workflow:
             self.messenger.dm(failed.requester, blocks.requester_notice(failed))
         return failed
 
-    def _seal(self, request: OnboardingRequest, credentials: CreatedCredentials) -> tuple[str, object]:
-        sealed = seal(credentials_plaintext(credentials))
-        expires_at = self.store.clock() + timedelta(seconds=self.settings.credential_link_ttl_seconds)
-        self.store.put_secret(
-            sealed.secret_id,
-            request_id=request.id,
-            recipient=request.form.recipient_of(credentials.user_name),
-            user_name=credentials.user_name,
-            nonce=sealed.nonce,
-            ciphertext=sealed.ciphertext,
-            expires_at=expires_at,
-        )
-        return self.settings.credential_link(sealed.secret_id, sealed.key), expires_at
+    def _seal(self, request: OnboardingRequest, credentials: CreatedCredentials) -> IssuedLink:
+        """Seal one user's credentials into a one-time link (:meth:`bot.links.Links.issue`)."""
+        return self.links.issue(request.id, request.form.recipient_of(credentials.user_name), credentials)
 
-    def _deliver(self, request: OnboardingRequest, credentials: CreatedCredentials, link: str, expires_at) -> None:
+    def _deliver(self, request: OnboardingRequest, credentials: CreatedCredentials, issued: IssuedLink) -> None:
+        """Send the link to its recipient (:meth:`bot.links.Links.deliver`)."""
         recipient = request.form.recipient_of(credentials.user_name)
-        text, message_blocks = blocks.credential_delivery(
-            credentials.user_name, link, credentials.console_url, expires_at
-        )
-        self.messenger.dm(recipient, blocks.credential_ready_notice(credentials.user_name, request.id))
-        sent = self.messenger.ephemeral_dm(recipient, text, message_blocks)
-        self.store.audit(
-            "link_delivered" if sent else "link_delivery_failed",
-            request_id=request.id,
-            actor=None,
-            detail={"user_name": credentials.user_name, "recipient": recipient},
-        )
+        self.links.deliver(request.id, recipient, credentials.user_name, credentials.console_url, issued)
 
     # -- cancelling -----------------------------------------------------------------------------
 

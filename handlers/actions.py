@@ -1,4 +1,5 @@
-"""Button clicks: approve, deny (opens the reason modal), and the link button's no-op ack."""
+"""Button clicks: approve, deny (opens the reason modal), the link button's no-op ack, and the
+one-time link actions: Send a new link (recipient), Rotate / Re-issue credentials (approvers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, link_blocks
 from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -56,3 +57,35 @@ def register(app: App, workflow: Workflow) -> None:
     app.action("approve_request")(approve)
     app.action("deny_request")(deny)
     app.action("open_credential_link")(link_clicked)
+    register_link_actions(app, workflow)
+
+
+def _message_ref(body: dict) -> tuple[str, str] | None:
+    """``(channel, ts)`` of the (non-ephemeral) message whose button was clicked, if any."""
+    container = body.get("container") or {}
+    channel, ts = _where(body), container.get("message_ts") or (body.get("message") or {}).get("ts")
+    return (channel, ts) if channel and ts and not container.get("is_ephemeral") else None
+
+
+def register_link_actions(app: App, workflow: Workflow) -> None:
+    """``resend_credential_link`` (recipient), ``rotate_credentials`` and ``reissue_credentials``
+    (approvers, never the recipient); each button's value is a secret id. The ack comes first;
+    IAM and Slack work follows in Bolt's worker thread, and the clicker hears the outcome in an
+    ephemeral message where they clicked."""
+
+    def tell(body: dict, text: str) -> None:
+        if channel := _where(body):
+            workflow.messenger.ephemeral(channel, body["user"]["id"], text)
+
+    def resend(ack: Ack, body: dict, action: dict) -> None:
+        ack()
+        tell(body, workflow.links.resend(action.get("value") or "", body["user"]["id"]).message)
+
+    def rotate(ack: Ack, body: dict, action: dict) -> None:
+        ack()
+        outcome = workflow.links.rotate(action.get("value") or "", body["user"]["id"], _message_ref(body))
+        tell(body, outcome.message)
+
+    app.action(link_blocks.RESEND_ACTION)(resend)
+    app.action(link_blocks.ROTATE_ACTION)(rotate)
+    app.action(link_blocks.REISSUE_ACTION)(rotate)
