@@ -14,37 +14,60 @@ import sys
 from datetime import UTC, datetime
 
 REDACTED = "[REDACTED]"
+# The alphabet of bot.rules.generate_password: letters, digits and IAM's symbols less , " '.
+_PW = r"A-Za-z0-9!@#$%^&*()_+\-=\[\]{}|"
 SECRET_PATTERNS = [
     # Slack tokens: bot, user, app-level, refresh, config (xoxb-, xoxp-, xapp-, xoxe-…).
     re.compile(r"\bx(?:ox[abposre]|app)-[A-Za-z0-9-]{8,}"),
     # A one-time link's key sits after "#" in the link; never log the fragment.
-    re.compile(r"(/credentials/[A-Za-z0-9_-]+)#[A-Za-z0-9_-]+"),
+    re.compile(r"(/credentials/[A-Za-z0-9_-]+)#[A-Za-z0-9_=-]+"),
+    # Passwords and secret keys labelled as such in a message (password=…, "SecretAccessKey": "…").
+    re.compile(r"(?i)((?:password|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
     # AWS secret access keys: 40 chars of base64 alphabet, not part of a longer token.
     re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
-    # Passwords from bot.rules.generate_password, if labelled in a message.
-    re.compile(r"(?i)(password[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
-    re.compile(r"(?i)(secret_?access_?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
+    # A bare link key: 32 bytes in base64url without padding is 43 characters.
+    re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_=-])"),
+    # A generated password: 20+ characters of its alphabet holding all four classes.
+    re.compile(
+        rf"(?<![{_PW}])(?=[{_PW}]*[A-Z])(?=[{_PW}]*[a-z])(?=[{_PW}]*[0-9])"
+        rf"(?=[{_PW}]*[!@#$%^&*()_+\-=\[\]{{}}|])[{_PW}]{{20,}}(?![{_PW}])"
+    ),
 ]
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret-shaped substring replaced by ``[REDACTED]``."""
+    """``text`` with every secret-shaped substring replaced by ``[REDACTED]``.
+
+    Shapes: Slack tokens (``xoxb-``, ``xoxp-``, ``xapp-``…), the fragment of a one-time link,
+    ``password=…`` / ``secret_access_key=…`` values, 40-character AWS secret access keys,
+    43-character base64url link keys, and 20+-character tokens shaped like a password from
+    :func:`bot.rules.generate_password`. A safety net only: code must not log secrets at all.
+    """
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
     return text
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message (and exception text) through :func:`redact`."""
+    """Rewrites a record's message (arguments merged in), exception text and stack through
+    :func:`redact`, before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep the raw text, never the arguments
+            message = str(record.msg)
+            record.msg, record.args = message, None
         cleaned = redact(message)
-        if cleaned != message:
+        if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -175,9 +175,11 @@
     }
 
     if (response.status === 410) {
-      setStatus("error", "This link has already been used or has expired. Nothing was revealed. "
-        + "If you did not open it yourself, tell your approvers at once: someone else may have "
-        + "the credentials. Ask in Slack for a new link (DM the bot: ", ["code", "status"], ").");
+      setStatus("error", "This link has already been used, was replaced by a newer one, or has "
+        + "expired, so nothing was shown. What to do next: look in your direct messages with the "
+        + "bot in Slack for a newer link; if there is none, ask an approver to re-issue your "
+        + "credentials. If you did not open this link yourself, tell your approvers at once: "
+        + "someone else may have the credentials.");
       return false;
     }
     if (response.status === 429) {
