@@ -23,8 +23,9 @@ SECRET_PATTERNS = [
     re.compile(r"(/credentials/[A-Za-z0-9_-]+)#[A-Za-z0-9_=-]+"),
     # Passwords and secret keys labelled as such in a message (password=…, "SecretAccessKey": "…").
     re.compile(r"(?i)((?:password|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
-    # AWS secret access keys: 40 chars of base64 alphabet, not part of a longer token.
-    re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+    # AWS secret access keys: 40 chars of base64 alphabet standing alone. Not preceded by a
+    # host or path character, so "example.com/credentials/<24-char id>" (40 chars) survives.
+    re.compile(r"(?<![A-Za-z0-9/+.:@_-])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
     # A bare link key: 32 bytes in base64url without padding is 43 characters.
     re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_=-])"),
     # A generated password: 20+ characters of its alphabet holding all four classes.
