@@ -28,8 +28,8 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
 
 
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
+@contextlib.contextmanager
+def _slack_standin() -> Iterator[SlackStandIn]:
     with SlackStandIn(bot_token=BOT_TOKEN) as standin:
         for user_id, name in (
             (REQUESTER, "rita.requester"),
@@ -39,6 +39,12 @@ def slack() -> Iterator[SlackStandIn]:
             (STRANGER, "sam.stranger"),
         ):
             standin.add_user(user_id, name=name, email=f"{name}@example.com")
+        yield standin
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    with _slack_standin() as standin:
         yield standin
 
 
@@ -118,3 +124,56 @@ def iam(moto_server: MotoServer) -> Iterator:
         client.delete_group(GroupName=group["GroupName"])
     for policy in client.list_policies(Scope="Local")["Policies"]:
         client.delete_policy(PolicyArn=policy["Arn"])
+
+
+# -- browser tests: the reveal page in headless Chromium against the real bot process --------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by .ci/run; never `playwright install`
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator:
+    """One headless Chromium for the session (Playwright for Python driving the system binary)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (as .ci/run does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def module_slack() -> Iterator[SlackStandIn]:
+    """A Slack stand-in shared by one module's tests (with :func:`module_bot`)."""
+    with _slack_standin() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def module_bot(moto_server: MotoServer, module_slack: SlackStandIn, tmp_path_factory) -> Iterator[RunningBot]:
+    """The bot under gunicorn with two worker processes, shared by one module's tests.
+
+    Two workers so that "exactly one reveal" is checked across processes. The reveal rate
+    limit is raised: every test client here comes from 127.0.0.1.
+    """
+    tmp = tmp_path_factory.mktemp("bot")
+    signing_secret = secrets.token_hex(16)
+    process = BotProcess(env={}, log_path=tmp / "bot.log", workers=2)
+    env = bot_env(moto_server, module_slack, tmp / "bot.db", signing_secret, process.url)
+    env["REVEAL_RATE_LIMIT"] = "10000 per minute"
+    process.env = env
+    process.start()
+    try:
+        yield RunningBot(process, SlackUser(process.url, signing_secret), signing_secret, tmp / "bot.db", env)
+    finally:
+        process.stop()
