@@ -71,6 +71,8 @@ class Links:
         messenger: Slack posting.
         approvers: returns who may rotate or re-issue, resolved at click time.
         executor: runs the Slack/IAM work that follows a reveal attempt.
+        on_change: called with a request id after one of its links was revealed, replaced or
+            expired (the App Home refreshes on it); must be quick.
     """
 
     def __init__(
@@ -81,7 +83,9 @@ class Links:
         messenger: Messenger,
         approvers: Callable[[], frozenset[str]],
         executor: Executor,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_change = on_change or (lambda _request_id: None)
         self.settings = settings
         self.store = store
         self.iam = iam
@@ -166,6 +170,7 @@ class Links:
         row = self.store.secret_row(secret_id)
         if row is not None and row.revealed_at is not None:
             self._update_notice(row, link_blocks.revealed_words(row.revealed_at))
+            self.on_change(row.request_id)
 
     def _after_refused(self, secret_id: str) -> None:
         row = self.store.secret_row(secret_id)
@@ -320,6 +325,7 @@ class Links:
         )
         issued = self.issue(row.request_id, row.recipient, credentials, replaces=row.id)
         self.deliver(row.request_id, row.recipient, row.user_name, credentials.console_url, issued)
+        self.on_change(row.request_id)
         if by_recipient:
             return LinkOutcome(
                 True,
@@ -384,6 +390,7 @@ class Links:
         ):
             return False
         self._update_notice(row, link_blocks.expired_words())
+        self.on_change(row.request_id)
         self.messenger.dm(row.recipient, link_blocks.expiry_notice(row.user_name, row.recipient, row.request_id, False))
         request = self.store.get_request(row.request_id)
         if request is not None and request.requester != row.recipient:

@@ -58,7 +58,7 @@ class Workflow:
         self.catalog = catalog
         self.messenger = messenger
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
-        self.links = Links(settings, store, iam, messenger, self.approvers, self.executor)
+        self.links = Links(settings, store, iam, messenger, self.approvers, self.executor, self._links_changed)
         self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
 
     def on_change(self, listener: Callable[[OnboardingRequest], None]) -> None:
@@ -68,6 +68,12 @@ class Workflow:
         to their own executor); an exception in one is logged and does not stop the others.
         """
         self._change_listeners.append(listener)
+
+    def _links_changed(self, request_id: str) -> None:
+        """A link of ``request_id`` was revealed, replaced or expired: tell the change listeners."""
+        request = self.store.get_request(request_id)
+        if request is not None:
+            self._changed(request)
 
     def _changed(self, request: OnboardingRequest) -> None:
         for listener in list(self._change_listeners):

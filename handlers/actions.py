@@ -71,20 +71,18 @@ def register_link_actions(app: App, workflow: Workflow) -> None:
     """``resend_credential_link`` (recipient), ``rotate_credentials`` and ``reissue_credentials``
     (approvers, never the recipient); each button's value is a secret id. The ack comes first;
     IAM and Slack work follows in Bolt's worker thread, and the clicker hears the outcome in an
-    ephemeral message where they clicked."""
-
-    def tell(body: dict, text: str) -> None:
-        if channel := _where(body):
-            workflow.messenger.ephemeral(channel, body["user"]["id"], text)
+    ephemeral message where they clicked (by DM when they clicked in the App Home)."""
 
     def resend(ack: Ack, body: dict, action: dict) -> None:
         ack()
-        tell(body, workflow.links.resend(action.get("value") or "", body["user"]["id"]).message)
+        user_id = body["user"]["id"]
+        tell(workflow, _where(body), user_id, workflow.links.resend(action.get("value") or "", user_id).message)
 
     def rotate(ack: Ack, body: dict, action: dict) -> None:
         ack()
-        outcome = workflow.links.rotate(action.get("value") or "", body["user"]["id"], _message_ref(body))
-        tell(body, outcome.message)
+        user_id = body["user"]["id"]
+        outcome = workflow.links.rotate(action.get("value") or "", user_id, _message_ref(body))
+        tell(workflow, _where(body), user_id, outcome.message)
 
     app.action(link_blocks.RESEND_ACTION)(resend)
     app.action(link_blocks.ROTATE_ACTION)(rotate)
