@@ -240,11 +240,14 @@ def test_send_a_new_link_button_in_slack_mints_new_credentials(module_bot, modul
     credentials = fake_credentials("noel.newlink", old_key["AccessKeyId"])
     secret_id, old_link = seed(bot, credentials)
 
-    refused = bot.user.block_action(
-        STRANGER, "resend_credential_link", secret_id, channel=f"D{STRANGER}", message_ts="1.000001"
+    # A stranger clicks it (say, in their App Home, which has no channel): refused by DM, nothing changes.
+    refused = bot.user.home_block_action(
+        STRANGER, "resend_credential_link", secret_id, view={"id": "V0HOME", "type": "home"}, block_id="links"
     )
     assert refused.status == 200
-    module_slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == STRANGER and "Only" in c.args["text"])
+    module_slack.wait_for(
+        "chat.postMessage", lambda c: c.args.get("channel") == f"D{STRANGER}" and "Only" in c.args["text"]
+    )
     assert state(bot, secret_id) == "sealed"
 
     clicked = bot.user.block_action(
