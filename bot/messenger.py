@@ -89,7 +89,15 @@ class Messenger:
     def ephemeral(self, channel: str, user_id: str, text: str, blocks: Sequence[Block] | None = None) -> bool:
         """``chat.postEphemeral``: only ``user_id`` sees it, and only until they reload Slack."""
         try:
-            self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=self._blocks(blocks))
+            # Unfurling off, as for posts: a credential link must never be fetched by Slack.
+            self.client.chat_postEphemeral(
+                channel=channel,
+                user=user_id,
+                text=text,
+                blocks=self._blocks(blocks),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
         except SlackApiError as error:
             log.warning("chat.postEphemeral to %s in %s failed: %s", user_id, channel, error.response.get("error"))
             return False

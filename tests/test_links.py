@@ -163,6 +163,7 @@ def test_delivery_puts_the_link_only_in_the_ephemeral_message(world: World) -> N
     assert leaks == []
     key = issued.link.split("#", 1)[1]
     assert [c.method for c in world.slack.calls() if key in json.dumps(c.args)] == ["chat.postEphemeral"]
+    assert (ephemeral.args.get("unfurl_links"), ephemeral.args.get("unfurl_media")) == (False, False)
     row = world.store.secret_row(issued.secret_id)
     assert (row.notice_channel, row.access_key_id, row.console) == (f"D{RECIPIENT}", credentials.access_key_id, True)
 
@@ -333,3 +334,12 @@ def test_links_are_decryptable_only_with_their_fragment(world: World) -> None:
         open_sealed(secret_id[:-1] + ("A" if secret_id[-1] != "A" else "B"), key, nonce, ciphertext)
     plain = open_sealed(secret_id, key, nonce, ciphertext).decode()
     assert credentials.secret_access_key in plain  # the control: the fragment's key does open it
+
+
+def test_console_url_uses_the_account_alias_when_there_is_one(world: World) -> None:
+    assert world.links.iam.console_url() == "https://123456789012.signin.aws.amazon.com/console"
+    world.iam.create_account_alias(AccountAlias="example-dev")
+    try:
+        assert world.links.iam.console_url() == "https://example-dev.signin.aws.amazon.com/console"
+    finally:
+        world.iam.delete_account_alias(AccountAlias="example-dev")
