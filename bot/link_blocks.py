@@ -105,10 +105,18 @@ def superseded_words() -> str:
     return "this link was replaced by a new one (see the newer message); the old credentials no longer work."
 
 
-def expired_words() -> str:
+def disabled_words(access_key: bool, console: bool) -> str:
+    """What expiry switched off, in words: "Its access key is deactivated and …"."""
+    parts = (["its access key is deactivated"] if access_key else []) + (
+        ["its console password was replaced by one nobody knows"] if console else []
+    )
+    return (" and ".join(parts) or "nothing was left to switch off").capitalize() + "."
+
+
+def expired_words(access_key: bool, console: bool) -> str:
     return (
-        "the one-time link expired unopened. Its access key is deactivated and the console password no "
-        "longer works; an approver can re-issue credentials."
+        f"the one-time link expired unopened. {disabled_words(access_key, console)} "
+        "An approver can re-issue the credentials."
     )
 
 
@@ -157,21 +165,24 @@ def reuse_alert_for_approvers(
     return f"Possible interception of the credentials of IAM user {user_name} (request {request_id}).", blocks
 
 
-def expiry_notice(user_name: str, recipient: str, request_id: str, for_requester: bool) -> str:
+def expiry_notice(
+    user_name: str, recipient: str, request_id: str, *, for_requester: bool, access_key: bool, console: bool
+) -> str:
     """DM to the recipient or the requester when a link expired unopened."""
     whose = f"for {mention(recipient)} " if for_requester else ""
     return (
         f":hourglass: The one-time link of IAM user `{user_name}` {whose}(request `{request_id}`) expired "
-        "unopened. Its access key is deactivated and its console password no longer works. "
-        "An approver can re-issue the credentials with a new link."
+        f"unopened. {disabled_words(access_key, console)} An approver can re-issue the credentials with a new link."
     )
 
 
-def expiry_for_approvers(secret_id: str, user_name: str, recipient: str, request_id: str) -> tuple[str, list[Block]]:
+def expiry_for_approvers(
+    secret_id: str, user_name: str, recipient: str, request_id: str, *, access_key: bool, console: bool
+) -> tuple[str, list[Block]]:
     """The approvers' note on an unopened, expired link, with **Re-issue credentials**."""
     text = (
         f":hourglass: The one-time link of IAM user `{user_name}` for {mention(recipient)} (request "
-        f"`{request_id}`) expired unopened. The access key is deactivated and the console password reset. "
+        f"`{request_id}`) expired unopened. {disabled_words(access_key, console)} "
         "Re-issue to send new credentials in a new link."
     )
     blocks: list[Block] = [
@@ -185,8 +196,8 @@ def expiry_for_approvers(secret_id: str, user_name: str, recipient: str, request
                     value=secret_id,
                     confirm=ConfirmObject(
                         title="Re-issue credentials?",
-                        text=f"Makes a new access key and console password for {user_name} and sends a new "
-                        "one-time link to the recipient.",
+                        text=f"Makes new credentials for {user_name} (a new access key and/or console password) "
+                        "and sends a new one-time link to the recipient.",
                         confirm="Re-issue",
                         deny="Back",
                     ),

@@ -389,14 +389,21 @@ class Links:
             row.id, {"user_name": row.user_name, "access_key_deactivated": deactivated, "login_profile_locked": locked}
         ):
             return False
-        self._update_notice(row, link_blocks.expired_words())
+        what = {"access_key": row.access_key_id is not None, "console": row.console}
+        self._update_notice(row, link_blocks.expired_words(**what))
         self.on_change(row.request_id)
-        self.messenger.dm(row.recipient, link_blocks.expiry_notice(row.user_name, row.recipient, row.request_id, False))
+        self.messenger.dm(
+            row.recipient,
+            link_blocks.expiry_notice(row.user_name, row.recipient, row.request_id, for_requester=False, **what),
+        )
         request = self.store.get_request(row.request_id)
         if request is not None and request.requester != row.recipient:
             self.messenger.dm(
-                request.requester, link_blocks.expiry_notice(row.user_name, row.recipient, row.request_id, True)
+                request.requester,
+                link_blocks.expiry_notice(row.user_name, row.recipient, row.request_id, for_requester=True, **what),
             )
-        text, note_blocks = link_blocks.expiry_for_approvers(row.id, row.user_name, row.recipient, row.request_id)
+        text, note_blocks = link_blocks.expiry_for_approvers(
+            row.id, row.user_name, row.recipient, row.request_id, **what
+        )
         self.messenger.post(self.settings.approval_channel_id, text, note_blocks)
         return True

@@ -343,3 +343,28 @@ def test_console_url_uses_the_account_alias_when_there_is_one(world: World) -> N
         assert world.links.iam.console_url() == "https://example-dev.signin.aws.amazon.com/console"
     finally:
         world.iam.delete_account_alias(AccountAlias="example-dev")
+
+
+def test_build_bot_starts_the_link_expiry_sweeper(moto_server, slack, tmp_path: Path, monkeypatch) -> None:
+    from bot.web import build_bot
+
+    for name, value in moto_server.client_env().items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret="unused-here",
+        slack_api_url=slack.base_url,
+        approval_channel_id=APPROVAL_CHANNEL,
+        approver_user_ids=APPROVER,
+        public_base_url="https://bot.example.com",
+        database_path=tmp_path / "built.db",
+    )
+    bot = build_bot(settings)
+    try:
+        assert bot.link_sweeper is not None and bot.link_sweeper.links is bot.workflow.links
+        assert bot.link_sweeper._thread is not None and bot.link_sweeper._thread.is_alive()
+        assert bot.link_sweeper._thread.daemon
+    finally:
+        bot.link_sweeper.stop()
+        bot.workflow.shutdown()
+    assert bot.link_sweeper._thread is None
