@@ -14,10 +14,11 @@ Rate limit: reveal POSTs are limited per client address by Flask-Limiter (``REVE
 default 10 a minute and 30 an hour). The limiter runs before the view, so a 429 consumes
 nothing. Its storage is ``RATE_LIMIT_STORAGE_URI``, by default ``memory://``: counters live in
 each worker process, so with N gunicorn workers a client can get up to N times the limit
-(still small against 128-bit ids); point it at a shared store (``redis://…``) for one global
-count. The client address is the TCP peer unless ``TRUSTED_PROXY_COUNT`` > 0, in which case
-werkzeug's ``ProxyFix`` takes it from that many ``X-Forwarded-For`` hops: set it to exactly the
-number of proxies you run, or clients could forge their address.
+(still small against 128-bit ids), and a restart forgets the counts; point it at a shared
+store (``redis://…``, ``memcached://…``) for one global count. The client address is the TCP
+peer unless ``TRUSTED_PROXY_COUNT`` > 0, in which case werkzeug's ``ProxyFix`` takes it from
+that many ``X-Forwarded-For`` hops: set it to exactly the number of proxies you run, or
+clients could forge their address.
 
 Every response, ``/static`` included, carries :data:`SECURITY_HEADERS` (no caching, no referrer,
 no indexing, a strict Content-Security-Policy with no inline script, no framing, nosniff).
@@ -132,7 +133,7 @@ def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> F
         app=app,
         storage_uri=settings.rate_limit_storage_uri,
         headers_enabled=True,
-        strategy="moving-window",
+        strategy="fixed-window",  # supported by every storage Flask-Limiter offers
     )
     slack_handler = SlackRequestHandler(bolt)
     page = resources.files("bot").joinpath("static/credentials.html").read_bytes()
