@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import boto3
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from bot.models import CreatedCredentials, UserPermissions
 from bot.plan import Step, StepKind
-from bot.rules import PasswordPolicy, generate_password
+from bot.rules import AccountQuotas, PasswordPolicy, generate_password
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,35 @@ def as_iam_error(error: ClientError) -> IamError:
 
 
 @dataclass(frozen=True)
+class ManagedPolicy:
+    """A managed policy as ``list_policies`` returns it: ``name``, ``arn``, and whether AWS owns it.
+
+    AWS managed policies have ``aws`` as the account field of their ARN
+    (``arn:aws:iam::aws:policy/…``); customer managed ones carry the account id.
+    """
+
+    name: str
+    arn: str
+    aws_managed: bool
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> ManagedPolicy:
+        arn = str(item["Arn"])
+        return cls(name=str(item["PolicyName"]), arn=arn, aws_managed=arn.split(":")[4] == "aws")
+
+
+@dataclass(frozen=True)
 class CatalogSnapshot:
-    """What the options menus and validation read: names as IAM returns them."""
+    """What the options menus and validation read: names as IAM returns them, plus the account's
+    password policy, per-user quotas and id (each read once per refresh, never per request)."""
 
     user_names: tuple[str, ...]
     group_names: tuple[str, ...]
     loaded_at: float
+    policies: tuple[ManagedPolicy, ...] = ()
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    quotas: AccountQuotas = field(default_factory=AccountQuotas)
+    account_id: str | None = None
 
 
 def make_clients(session: boto3.session.Session | None = None) -> tuple[Any, Any]:
@@ -94,11 +117,49 @@ class IamGateway:
         return items
 
     def load_catalog(self) -> CatalogSnapshot:
-        """Every user and group name, with full pagination. Slow on big accounts: call it in
-        the background, never inside a Slack request."""
-        users = tuple(u["UserName"] for u in self._paginate("list_users", "Users"))
-        groups = tuple(g["GroupName"] for g in self._paginate("list_groups", "Groups"))
-        return CatalogSnapshot(user_names=users, group_names=groups, loaded_at=time.time())
+        """Every user, group and managed policy (AWS and customer managed), with full pagination,
+        plus the password policy, the per-user quotas and the account id.
+
+        Slow on big accounts (about 1,300 AWS managed policies alone, 100 a page): call it in
+        the background, never inside a Slack request. The password policy, account summary and
+        caller identity are optional: when IAM refuses them the defaults stay (a warning is logged).
+
+        Raises:
+            IamError: a list call failed (the caller keeps its previous snapshot).
+        """
+        try:
+            users = tuple(u["UserName"] for u in self._paginate("list_users", "Users"))
+            groups = tuple(g["GroupName"] for g in self._paginate("list_groups", "Groups"))
+            policies = tuple(
+                ManagedPolicy.from_api(p) for p in self._paginate("list_policies", "Policies", Scope="All")
+            )
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        try:
+            password_policy = self.password_policy()
+        except IamError as error:
+            # IAM still enforces the real policy at create_login_profile; validation is then looser.
+            log.warning("get_account_password_policy failed (%s); assuming AWS's default policy", error.code)
+            password_policy = PasswordPolicy()
+        quotas = AccountQuotas()
+        try:
+            quotas = AccountQuotas.from_summary(self.iam.get_account_summary()["SummaryMap"])
+        except ClientError as error:
+            log.warning("get_account_summary failed (%s); assuming IAM's default quotas", error_code(error))
+        account_id = None
+        try:
+            account_id = self.account_id()
+        except ClientError as error:
+            log.warning("sts:GetCallerIdentity failed (%s)", error_code(error))
+        return CatalogSnapshot(
+            user_names=users,
+            group_names=groups,
+            loaded_at=time.time(),
+            policies=policies,
+            password_policy=password_policy,
+            quotas=quotas,
+            account_id=account_id,
+        )
 
     def user_exists(self, user_name: str) -> bool:
         """Whether IAM holds a user whose name equals ``user_name`` ignoring case."""
@@ -165,18 +226,26 @@ class IamGateway:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def run_step(self, step: Step, password_policy: PasswordPolicy, console_url: str) -> dict[str, str]:
+    def run_step(
+        self, step: Step, password_policy: PasswordPolicy, console_url: str, custom_password: str | None = None
+    ) -> dict[str, str]:
         """Execute one plan step; returns the secrets it made (password, access key), if any.
+
+        Args:
+            custom_password: the requester's password for ``create_login_profile`` (opened from
+                its seal just before); None generates one (:func:`bot.rules.generate_password`).
 
         Raises:
             IamError: IAM refused the call for good.
         """
         try:
-            return self._run_step(step, password_policy, console_url)
+            return self._run_step(step, password_policy, console_url, custom_password)
         except ClientError as error:
             raise as_iam_error(error) from None
 
-    def _run_step(self, step: Step, password_policy: PasswordPolicy, console_url: str) -> dict[str, str]:
+    def _run_step(
+        self, step: Step, password_policy: PasswordPolicy, console_url: str, custom_password: str | None = None
+    ) -> dict[str, str]:
         name = step.user_name
         if step.kind is StepKind.CREATE_USER:
             params: dict[str, Any] = {"UserName": name, "Tags": [{"Key": t.key, "Value": t.value} for t in step.tags]}
@@ -186,7 +255,7 @@ class IamGateway:
             self.iam.get_waiter("user_exists").wait(UserName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
             return {}
         if step.kind is StepKind.CREATE_LOGIN_PROFILE:
-            password = generate_password(password_policy)
+            password = custom_password or generate_password(password_policy)
             self._retry_consistency(
                 lambda: self.iam.create_login_profile(
                     UserName=name, Password=password, PasswordResetRequired=step.password_reset_required

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
@@ -82,6 +82,16 @@ MIGRATIONS: list[str] = [
     """,
     # 2: the one-time link's life after sealing (bot.secret_store): key id, notices, expiry, re-issue.
     SECRETS_LIFECYCLE_MIGRATION,
+    # 3: drafts of the multi-view request form, keyed by Slack view id (never a plaintext secret).
+    """
+    CREATE TABLE wizard_drafts (
+        view_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX wizard_drafts_updated ON wizard_drafts(updated_at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -358,3 +368,47 @@ class Store(SecretStore):
         """
         with self.transaction() as conn:
             return conn.execute("DELETE FROM seen_events WHERE at < ?", (_iso(cutoff),)).rowcount
+
+    def forget_custom_password(self, request_id: str) -> bool:
+        """Erase a request's sealed custom password once provisioning is over (it is needed by
+        nothing after ``create_login_profile``); audited. Returns whether there was one."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE requests SET form = json_remove(form, '$.custom_password_sealed') "
+                "WHERE id = ? AND json_extract(form, '$.custom_password_sealed') IS NOT NULL",
+                (request_id,),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._audit(conn, "custom_password_erased", request_id, None, None)
+        return True
+
+    # -- drafts of the request form ----------------------------------------------------------
+
+    def put_draft(self, view_id: str, user_id: str, data: str, max_age_seconds: float = 86400) -> None:
+        """Save the form draft of Slack view ``view_id`` (JSON text, holding no plaintext secret);
+        drafts untouched for ``max_age_seconds`` are dropped at the same time."""
+        now = self.clock()
+        cutoff = now - timedelta(seconds=max_age_seconds)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM wizard_drafts WHERE updated_at < ?", (_iso(cutoff),))
+            conn.execute(
+                "INSERT INTO wizard_drafts (view_id, user_id, data, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(view_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at "
+                "WHERE wizard_drafts.user_id = excluded.user_id",
+                (view_id, user_id, data, _iso(now)),
+            )
+
+    def get_draft(self, view_id: str, user_id: str, max_age_seconds: float = 86400) -> str | None:
+        """The draft JSON of ``view_id`` if ``user_id`` started it and it is not stale, else None."""
+        cutoff = self.clock() - timedelta(seconds=max_age_seconds)
+        row = self.db.conn.execute(
+            "SELECT data FROM wizard_drafts WHERE view_id = ? AND user_id = ? AND updated_at >= ?",
+            (view_id, user_id, _iso(cutoff)),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def delete_draft(self, view_id: str) -> None:
+        """Forget a draft (after its request is filed)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM wizard_drafts WHERE view_id = ?", (view_id,))

@@ -17,12 +17,12 @@ from bot import blocks
 from bot.access import Decision, may_decide, may_request
 from bot.catalog import Catalog
 from bot.config import Settings
-from bot.forms import FormResult, StateValues, parse_submission
 from bot.iam import IamError, IamGateway, credentials_from_outputs
 from bot.links import IssuedLink, Links
 from bot.messenger import Messenger
-from bot.models import CreatedCredentials, OnboardingRequest, RequestStatus
+from bot.models import CreatedCredentials, OnboardingRequest, RequestForm, RequestStatus
 from bot.plan import build_plan
+from bot.sealing import SealError, sealer_from_bot_token
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class Workflow:
         self.catalog = catalog
         self.messenger = messenger
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
+        self.sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
         self.links = Links(settings, store, iam, messenger, self.approvers, self.executor, self._links_changed)
         self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
 
@@ -109,20 +110,12 @@ class Workflow:
 
     # -- filing ---------------------------------------------------------------------------------
 
-    def submit(self, requester: str, values: StateValues) -> tuple[FormResult, OnboardingRequest | None]:
-        """Validate a modal submission and store it as pending. Fast: no Slack or IAM call.
-
-        Returns the validation result and, when valid, the stored request. Nothing is stored
-        for an invalid submission.
-        """
-        if not self.may_request(requester).allowed:
-            return FormResult(errors={"recipients": "You may not request IAM users. Ask the platform team."}), None
-        result = parse_submission(values, self.catalog.user_names_lower(), self.catalog.has_group)
-        if result.form is None:
-            return result, None
-        request = self.store.create_request(requester, result.form)
+    def file(self, requester: str, form: RequestForm) -> OnboardingRequest:
+        """Store a validated form (the wizard's last view) as a pending request. Fast: no Slack
+        or IAM call. The caller checked :meth:`may_request` and validated ``form``."""
+        request = self.store.create_request(requester, form)
         log.info("request filed", extra={"request_id": request.id, "slack_user": requester})
-        return result, request
+        return request
 
     def announce(self, request: OnboardingRequest) -> None:
         """Post the approval message and tell the requester. Slow: call after the ack.
@@ -262,6 +255,7 @@ class Workflow:
             policy = self.iam.password_policy()
             console_url = self.iam.console_url()
             form = request.form
+            custom_password = self._custom_password(request)
             copy_source = self.iam.user_permissions(form.copy_from_user) if form.copy_from_user else None
             plan = build_plan(
                 request,
@@ -271,7 +265,7 @@ class Workflow:
                 users_may_change_password=policy.allow_users_to_change_password,
             )
             for step in plan:
-                result = self.iam.run_step(step, policy, console_url)
+                result = self.iam.run_step(step, policy, console_url, custom_password)
                 if step.kind == "create_user":
                     created.append(step.user_name)
                 if step.user_name:
@@ -279,6 +273,7 @@ class Workflow:
                 self.store.audit("step_done", request_id=request_id, detail={"step": step.label})
         except IamError as error:
             return self._fail(request, created, error)
+        self.store.forget_custom_password(request_id)
         for name in created:
             self.catalog.note_user_created(name)
         credentials = [credentials_from_outputs(name, console_url, outputs[name]) for name in request.form.user_names]
@@ -293,8 +288,24 @@ class Workflow:
         self.messenger.dm(done.requester, blocks.requester_notice(done))
         return done
 
+    def _custom_password(self, request: OnboardingRequest) -> str | None:
+        """The request's custom password, opened from its seal (:mod:`bot.sealing`), or None.
+
+        Raises:
+            IamError: ``CustomPasswordUnavailable`` when the seal cannot be opened (nothing is
+                created yet, so the request fails cleanly).
+        """
+        sealed = request.form.custom_password_sealed
+        if not sealed:
+            return None
+        try:
+            return self.sealer.open(sealed, request.requester)
+        except SealError as error:
+            raise IamError("CustomPasswordUnavailable", str(error), "CreateLoginProfile") from None
+
     def _fail(self, request: OnboardingRequest, created: list[str], error: IamError) -> OnboardingRequest | None:
         log.warning("provisioning failed, rolling back", extra={"request_id": request.id})
+        self.store.forget_custom_password(request.id)
         rollback_error = None
         for name in reversed(created):
             try:

@@ -1,5 +1,6 @@
-"""Button clicks: approve, deny (opens the reason modal), the link button's no-op ack, and the
-one-time link actions: Send a new link (recipient), Rotate / Re-issue credentials (approvers)."""
+"""Button clicks: approve, deny (opens the reason modal), the link button's no-op ack, the
+one-time link actions: Send a new link (recipient), Rotate / Re-issue credentials (approvers);
+and choosing recipients in the request form, which suggests IAM user names."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, link_blocks
+from bot.forms import DETAILS
+from bot.modal_blocks import read_metadata
+from bot.wizard import suggestion_view
 from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,31 @@ def register(app: App, workflow: Workflow) -> None:
     def link_clicked(ack: Ack) -> None:
         ack()  # a URL button still sends an action; the browser does the rest
 
+    def recipients_chosen(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        """Suggest user names from the recipients' e-mail (``users.info``, scopes users:read and
+        users:read.email), then ``views.update`` with the view's hash so a newer edit wins."""
+        ack()
+        view = body.get("view") or {}
+        if read_metadata(view.get("private_metadata")).get("step") != DETAILS:
+            return
+        recipients = list(dict.fromkeys(action.get("selected_users") or []))
+        emails: dict[str, str | None] = {}
+        for user_id in recipients:
+            try:
+                emails[user_id] = client.users_info(user=user_id)["user"].get("profile", {}).get("email")
+            except SlackApiError as error:
+                log.info("users.info %s failed: %s", user_id, error.response.get("error"))
+                emails[user_id] = None
+        suggested = suggestion_view(view, recipients, emails, workflow.catalog.user_names_lower())
+        if suggested is None:
+            return
+        try:
+            client.views_update(view_id=view["id"], hash=view.get("hash"), view=suggested)
+        except SlackApiError as error:
+            # hash_conflict: the view changed meanwhile (another click); that newer view stands.
+            log.info("views.update (suggested names) failed: %s", error.response.get("error"))
+
+    app.action("recipients")(recipients_chosen)
     app.action("approve_request")(approve)
     app.action("deny_request")(deny)
     app.action("open_credential_link")(link_clicked)

@@ -1,22 +1,39 @@
-"""Modal submissions: the onboarding form and the deny reason."""
+"""Modal submissions: the request wizard's views and the deny reason."""
 
 from __future__ import annotations
 
 from slack_bolt import Ack, App
 
-from bot import blocks
+from bot import blocks, modal_blocks
+from bot.wizard import Wizard
 from bot.workflow import Workflow
 from handlers import actions
 
 
+def make_wizard(workflow: Workflow) -> Wizard:
+    """The wizard wired to the workflow's store, catalog and IAM gateway."""
+    return Wizard(workflow.store, workflow.catalog, workflow.iam, workflow.sealer, workflow.file)
+
+
 def register(app: App, workflow: Workflow) -> None:
+    wizard = make_wizard(workflow)
+
     def onboarding_submitted(ack: Ack, body: dict, view: dict) -> None:
-        result, request = workflow.submit(body["user"]["id"], view["state"]["values"])
-        if request is None:
-            ack(response_action="errors", errors=result.errors)
+        user_id = body["user"]["id"]
+        decision = workflow.may_request(user_id)
+        if not decision.allowed:
+            ack(response_action="update", view=modal_blocks.message_view(decision.reason))
+            return
+        answer = wizard.submit(user_id, view)
+        if answer.errors:
+            ack(response_action="errors", errors=answer.errors)
+            return
+        if answer.view is not None:
+            ack(response_action="update", view=answer.view)
             return
         ack()
-        workflow.announce(request)
+        if answer.request is not None:
+            workflow.announce(answer.request)
 
     def deny_reason_submitted(ack: Ack, body: dict, view: dict) -> None:
         reason = (view["state"]["values"].get("reason", {}).get("reason", {}).get("value") or "").strip()
@@ -29,5 +46,5 @@ def register(app: App, workflow: Workflow) -> None:
         if not outcome.ok:
             actions.tell(workflow, channel, body["user"]["id"], outcome.message)
 
-    app.view(blocks.MODAL_CALLBACK_ID)(onboarding_submitted)
+    app.view(modal_blocks.MODAL_CALLBACK_ID)(onboarding_submitted)
     app.view(blocks.DENY_CALLBACK_ID)(deny_reason_submitted)

@@ -14,45 +14,8 @@ from typing import Any
 from bot.sandbox.harness import http
 from bot.store import Store
 from bot.vault import b64url_decode, open_sealed
+from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
-
-JUSTIFICATION = "Nina joins the data platform team and needs the dev account."
-
-
-def values(**fields: Any) -> dict[str, Any]:
-    """``view.state.values`` as Slack sends them for the onboarding modal."""
-    state: dict[str, Any] = {
-        "recipients": {"recipients": {"type": "multi_users_select", "selected_users": fields.get("recipients", [])}},
-        "user_names": {"user_names": {"type": "plain_text_input", "value": fields.get("user_names", "")}},
-        "access_types": {
-            "access_types": {
-                "type": "checkboxes",
-                "selected_options": [
-                    {"value": v, "text": {"type": "plain_text", "text": v}} for v in fields.get("access", [])
-                ],
-            }
-        },
-        "require_reset": {
-            "require_reset": {
-                "type": "checkboxes",
-                "selected_options": [{"value": "require_reset", "text": {"type": "plain_text", "text": "x"}}]
-                if fields.get("require_reset", True)
-                else [],
-            }
-        },
-        "groups": {
-            "groups": {
-                "type": "multi_external_select",
-                "selected_options": [
-                    {"value": g, "text": {"type": "plain_text", "text": g}} for g in fields.get("groups", [])
-                ],
-            }
-        },
-        "justification": {
-            "justification": {"type": "plain_text_input", "value": fields.get("justification", JUSTIFICATION)}
-        },
-    }
-    return state
 
 
 def open_modal(bot, slack, user: str) -> dict[str, Any]:
@@ -110,28 +73,27 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     wait_catalog(bot, slack, view, "developers")
 
     # Invalid input: a bad name, and a name that exists in IAM with other case. Nothing stored.
-    bad = bot.user.view_submission(
-        REQUESTER, view, values(recipients=[RECIPIENT], user_names="nina newhire", access=["console"])
-    )
+    run = wiz.WizardRun(bot.user, REQUESTER, view)
+    bad = run.submit(wiz.details([RECIPIENT], "nina newhire", access=["console"]))
     assert bad.status == 200
     assert bad.json()["response_action"] == "errors"
     assert set(bad.json()["errors"]) == {"user_names"}
-    dup = bot.user.view_submission(
-        REQUESTER, view, values(recipients=[RECIPIENT], user_names="existing.user", access=["console"])
-    )
+    dup = run.submit(wiz.details([RECIPIENT], "existing.user", access=["console"]))
     assert "already exists" in dup.json()["errors"]["user_names"]
-    none_chosen = bot.user.view_submission(REQUESTER, view, values(recipients=[RECIPIENT], user_names="nina"))
+    none_chosen = run.submit(wiz.details([RECIPIENT], "nina", access=[]))
     assert set(none_chosen.json()["errors"]) == {"access_types"}
     assert Store(bot.database_path).requests_where() == []
 
-    # A valid request is stored as pending and posted for approval; the requester hears by DM.
-    ok = bot.user.view_submission(
-        REQUESTER,
-        view,
-        values(
-            recipients=[RECIPIENT], user_names="nina.newhire", access=["console", "programmatic"], groups=["developers"]
-        ),
+    # A valid request goes details → permissions → tags → review, is stored as pending when the
+    # review is submitted, and is posted for approval; the requester hears by DM.
+    run.through(
+        wiz.details([RECIPIENT], "nina.newhire", access=["console", "programmatic"]),
+        wiz.permissions("groups", groups=["developers"]),
+        wiz.tags("team=data platform"),
     )
+    assert wiz.step_name(run.view) == "review"
+    assert Store(bot.database_path).requests_where() == []
+    ok = run.submit(wiz.review())
     assert ok.status == 200 and not ok.body
     ts, request_id = approval_message(slack)
     slack.wait_for(
@@ -158,7 +120,8 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     assert Store(bot.database_path).get_request(request_id).status == "provisioned"
 
     user = iam.get_user(UserName="nina.newhire")["User"]
-    assert {t["Key"]: t["Value"] for t in user["Tags"]}["iam-user-bot:request-id"] == request_id
+    user_tags = {t["Key"]: t["Value"] for t in user["Tags"]}
+    assert user_tags["iam-user-bot:request-id"] == request_id and user_tags["team"] == "data platform"
     assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="nina.newhire")["Groups"]] == ["developers"]
     assert iam.get_login_profile(UserName="nina.newhire")["LoginProfile"]["UserName"] == "nina.newhire"
     keys = iam.list_access_keys(UserName="nina.newhire")["AccessKeyMetadata"]
@@ -234,9 +197,12 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
 
 def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, iam) -> None:
     bot = start_bot()
-    view = open_modal(bot, slack, REQUESTER)
-    bot.user.view_submission(
-        REQUESTER, view, values(recipients=[RECIPIENT], user_names="nina.denied", access=["programmatic"])
+    run = wiz.WizardRun(bot.user, REQUESTER, open_modal(bot, slack, REQUESTER))
+    run.through(
+        wiz.details([RECIPIENT], "nina.denied", access=["programmatic"]),
+        wiz.permissions("groups"),
+        wiz.tags(),
+        wiz.review(),
     )
     ts, request_id = approval_message(slack)
     bot.user.block_action(APPROVER, "deny_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)

@@ -1,0 +1,261 @@
+"""The request wizard: which view comes next, where the draft lives, when the request is filed.
+
+details → permissions → tags → review, each moved on with ``response_action: update`` (the
+view keeps its id, so the draft is stored under it: :meth:`bot.store.Store.put_draft`). The
+draft never holds a plaintext secret: a custom password is sealed (:mod:`bot.sealing`) as
+soon as the details view is submitted. Every submission is answered from the in-memory
+catalog; the only IAM reads are the few calls that expand "copy from user" (one user's
+groups and policies), well inside Slack's 3 s.
+
+The request is filed only when the review view is submitted, after the whole draft is
+checked again against the catalog (IAM may have changed meanwhile); a problem sends the
+requester back to the view to fix, with the reason shown. Nothing is stored or created for an
+invalid submission.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from slack_sdk.models.views import View
+
+from bot import modal_blocks
+from bot.catalog import Catalog
+from bot.forms import (
+    DETAILS,
+    PERMISSIONS,
+    REVIEW,
+    TAGS,
+    Draft,
+    StepResult,
+    copy_source_errors,
+    parse_details,
+    parse_permissions,
+    parse_review,
+    parse_tags_view,
+    preview_plan,
+    recheck,
+    selected_users,
+    selected_value,
+    selected_values,
+    ticked,
+)
+from bot.iam import IamError, IamGateway
+from bot.models import AccessType, OnboardingRequest, PasswordMode, RequestForm
+from bot.rules import suggest_user_name
+from bot.sealing import PasswordSealer, SealError
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+EXPIRED_NOTICE = "This form was open too long (or was started elsewhere), so it starts again. Sorry!"
+
+
+@dataclass
+class WizardAnswer:
+    """What to ack a submission with: ``errors`` (``response_action: errors``), a next ``view``
+    (``response_action: update``), or the filed ``request`` (close the modal)."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    view: View | None = None
+    request: OnboardingRequest | None = None
+
+
+class Wizard:
+    """Runs the wizard's submissions.
+
+    Args:
+        store: where drafts are kept between views (by view id).
+        catalog: the in-memory copy of IAM every check reads.
+        iam: used only to expand "copy from user" (:meth:`IamGateway.user_permissions`).
+        sealer: seals a custom password the moment it arrives.
+        file: stores a finished form as a pending request (``Workflow.file``).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        iam: IamGateway,
+        sealer: PasswordSealer,
+        file: Callable[[str, RequestForm], OnboardingRequest],
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.iam = iam
+        self.sealer = sealer
+        self.file = file
+
+    # -- drafts ----------------------------------------------------------------------------------
+
+    def _load(self, view_id: str, user_id: str) -> Draft | None:
+        text = self.store.get_draft(view_id, user_id)
+        if text is None:
+            return None
+        try:
+            return Draft.model_validate_json(text)
+        except ValidationError:
+            log.warning("unreadable wizard draft dropped", extra={"slack_user": user_id})
+            return None
+
+    def _save(self, view_id: str, user_id: str, draft: Draft) -> None:
+        self.store.put_draft(view_id, user_id, draft.model_dump_json())
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def policy_label(self, arn: str) -> str:
+        """A policy's name for people (the ARN's last part when the catalog does not know it)."""
+        policy = self.catalog.policy_for_arn(arn)
+        return policy.name if policy else arn.rsplit("/", 1)[-1]
+
+    def view_for(self, step: str, draft: Draft, user_id: str, notice: str | None = None) -> View:
+        """The view of ``step`` filled from ``draft``, with an optional warning on top."""
+        if step == DETAILS:
+            return modal_blocks.details_view(draft, notice=notice)
+        if step == PERMISSIONS:
+            return modal_blocks.permissions_view(draft, self.catalog.policy_for_arn, notice=notice)
+        if step == TAGS:
+            return modal_blocks.tags_view(draft, notice=notice)
+        steps = preview_plan(draft, user_id, self.catalog.account_id, self.catalog.password_policy)
+        return modal_blocks.review_view(draft, steps, self.policy_label, notice=notice)
+
+    # -- submissions -----------------------------------------------------------------------------
+
+    def submit(self, user_id: str, view: Mapping[str, Any]) -> WizardAnswer:
+        """Handle the ``view_submission`` of any wizard view.
+
+        Args:
+            user_id: the Slack user who submitted.
+            view: the payload's ``view`` (``id``, ``private_metadata``, ``state.values``).
+        """
+        view_id = str(view.get("id") or "")
+        step = modal_blocks.read_metadata(view.get("private_metadata"))["step"]
+        values = (view.get("state") or {}).get("values") or {}
+        draft = self._load(view_id, user_id) if view_id else None
+        if step != DETAILS and (draft is None or DETAILS not in draft.done):
+            return WizardAnswer(view=self.view_for(DETAILS, Draft(), user_id, EXPIRED_NOTICE))
+        draft = draft or Draft()
+        if step == DETAILS:
+            return self._details(view_id, user_id, values, draft)
+        if step == PERMISSIONS:
+            return self._permissions(view_id, user_id, values, draft)
+        if step == TAGS:
+            return self._next(view_id, user_id, parse_tags_view(values, draft), REVIEW)
+        return self._review(view_id, user_id, values, draft)
+
+    def _next(self, view_id: str, user_id: str, result: StepResult, next_step: str) -> WizardAnswer:
+        if result.draft is None:
+            return WizardAnswer(errors=result.errors)
+        self._save(view_id, user_id, result.draft)
+        return WizardAnswer(view=self.view_for(next_step, result.draft, user_id))
+
+    def _details(self, view_id: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+        result = parse_details(values, draft, self.catalog)
+        if result.draft is not None and result.password is not None:
+            sealed = self.sealer.seal(result.password, user_id)
+            result = StepResult(draft=result.draft.model_copy(update={"custom_password_sealed": sealed}))
+        return self._next(view_id, user_id, result, PERMISSIONS)
+
+    def _permissions(self, view_id: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+        result = parse_permissions(values, draft, self.catalog)
+        if result.draft is not None and result.draft.copy_from_user:
+            source_name = result.draft.copy_from_user
+            try:
+                # A handful of calls for one user (get_user + three lists): inside the 3 s ack.
+                source = self.iam.user_permissions(source_name)
+            except IamError as error:
+                message = (
+                    f"IAM has no user named “{source_name}” any more; pick another."
+                    if error.code == "NoSuchEntity"
+                    else f"Could not read {source_name}'s permissions from IAM ({error.code}); try again."
+                )
+                return WizardAnswer(errors={"copy_from_user": message})
+            if errors := copy_source_errors(result.draft, source, self.catalog):
+                return WizardAnswer(errors=errors)
+            result = StepResult(draft=result.draft.model_copy(update={"copy_source": source}))
+        return self._next(view_id, user_id, result, TAGS)
+
+    def _review(self, view_id: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+        result = parse_review(values, draft)
+        if result.draft is None:
+            return WizardAnswer(errors=result.errors)
+        draft = result.draft
+        missing = [s for s in (DETAILS, PERMISSIONS, TAGS) if s not in draft.done]
+        if missing:
+            return WizardAnswer(view=self.view_for(missing[0], draft, user_id, "Please fill in this step first."))
+        password = None
+        if draft.custom_password_sealed:
+            try:
+                password = self.sealer.open(draft.custom_password_sealed, user_id)
+            except SealError:
+                draft = draft.model_copy(update={"custom_password_sealed": None})
+                self._save(view_id, user_id, draft)
+                return WizardAnswer(
+                    view=self.view_for(DETAILS, draft, user_id, "Please enter the custom password again.")
+                )
+        if problem := recheck(draft, self.catalog, password):
+            step, message = problem
+            self._save(view_id, user_id, draft)
+            return WizardAnswer(view=self.view_for(step, draft, user_id, f"IAM changed meanwhile: {message}"))
+        request = self.file(user_id, draft.form())
+        self.store.delete_draft(view_id)
+        return WizardAnswer(request=request)
+
+
+# -- suggested user names ---------------------------------------------------------------------
+
+
+def draft_from_details_state(values: Mapping[str, Any]) -> Draft:
+    """What the details view shows right now (from a ``block_actions`` payload's state), so a
+    re-rendered view keeps it. Unknown values are left out rather than refused: this is
+    display, not validation."""
+    access = frozenset(
+        AccessType(v) for v in selected_values(values, "access_types") if v in {"programmatic", "console"}
+    )
+    mode_value = selected_value(values, "password_mode")
+    return Draft(
+        recipients=tuple(selected_users(values, "recipients")),
+        access_types=access,
+        password_mode=PasswordMode(mode_value)
+        if mode_value in {"autogenerated", "custom"}
+        else PasswordMode.AUTOGENERATED,
+        require_reset=ticked(values, "require_reset") if "require_reset" in values else True,
+    )
+
+
+def suggestion_view(
+    view: Mapping[str, Any], recipients: Sequence[str], emails: Mapping[str, str | None], taken_lower: set[str]
+) -> View | None:
+    """The details view with user names suggested for ``recipients``, or None to leave it be.
+
+    Suggestions (:func:`bot.rules.suggest_user_name`) come from each person's e-mail local
+    part, made IAM-valid and unique (within the request and against ``taken_lower``, the
+    catalog's users). They replace the field only while it is empty or still holds the
+    previous suggestion, so a name the requester typed is never overwritten.
+
+    Args:
+        view: the ``view`` of the ``block_actions`` payload (``private_metadata``, ``state``).
+        emails: Slack user id → e-mail (None when the profile has none).
+    """
+    values = (view.get("state") or {}).get("values") or {}
+    meta = modal_blocks.read_metadata(view.get("private_metadata"))
+    state = next(iter((values.get("user_names") or {}).values()), {})
+    current = (state.get("value") or "").strip()
+    block = next((b for b in view.get("blocks") or [] if b.get("block_id") == "user_names"), {})
+    action_id = (block.get("element") or {}).get("action_id", "user_names")
+    if current and current != meta.get("suggested", "").strip():
+        return None
+    taken = set(taken_lower)
+    names = [suggest_user_name(emails.get(user), user.lower(), taken) for user in recipients]
+    text = "\n".join(names)
+    if text == current:
+        return None
+    # A new action_id makes Slack show initial_value instead of what the input held.
+    new_action = "user_names_suggested" if action_id == "user_names" else "user_names"
+    return modal_blocks.details_view(
+        draft_from_details_state(values), user_names_text=text, user_names_action=new_action, suggested=text
+    )
