@@ -287,7 +287,8 @@ def parse_tags(text: str, bot_tag_count: int = 0) -> TagsResult:
                     error=f"Line {number}: the {label} has characters IAM does not allow in tags ({bad}); "
                     "use letters, numbers, spaces and _ . : / = + - @"
                 )
-        lowered = key.lower()
+        # casefold, not lower: "ß" and "SS" must count as one key too (stricter is safer here).
+        lowered = key.casefold()
         if prefix := next((p for p in RESERVED_TAG_PREFIXES if lowered.startswith(p)), None):
             owner = "AWS" if prefix == "aws:" else "the bot's own provenance tags"
             return TagsResult(error=f"Line {number}: keys starting “{prefix}” are reserved for {owner}; rename it.")
