@@ -65,10 +65,8 @@ def step_command(step: Step) -> str:
     if kind is StepKind.PUT_USER_POLICY:
         name = step.target or ""
         source = step.source_user or ""
-        read = _command(
-            "aws", "iam", "get-user-policy", "--user-name", source, "--policy-name", name,
-            "--query", "PolicyDocument", "--output", "json",
-        )  # fmt: skip
+        read_words = ["aws", "iam", "get-user-policy", "--user-name", source, "--policy-name", name]
+        read = _command(*read_words, "--query", "PolicyDocument", "--output", "json")
         return _command("aws", "iam", "put-user-policy", "--user-name", user, "--policy-name", name) + (
             f' --policy-document "$({read})"'
         )

@@ -420,8 +420,8 @@ def review_view(
     if copy := _copy_lines(draft, policy_label):
         summary.append(copy)
     if draft.mfa_required or draft.self_manage_credentials:
-        extras = [w for on, w in ((draft.mfa_required, "MFA required"), (draft.self_manage_credentials, "users manage "
-                  "their own credentials")) if on]  # fmt: skip
+        wanted = ((draft.mfa_required, "MFA required"), (draft.self_manage_credentials, "self-managed credentials"))
+        extras = [words for on, words in wanted if on]
         summary.append("*Also* " + ", ".join(extras) + " (bot-managed policies, created once if absent)")
     blocks: list[Block] = [
         *_notice(notice),
