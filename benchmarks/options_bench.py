@@ -35,7 +35,7 @@ from bot.catalog import Catalog
 from bot.iam import IamGateway
 from handlers import options
 
-SECRET = "benchmark-signing-secret-000000"  # noqa: S105 - a throwaway in-process value
+SECRET = "benchmark-signing-secret-000000"
 QUERIES = ["", "a", "s", "ec2", "read", "ReadOnly", "AmazonS3", "role", "access", "zzzz-no-match", "Lambda", "IAM"]
 
 

@@ -7,7 +7,6 @@ checkboxes ≤ 10 options. slack_sdk's models check most of them when ``to_dict`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import (

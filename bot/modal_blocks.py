@@ -1,9 +1,10 @@
 """Block Kit builders of the request wizard and its options menus. Pure: no I/O.
 
 Four views, like the IAM console's "Add user": details → permissions → tags → review. All
-share ``callback_id`` ``onboarding``; ``private_metadata`` holds only ``{"step": …}`` and the
-last suggested user names (well under Slack's 3,000 characters), while the draft itself is
-kept server-side by view id (:mod:`bot.wizard`). Block ids are the contract's.
+share ``callback_id`` ``onboarding``; ``private_metadata`` holds only ``{"step": …}``, the
+draft's random token and the last suggested user names (well under Slack's 3,000
+characters), while the draft itself is kept server-side by view id and token
+(:mod:`bot.wizard`). Block ids are the contract's.
 
 Limits honoured (Slack Block Kit reference): title ≤ 24 chars; ≤ 100 blocks a view; section
 text ≤ 3,000 chars; option text ≤ 75 and value ≤ 150 chars; ≤ 100 options per options
@@ -94,6 +95,13 @@ def metadata(step: str, suggested: str = "") -> str:
     data = {"step": step}
     if suggested:
         data["suggested"] = suggested
+    return json.dumps(data, separators=(",", ":"))
+
+
+def with_draft_token(text: str, token: str) -> str:
+    """``private_metadata`` ``text`` plus the wizard's draft token (see :mod:`bot.wizard`)."""
+    data = json.loads(text)
+    data["draft"] = token
     return json.dumps(data, separators=(",", ":"))
 
 

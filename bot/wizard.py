@@ -1,7 +1,9 @@
 """The request wizard: which view comes next, where the draft lives, when the request is filed.
 
 details → permissions → tags → review, each moved on with ``response_action: update`` (the
-view keeps its id, so the draft is stored under it: :meth:`bot.store.Store.put_draft`). The
+view keeps its id, so the draft is stored under it and a random token that the next view
+carries in ``private_metadata``: :meth:`bot.store.Store.put_draft`; the token keeps two
+submissions of one view id apart, and the key also needs the submitting user to match). The
 draft never holds a plaintext secret: a custom password is sealed (:mod:`bot.sealing`) as
 soon as the details view is submitted. Every submission is answered from the in-memory
 catalog; the only IAM reads are the few calls that expand "copy from user" (one user's
@@ -16,6 +18,7 @@ invalid submission.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +55,7 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+DRAFT_TOKEN_BYTES = 12
 EXPIRED_NOTICE = "This form was open too long (or was started elsewhere), so it starts again. Sorry!"
 
 
@@ -92,8 +96,8 @@ class Wizard:
 
     # -- drafts ----------------------------------------------------------------------------------
 
-    def _load(self, view_id: str, user_id: str) -> Draft | None:
-        text = self.store.get_draft(view_id, user_id)
+    def _load(self, key: str, user_id: str) -> Draft | None:
+        text = self.store.get_draft(key, user_id)
         if text is None:
             return None
         try:
@@ -102,8 +106,8 @@ class Wizard:
             log.warning("unreadable wizard draft dropped", extra={"slack_user": user_id})
             return None
 
-    def _save(self, view_id: str, user_id: str, draft: Draft) -> None:
-        self.store.put_draft(view_id, user_id, draft.model_dump_json())
+    def _save(self, key: str, user_id: str, draft: Draft) -> None:
+        self.store.put_draft(key, user_id, draft.model_dump_json())
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -112,16 +116,21 @@ class Wizard:
         policy = self.catalog.policy_for_arn(arn)
         return policy.name if policy else arn.rsplit("/", 1)[-1]
 
-    def view_for(self, step: str, draft: Draft, user_id: str, notice: str | None = None) -> View:
-        """The view of ``step`` filled from ``draft``, with an optional warning on top."""
+    def view_for(self, step: str, draft: Draft, user_id: str, notice: str | None = None, token: str = "") -> View:
+        """The view of ``step`` filled from ``draft``, with an optional warning on top; ``token``
+        (the draft's key part) goes into its ``private_metadata``."""
         if step == DETAILS:
-            return modal_blocks.details_view(draft, notice=notice)
-        if step == PERMISSIONS:
-            return modal_blocks.permissions_view(draft, self.catalog.policy_for_arn, notice=notice)
-        if step == TAGS:
-            return modal_blocks.tags_view(draft, notice=notice)
-        steps = preview_plan(draft, user_id, self.catalog.account_id, self.catalog.password_policy)
-        return modal_blocks.review_view(draft, steps, self.policy_label, notice=notice)
+            view = modal_blocks.details_view(draft, notice=notice)
+        elif step == PERMISSIONS:
+            view = modal_blocks.permissions_view(draft, self.catalog.policy_for_arn, notice=notice)
+        elif step == TAGS:
+            view = modal_blocks.tags_view(draft, notice=notice)
+        else:
+            steps = preview_plan(draft, user_id, self.catalog.account_id, self.catalog.password_policy)
+            view = modal_blocks.review_view(draft, steps, self.policy_label, notice=notice)
+        if token:
+            view.private_metadata = modal_blocks.with_draft_token(view.private_metadata or "{}", token)
+        return view
 
     # -- submissions -----------------------------------------------------------------------------
 
@@ -132,35 +141,41 @@ class Wizard:
             user_id: the Slack user who submitted.
             view: the payload's ``view`` (``id``, ``private_metadata``, ``state.values``).
         """
-        view_id = str(view.get("id") or "")
-        step = modal_blocks.read_metadata(view.get("private_metadata"))["step"]
+        meta = modal_blocks.read_metadata(view.get("private_metadata"))
+        step = meta["step"]
+        token = meta.get("draft") or secrets.token_urlsafe(DRAFT_TOKEN_BYTES)
+        key = f"{view.get('id') or ''}/{token}"
         values = (view.get("state") or {}).get("values") or {}
-        draft = self._load(view_id, user_id) if view_id else None
+        draft = self._load(key, user_id) if meta.get("draft") else None
         if step != DETAILS and (draft is None or DETAILS not in draft.done):
             return WizardAnswer(view=self.view_for(DETAILS, Draft(), user_id, EXPIRED_NOTICE))
         draft = draft or Draft()
         if step == DETAILS:
-            return self._details(view_id, user_id, values, draft)
+            return self._details(key, user_id, values, draft)
         if step == PERMISSIONS:
-            return self._permissions(view_id, user_id, values, draft)
+            return self._permissions(key, user_id, values, draft)
         if step == TAGS:
-            return self._next(view_id, user_id, parse_tags_view(values, draft), REVIEW)
-        return self._review(view_id, user_id, values, draft)
+            return self._next(key, user_id, parse_tags_view(values, draft), REVIEW)
+        return self._review(key, user_id, values, draft)
 
-    def _next(self, view_id: str, user_id: str, result: StepResult, next_step: str) -> WizardAnswer:
+    def view_after(self, step: str, draft: Draft, user_id: str, key: str, notice: str | None = None) -> View:
+        """:meth:`view_for` carrying the token of draft ``key``."""
+        return self.view_for(step, draft, user_id, notice, token=key.rpartition("/")[2])
+
+    def _next(self, key: str, user_id: str, result: StepResult, next_step: str) -> WizardAnswer:
         if result.draft is None:
             return WizardAnswer(errors=result.errors)
-        self._save(view_id, user_id, result.draft)
-        return WizardAnswer(view=self.view_for(next_step, result.draft, user_id))
+        self._save(key, user_id, result.draft)
+        return WizardAnswer(view=self.view_after(next_step, result.draft, user_id, key))
 
-    def _details(self, view_id: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+    def _details(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
         result = parse_details(values, draft, self.catalog)
         if result.draft is not None and result.password is not None:
             sealed = self.sealer.seal(result.password, user_id)
             result = StepResult(draft=result.draft.model_copy(update={"custom_password_sealed": sealed}))
-        return self._next(view_id, user_id, result, PERMISSIONS)
+        return self._next(key, user_id, result, PERMISSIONS)
 
-    def _permissions(self, view_id: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+    def _permissions(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
         result = parse_permissions(values, draft, self.catalog)
         if result.draft is not None and result.draft.copy_from_user:
             source_name = result.draft.copy_from_user
@@ -177,32 +192,32 @@ class Wizard:
             if errors := copy_source_errors(result.draft, source, self.catalog):
                 return WizardAnswer(errors=errors)
             result = StepResult(draft=result.draft.model_copy(update={"copy_source": source}))
-        return self._next(view_id, user_id, result, TAGS)
+        return self._next(key, user_id, result, TAGS)
 
-    def _review(self, view_id: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+    def _review(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
         result = parse_review(values, draft)
         if result.draft is None:
             return WizardAnswer(errors=result.errors)
         draft = result.draft
         missing = [s for s in (DETAILS, PERMISSIONS, TAGS) if s not in draft.done]
         if missing:
-            return WizardAnswer(view=self.view_for(missing[0], draft, user_id, "Please fill in this step first."))
+            return WizardAnswer(view=self.view_after(missing[0], draft, user_id, key, "Please fill in this step."))
         password = None
         if draft.custom_password_sealed:
             try:
                 password = self.sealer.open(draft.custom_password_sealed, user_id)
             except SealError:
                 draft = draft.model_copy(update={"custom_password_sealed": None})
-                self._save(view_id, user_id, draft)
+                self._save(key, user_id, draft)
                 return WizardAnswer(
-                    view=self.view_for(DETAILS, draft, user_id, "Please enter the custom password again.")
+                    view=self.view_after(DETAILS, draft, user_id, key, "Please enter the custom password again.")
                 )
         if problem := recheck(draft, self.catalog, password):
             step, message = problem
-            self._save(view_id, user_id, draft)
-            return WizardAnswer(view=self.view_for(step, draft, user_id, f"IAM changed meanwhile: {message}"))
+            self._save(key, user_id, draft)
+            return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))
         request = self.file(user_id, draft.form())
-        self.store.delete_draft(view_id)
+        self.store.delete_draft(key)
         return WizardAnswer(request=request)
 
 
@@ -256,6 +271,9 @@ def suggestion_view(
         return None
     # A new action_id makes Slack show initial_value instead of what the input held.
     new_action = "user_names_suggested" if action_id == "user_names" else "user_names"
-    return modal_blocks.details_view(
+    shown = modal_blocks.details_view(
         draft_from_details_state(values), user_names_text=text, user_names_action=new_action, suggested=text
     )
+    if token := meta.get("draft"):
+        shown.private_metadata = modal_blocks.with_draft_token(shown.private_metadata or "{}", token)
+    return shown

@@ -16,6 +16,7 @@ from bot.store import Store
 from bot.vault import b64url_decode, open_sealed
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
+from tests.wizard_driver import JUSTIFICATION  # noqa: F401 - other end-to-end tests import it from here
 
 
 def open_modal(bot, slack, user: str) -> dict[str, Any]:

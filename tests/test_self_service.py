@@ -13,8 +13,9 @@ from typing import Any
 from bot.sandbox.harness import http
 from bot.sandbox.slack_standin import WORKSPACE_URL
 from bot.store import Store
+from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
-from tests.test_end_to_end import JUSTIFICATION, approval_message, link_from_ephemeral, open_modal, values
+from tests.test_end_to_end import JUSTIFICATION, approval_message, link_from_ephemeral, open_modal
 
 BOT_USER = "UBOT00001"  # the stand-in's bot user id
 
@@ -38,9 +39,9 @@ def ask(bot, slack, user: str, text: str) -> str:
 def file_request(bot, slack, user_names: str = "nina.newhire") -> tuple[str, str]:
     """File a request from REQUESTER for RECIPIENT; returns (approval message ts, request id)
     once the requester has had the bot's "waiting for approval" DM."""
-    view = open_modal(bot, slack, REQUESTER)
-    answer = bot.user.view_submission(
-        REQUESTER, view, values(recipients=[RECIPIENT], user_names=user_names, access=["programmatic"])
+    run = wiz.WizardRun(bot.user, REQUESTER, open_modal(bot, slack, REQUESTER))
+    answer = run.through(
+        wiz.details([RECIPIENT], user_names, access=["programmatic"]), wiz.permissions(), wiz.tags(), wiz.review()
     )
     assert answer.status == 200 and not answer.body
     ts, request_id = approval_message(slack)
