@@ -43,6 +43,7 @@ JUSTIFICATION_MIN = 10
 JUSTIFICATION_MAX = 2000
 PREVIEW_REQUEST_ID = "<request id>"
 PREVIEW_APPROVER = "<approver>"
+PREVIEW_ACCOUNT = "<account id>"  # when the catalog could not read it (sts:GetCallerIdentity refused)
 
 DETAILS, PERMISSIONS, TAGS, REVIEW = "details", "permissions", "tags", "review"
 STEPS = (DETAILS, PERMISSIONS, TAGS, REVIEW)
@@ -414,12 +415,13 @@ def preview_request(draft: Draft, requester: str) -> OnboardingRequest:
 def preview_plan(draft: Draft, requester: str, account_id: str | None, policy: PasswordPolicy) -> list[Step]:
     """The steps filing this draft would lead to, with ``copy_source`` as read for the review.
 
-    Provenance tags show ``<request id>`` and ``<approver>``: they are only known later.
+    Provenance tags show ``<request id>`` and ``<approver>``: they are only known later; the
+    bot-managed policies' ARNs show ``<account id>`` if the catalog could not read the account.
     """
     return build_plan(
         preview_request(draft, requester),
         PREVIEW_APPROVER,
-        account_id=account_id or "123456789012",
+        account_id=account_id or PREVIEW_ACCOUNT,
         copy_source=draft.copy_source,
         users_may_change_password=policy.allow_users_to_change_password,
     )

@@ -17,13 +17,13 @@ import json
 from collections.abc import Callable, Sequence
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
     CheckboxesElement,
     ContextBlock,
-    DividerBlock,
     ExternalDataMultiSelectElement,
     ExternalDataSelectElement,
-    HeaderBlock,
     InputBlock,
     MarkdownTextObject,
     Option,
@@ -36,18 +36,17 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.catalog import OPTIONS_MAX, PolicyMatches, policy_value
-from bot.cli_preview import cli_script
 from bot.forms import DETAILS, PERMISSIONS, REVIEW, TAGS, Draft
 from bot.iam import ManagedPolicy
 from bot.models import AccessType, PasswordMode, PermissionMode
-from bot.plan import PROVENANCE_TAG_KEYS, Step, StepKind
+from bot.plan import PROVENANCE_TAG_KEYS
 from bot.rules import MAX_RECIPIENTS, TAGS_PER_USER_MAX, format_tags
 
 MODAL_CALLBACK_ID = "onboarding"
+BACK_ACTION_ID = "wizard_back"
 OPTION_TEXT_MAX = 75
 SECTION_TEXT_MAX = 3000
 VIEW_BLOCKS_MAX = 100
-CLI_SECTIONS_MAX = 40
 STEP_TITLES = {DETAILS: "User details", PERMISSIONS: "Permissions", TAGS: "Tags", REVIEW: "Review"}
 
 ACCESS_OPTIONS = {
@@ -116,11 +115,18 @@ def read_metadata(text: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _modal(step: str, blocks: list[Block], submit: str, suggested: str = "") -> View:
-    number = list(STEP_TITLES).index(step) + 1
+def wizard_modal(step: str, blocks: list[Block], submit: str, suggested: str = "") -> View:
+    """A wizard view: "Step n of 4" on top, ``blocks``, and from the second view on a **Back**
+    button (action ``wizard_back``, value the previous step) at the bottom."""
+    steps = list(STEP_TITLES)
+    number = steps.index(step) + 1
     header = ContextBlock(
         elements=[MarkdownTextObject(text=f"*Step {number} of {len(STEP_TITLES)}: {STEP_TITLES[step]}*")]
     )
+    nav: list[Block] = []
+    if number > 1:
+        back = ButtonElement(action_id=BACK_ACTION_ID, text="◀ Back", value=steps[number - 2])
+        nav.append(ActionsBlock(block_id="wizard_nav", elements=[back]))
     return View(
         type="modal",
         callback_id=MODAL_CALLBACK_ID,
@@ -128,11 +134,11 @@ def _modal(step: str, blocks: list[Block], submit: str, suggested: str = "") -> 
         title=PlainTextObject(text="New IAM user"),
         submit=PlainTextObject(text=submit),
         close=PlainTextObject(text="Cancel"),
-        blocks=[header, *blocks],
+        blocks=[header, *blocks, *nav],
     )
 
 
-def _notice(text: str | None) -> list[Block]:
+def notice_blocks(text: str | None) -> list[Block]:
     return (
         [SectionBlock(text=MarkdownTextObject(text=truncate(f":warning: {escape(text)}", SECTION_TEXT_MAX)))]
         if text
@@ -171,7 +177,7 @@ def details_view(
     names = user_names_text if user_names_text is not None else "\n".join(draft.user_names)
     access = [ACCESS_OPTIONS[a] for a in (AccessType.PROGRAMMATIC, AccessType.CONSOLE) if a in draft.access_types]
     blocks: list[Block] = [
-        *_notice(notice),
+        *notice_blocks(notice),
         InputBlock(
             block_id="recipients",
             label="Who receives credentials",
@@ -218,7 +224,7 @@ def details_view(
         ),
         _checkbox("require_reset", "First sign-in", RESET_OPTION, draft.require_reset),
     ]
-    return _modal(DETAILS, blocks, "Next", suggested)
+    return wizard_modal(DETAILS, blocks, "Next", suggested)
 
 
 # -- view 2: permissions ------------------------------------------------------------------------
@@ -245,7 +251,7 @@ def permissions_view(
     chosen = [p for arn in draft.policy_arns if (p := policy_named(arn))]
     boundary = policy_named(draft.permissions_boundary_arn) if draft.permissions_boundary_arn else None
     blocks: list[Block] = [
-        *_notice(notice),
+        *notice_blocks(notice),
         InputBlock(
             block_id="permission_mode",
             label="Set permissions",
@@ -309,7 +315,7 @@ def permissions_view(
         _checkbox("mfa_required", "MFA", MFA_OPTION, draft.mfa_required),
         _checkbox("self_manage_credentials", "Credentials", SELF_MANAGE_OPTION, draft.self_manage_credentials),
     ]
-    return _modal(PERMISSIONS, blocks, "Next")
+    return wizard_modal(PERMISSIONS, blocks, "Next")
 
 
 # -- view 3: tags -------------------------------------------------------------------------------
@@ -319,7 +325,7 @@ def tags_view(draft: Draft, notice: str | None = None) -> View:
     """Optional ``Key=Value`` tags, one a line."""
     room = TAGS_PER_USER_MAX - len(PROVENANCE_TAG_KEYS)
     blocks: list[Block] = [
-        *_notice(notice),
+        *notice_blocks(notice),
         InputBlock(
             block_id="tags",
             label="Tags",
@@ -332,135 +338,7 @@ def tags_view(draft: Draft, notice: str | None = None) -> View:
             ),
         ),
     ]
-    return _modal(TAGS, blocks, "Review")
-
-
-# -- view 4: review -----------------------------------------------------------------------------
-
-
-def _list(items: Sequence[str]) -> str:
-    return ", ".join(f"`{escape(item)}`" for item in items) if items else "none"
-
-
-def _per_user_lines(draft: Draft) -> str:
-    lines = []
-    for name, recipient in zip(draft.user_names, draft.recipients, strict=True):
-        parts = []
-        if AccessType.CONSOLE in draft.access_types:
-            source = "custom" if draft.password_mode is PasswordMode.CUSTOM else "autogenerated"
-            reset = ", new one required at first sign-in" if draft.require_reset else ""
-            parts.append(f"console password ({source}{reset})")
-        if AccessType.PROGRAMMATIC in draft.access_types:
-            parts.append("access key")
-        lines.append(f"• `{escape(name)}` for <@{recipient}>: {' + '.join(parts)}")
-    return "\n".join(lines)
-
-
-def _grants(steps: Sequence[Step], first_user: str, policy_label: Callable[[str], str]) -> str:
-    mine = [s for s in steps if s.user_name == first_user]
-    create = next((s for s in mine if s.kind is StepKind.CREATE_USER), None)
-    groups = [s.target or "" for s in mine if s.kind is StepKind.ADD_USER_TO_GROUP]
-    managed = [policy_label(s.target or "") for s in mine if s.kind is StepKind.ATTACH_USER_POLICY]
-    inline = [s.target or "" for s in mine if s.kind is StepKind.PUT_USER_POLICY]
-    boundary = create.permissions_boundary_arn if create else None
-    tags = [f"{t.key}={t.value}" for t in (create.tags if create else ())]
-    return "\n".join(
-        [
-            f"*Groups* {_list(groups)}",
-            f"*Managed policies* {_list(managed)}",
-            f"*Inline policies* {_list(inline)}",
-            f"*Permissions boundary* {_list([policy_label(boundary)] if boundary else [])}",
-            f"*Tags* {_list(tags)}",
-        ]
-    )
-
-
-def _copy_lines(draft: Draft, policy_label: Callable[[str], str]) -> str | None:
-    source = draft.copy_source
-    if draft.permission_mode is not PermissionMode.COPY_USER or source is None:
-        return None
-    boundary = source.permissions_boundary_arn
-    managed = [policy_label(a) for a in source.managed_policy_arns]
-    return (
-        f"*Copied from `{escape(source.user_name)}`* (as IAM holds it now)\n"
-        f"groups {_list(source.groups)} · managed policies {_list(managed)}"
-        f" · inline policies {_list(source.inline_policy_names)}"
-        f" · boundary {_list([policy_label(boundary)] if boundary else [])}"
-    )
-
-
-def cli_sections(script: str, limit: int = SECTION_TEXT_MAX, most: int = CLI_SECTIONS_MAX) -> list[SectionBlock]:
-    """The CLI script as code-block sections of at most ``limit`` characters each, split at
-    line ends, at most ``most`` sections (then a last line says how many commands are left)."""
-    room = limit - 8  # the ``` fences and their newlines
-    chunks: list[list[str]] = [[]]
-    size = 0
-    for line in script.splitlines():
-        line = truncate(escape(line), room)
-        if chunks[-1] and size + len(line) + 1 > room:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(line)
-        size += len(line) + 1
-    shown, rest = chunks[:most], chunks[most:]
-    sections = [SectionBlock(text=MarkdownTextObject(text="```\n" + "\n".join(c) + "\n```")) for c in shown if c]
-    if rest:
-        left = sum(len(c) for c in rest)
-        sections.append(SectionBlock(text=MarkdownTextObject(text=f"… and {left} more commands.")))
-    return sections
-
-
-def review_view(
-    draft: Draft, steps: Sequence[Step], policy_label: Callable[[str], str], notice: str | None = None
-) -> View:
-    """Exactly what filing creates: each user and its access, what every user gets (with
-    "copy from user" expanded), the equivalent AWS CLI commands (no secret), and the
-    justification input. Submitting it files the request.
-
-    Args:
-        steps: the plan (:func:`bot.forms.preview_plan`) of this draft.
-        policy_label: a display name for a policy ARN.
-    """
-    summary = [
-        "*IAM users to create*\n" + _per_user_lines(draft),
-        "*Each user gets*\n" + _grants(steps, draft.user_names[0], policy_label),
-    ]
-    if copy := _copy_lines(draft, policy_label):
-        summary.append(copy)
-    if draft.mfa_required or draft.self_manage_credentials:
-        wanted = ((draft.mfa_required, "MFA required"), (draft.self_manage_credentials, "self-managed credentials"))
-        extras = [words for on, words in wanted if on]
-        summary.append("*Also* " + ", ".join(extras) + " (bot-managed policies, created once if absent)")
-    blocks: list[Block] = [
-        *_notice(notice),
-        SectionBlock(text=MarkdownTextObject(text=truncate("\n\n".join(summary), SECTION_TEXT_MAX))),
-        DividerBlock(),
-        HeaderBlock(text="Equivalent AWS CLI"),
-    ]
-    tail: list[Block] = [
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text="Nothing is created until an approver approves. Secrets are never shown here: passwords "
-                    "and access keys are made when the plan runs and reach each person by one-time link."
-                )
-            ]
-        ),
-        InputBlock(
-            block_id="justification",
-            label="Why is this access needed?",
-            hint="Approvers read this.",
-            element=PlainTextInputElement(
-                action_id="justification",
-                multiline=True,
-                max_length=2000,
-                initial_value=draft.justification or None,
-            ),
-        ),
-    ]
-    room = VIEW_BLOCKS_MAX - len(blocks) - len(tail) - 1  # the step header
-    blocks += cli_sections(cli_script(steps), most=min(CLI_SECTIONS_MAX, room - 1))
-    return _modal(REVIEW, blocks + tail, "Submit request")
+    return wizard_modal(TAGS, blocks, "Review")
 
 
 def message_view(text: str) -> View:

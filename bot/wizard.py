@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 from slack_sdk.models.views import View
 
-from bot import modal_blocks
+from bot import modal_blocks, review_blocks
 from bot.catalog import Catalog
 from bot.forms import (
     DETAILS,
@@ -127,10 +127,22 @@ class Wizard:
             view = modal_blocks.tags_view(draft, notice=notice)
         else:
             steps = preview_plan(draft, user_id, self.catalog.account_id, self.catalog.password_policy)
-            view = modal_blocks.review_view(draft, steps, self.policy_label, notice=notice)
+            view = review_blocks.review_view(draft, steps, self.policy_label, notice=notice)
         if token:
             view.private_metadata = modal_blocks.with_draft_token(view.private_metadata or "{}", token)
         return view
+
+    def back(self, user_id: str, view: Mapping[str, Any], to_step: str) -> View | None:
+        """The earlier view ``to_step`` filled from the draft (the **Back** button), or None when
+        there is no such step before the current one or no draft of ``user_id`` (nothing to show).
+        What was typed in the current view and not submitted is not kept, as in the console."""
+        meta = modal_blocks.read_metadata(view.get("private_metadata"))
+        order = list(modal_blocks.STEP_TITLES)
+        if to_step not in order or order.index(to_step) >= order.index(meta["step"]) or not meta.get("draft"):
+            return None
+        key = f"{view.get('id') or ''}/{meta['draft']}"
+        draft = self._load(key, user_id)
+        return None if draft is None else self.view_after(to_step, draft, user_id, key)
 
     # -- submissions -----------------------------------------------------------------------------
 

@@ -1,13 +1,19 @@
-"""Modal submissions: the request wizard's views and the deny reason."""
+"""Modal submissions: the request wizard's views (and its Back button) and the deny reason."""
 
 from __future__ import annotations
 
+import logging
+
 from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks, modal_blocks
 from bot.wizard import Wizard
 from bot.workflow import Workflow
 from handlers import actions
+
+log = logging.getLogger(__name__)
 
 
 def make_wizard(workflow: Workflow) -> Wizard:
@@ -35,6 +41,17 @@ def register(app: App, workflow: Workflow) -> None:
         if answer.request is not None:
             workflow.announce(answer.request)
 
+    def back_clicked(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        ack()
+        view = body.get("view") or {}
+        earlier = wizard.back(body["user"]["id"], view, action.get("value") or "")
+        if earlier is None:
+            return
+        try:
+            client.views_update(view_id=view["id"], hash=view.get("hash"), view=earlier)
+        except SlackApiError as error:
+            log.info("views.update (back) failed: %s", error.response.get("error"))
+
     def deny_reason_submitted(ack: Ack, body: dict, view: dict) -> None:
         reason = (view["state"]["values"].get("reason", {}).get("reason", {}).get("value") or "").strip()
         if not reason:
@@ -47,4 +64,5 @@ def register(app: App, workflow: Workflow) -> None:
             actions.tell(workflow, channel, body["user"]["id"], outcome.message)
 
     app.view(modal_blocks.MODAL_CALLBACK_ID)(onboarding_submitted)
+    app.action(modal_blocks.BACK_ACTION_ID)(back_clicked)
     app.view(blocks.DENY_CALLBACK_ID)(deny_reason_submitted)

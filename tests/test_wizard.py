@@ -333,3 +333,46 @@ def test_views_fit_slacks_limits_for_the_largest_request(wizard: Wizard) -> None
     assert all(len(b["text"]["text"]) <= 3000 for b in view["blocks"] if b["type"] == "section")
     assert "more commands" in text_of(view) or text_of(view).count("create-user") == 10
     assert isinstance(Draft.model_validate_json(wizard.store.get_draft(run.draft_key, REQUESTER) or ""), Draft)
+
+
+def test_back_shows_the_earlier_view_filled_from_the_draft(wizard: Wizard) -> None:
+    run = Run(wizard)
+    to_review(
+        run,
+        wiz.details(["U0NEW1"], "ana", access=["console"], password_mode="custom", custom_password=GOOD_PASSWORD),
+        wiz.permissions("policies", policies=[READ_ONLY.arn], mfa=True),
+        wiz.tags("team=data"),
+    )
+    nav = next(b for b in run.view["blocks"] if b.get("block_id") == "wizard_nav")
+    assert nav["elements"][0]["action_id"] == "wizard_back" and nav["elements"][0]["value"] == "tags"
+
+    permissions = wizard.back(REQUESTER, run.view, "permissions")
+    assert permissions is not None
+    shown = permissions.to_dict()
+    policies = next(b for b in shown["blocks"] if b.get("block_id") == "policies")["element"]
+    assert policies["initial_options"] == [
+        {"text": {"type": "plain_text", "text": "ReadOnlyAccess"}, "value": READ_ONLY.arn}
+    ]
+    mode = next(b for b in shown["blocks"] if b.get("block_id") == "permission_mode")["element"]
+    assert mode["initial_option"]["value"] == "policies"
+    assert json.loads(shown["private_metadata"])["draft"] == json.loads(run.view["private_metadata"])["draft"]
+
+    # Back to the details and on again: the sealed custom password is kept when left empty.
+    details = wizard.back(REQUESTER, run.view, "details")
+    assert details is not None
+    run.view = {**details.to_dict(), "id": run.view_id}
+    assert "Leave empty to keep" in text_of(run.view) and GOOD_PASSWORD not in text_of(run.view)
+    to_review(
+        run,
+        wiz.details(["U0NEW1"], "ana.b", access=["console"], password_mode="custom"),
+        wiz.permissions("policies", policies=[READ_ONLY.arn]),
+    )
+    assert run.submit(wiz.review()).request is not None
+    [filed] = wizard.store.requests_where()
+    assert filed.form.user_names == ("ana.b",)
+    assert wizard.sealer.open(filed.form.custom_password_sealed or "", REQUESTER) == GOOD_PASSWORD
+
+    # Nothing to go back to: forward, unknown, or another person's draft.
+    assert wizard.back(REQUESTER, run.view, "review") is None
+    assert wizard.back(REQUESTER, run.view, "nowhere") is None
+    assert wizard.back("U0STRANGER", run.view, "details") is None

@@ -13,7 +13,7 @@ from bot.sandbox.harness import http
 from bot.store import Store
 from bot.vault import b64url_decode, open_sealed
 from tests import wizard_driver as wiz
-from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import approval_message, link_from_ephemeral, open_modal, wait_catalog
 
 CUSTOM_PASSWORD = "Blue-Canyon-42-Orchard!"
@@ -159,3 +159,40 @@ def test_invalid_views_get_errors_on_their_own_input_blocks_and_nothing_is_store
     assert Store(bot.database_path).requests_where() == []
     assert iam.list_users()["Users"] == []
     assert slack.calls("chat.postMessage") == []
+
+
+def test_back_button_and_who_may_file(start_bot, slack, iam) -> None:
+    bot = start_bot(REQUESTER_USER_IDS=REQUESTER)
+    view = open_modal(bot, slack, REQUESTER)
+    run = wiz.WizardRun(bot.user, REQUESTER, view)
+    run.through(wiz.details([RECIPIENT], "nina.back", access=["programmatic"]), wiz.permissions("groups"))
+    assert wiz.step_name(run.view) == "tags"
+    clicked = bot.user.interaction(
+        {
+            "type": "block_actions",
+            "user": bot.user._user(REQUESTER),
+            "api_app_id": "A0IAMUSERBOT",
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": "1.2.3",
+            "team": {"id": bot.user.team_id},
+            "view": {**run.view, "hash": update_hash(slack, view)},
+            "actions": [
+                {"type": "button", "action_id": "wizard_back", "block_id": "wizard_nav", "value": "permissions"}
+            ],
+        }
+    )
+    assert clicked.status == 200
+    back = slack.wait_for("views.update", lambda c: "permission_mode" in json.dumps(c.args.get("view")))[-1]
+    assert back.response["ok"], back.response
+
+    # Someone outside REQUESTER_USER_IDS submitting the form files nothing.
+    stranger = wiz.WizardRun(bot.user, STRANGER, view)
+    answer = stranger.submit(wiz.details([RECIPIENT], "nina.other", access=["programmatic"]))
+    body = answer.json()
+    assert body["response_action"] == "update" and "input" not in json.dumps(body["view"]["blocks"])
+    assert Store(bot.database_path).requests_where() == []
+
+
+def update_hash(slack, view) -> str:
+    """The hash Slack holds for ``view`` now (the stand-in keeps it like Slack)."""
+    return slack._views[view["id"]]["hash"]
