@@ -408,7 +408,8 @@ class Store(SecretStore):
         ).fetchone()
         return str(row[0]) if row else None
 
-    def delete_draft(self, view_id: str) -> None:
-        """Forget a draft (after its request is filed)."""
+    def delete_draft(self, view_id: str) -> bool:
+        """Forget a draft; True only for the one caller that removed it, so two concurrent
+        submissions of the same last view (a double click, a Slack retry) file one request."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM wizard_drafts WHERE view_id = ?", (view_id,))
+            return conn.execute("DELETE FROM wizard_drafts WHERE view_id = ?", (view_id,)).rowcount == 1

@@ -228,9 +228,10 @@ class Wizard:
             step, message = problem
             self._save(key, user_id, draft)
             return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))
-        request = self.file(user_id, draft.form())
-        self.store.delete_draft(key)
-        return WizardAnswer(request=request)
+        # Claim the draft first: of two concurrent submissions only one files.
+        if not self.store.delete_draft(key):
+            return WizardAnswer(view=modal_blocks.message_view("This request was already submitted."))
+        return WizardAnswer(request=self.file(user_id, draft.form()))
 
 
 # -- suggested user names ---------------------------------------------------------------------

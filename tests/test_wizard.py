@@ -376,3 +376,15 @@ def test_back_shows_the_earlier_view_filled_from_the_draft(wizard: Wizard) -> No
     assert wizard.back(REQUESTER, run.view, "review") is None
     assert wizard.back(REQUESTER, run.view, "nowhere") is None
     assert wizard.back("U0STRANGER", run.view, "details") is None
+
+
+def test_the_same_review_submitted_twice_at_once_files_one_request(wizard: Wizard, store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    run = Run(wizard)
+    to_review(run, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups"))
+    submitted = {**run.view, "state": {"values": wiz.state(run.view, wiz.review())}}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: wizard.submit(REQUESTER, submitted), range(4)))
+    assert sum(a.request is not None for a in answers) == 1
+    assert len(store.requests_where()) == 1
