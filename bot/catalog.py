@@ -103,6 +103,7 @@ class Catalog:
 
     @property
     def snapshot(self) -> CatalogSnapshot:
+        """The latest snapshot (an empty one until the first load)."""
         return self._snapshot
 
     @property
@@ -145,6 +146,7 @@ class Catalog:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the background refresh after the current one (the thread is a daemon)."""
         self._stop.set()
 
     def _run(self) -> None:
@@ -166,6 +168,7 @@ class Catalog:
 
     @property
     def account_id(self) -> str | None:
+        """The AWS account id (``sts:GetCallerIdentity``), or None if it could not be read."""
         return self._snapshot.account_id
 
     # -- users -----------------------------------------------------------------------------------
@@ -196,6 +199,7 @@ class Catalog:
         return rank(self._index.groups, query)[:limit]  # type: ignore[return-value]
 
     def has_group(self, name: str) -> bool:
+        """Whether IAM has a group of exactly this name (group names are case-sensitive in ARNs)."""
         return name in self._index.group_names
 
     # -- managed policies ------------------------------------------------------------------------
@@ -221,6 +225,7 @@ class Catalog:
         return self._index.policy_by_value.get(value)
 
     def policy_for_arn(self, arn: str) -> ManagedPolicy | None:
+        """The managed policy with this ARN, or None if IAM did not have it at the last refresh."""
         return self._index.policy_by_arn.get(arn)
 
     def policy_names(self, arns: Sequence[str]) -> list[str]:

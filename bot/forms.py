@@ -50,18 +50,22 @@ STEPS = (DETAILS, PERMISSIONS, TAGS, REVIEW)
 
 
 class PolicyLike(Protocol):
+    """A managed policy as the parsers need it (:class:`bot.iam.ManagedPolicy` is one)."""
+
     name: str
     arn: str
 
 
 class Lookup(Protocol):
-    """What the parsers need to know about the account (:class:`bot.catalog.Catalog` is one)."""
+    """What the parsers need to know: the account as the catalog holds it, plus the user names
+    open requests will create (:class:`bot.wizard.AccountLookup` is one)."""
 
     @property
     def password_policy(self) -> PasswordPolicy: ...
     @property
     def quotas(self) -> AccountQuotas: ...
     def user_names_lower(self) -> set[str]: ...
+    def requested_names_lower(self) -> dict[str, str]: ...
     def user_named(self, name: str) -> str | None: ...
     def has_group(self, name: str) -> bool: ...
     def policy_for_value(self, value: str) -> PolicyLike | None: ...
@@ -143,6 +147,7 @@ def _element(values: StateValues, block_id: str) -> dict[str, Any]:
 
 
 def text_value(values: StateValues, block_id: str) -> str:
+    """The text of a plain-text input, trimmed; empty when absent."""
     return (_element(values, block_id).get("value") or "").strip()
 
 
@@ -189,7 +194,9 @@ def parse_details(values: StateValues, draft: Draft, lookup: Lookup) -> StepResu
     if error := recipients_error(recipients):
         errors["recipients"] = error
     names = parse_user_names(text_value(values, "user_names"))
-    if "recipients" not in errors and (error := user_names_error(names, len(recipients), lookup.user_names_lower())):
+    if "recipients" not in errors and (
+        error := user_names_error(names, len(recipients), lookup.user_names_lower(), lookup.requested_names_lower())
+    ):
         errors["user_names"] = error
     access: set[AccessType] = set()
     for value in selected_values(values, "access_types"):
@@ -371,7 +378,9 @@ def recheck(draft: Draft, lookup: Lookup, password: str | None) -> tuple[str, st
     Args:
         password: the custom password, opened from its seal, when there is one.
     """
-    if error := user_names_error(draft.user_names, len(draft.recipients), lookup.user_names_lower()):
+    if error := user_names_error(
+        draft.user_names, len(draft.recipients), lookup.user_names_lower(), lookup.requested_names_lower()
+    ):
         return DETAILS, error
     if password is not None and (error := custom_password_error(password, lookup.password_policy)):
         return DETAILS, error

@@ -139,6 +139,7 @@ def wizard_modal(step: str, blocks: list[Block], submit: str, suggested: str = "
 
 
 def notice_blocks(text: str | None) -> list[Block]:
+    """A warning section to put on top of a view (e.g. "IAM changed meanwhile"), or nothing."""
     return (
         [SectionBlock(text=MarkdownTextObject(text=truncate(f":warning: {escape(text)}", SECTION_TEXT_MAX)))]
         if text

@@ -9,7 +9,7 @@ import re
 import secrets
 import string
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
@@ -84,13 +84,20 @@ def parse_user_names(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def user_names_error(names: Sequence[str], recipient_count: int, existing_lower: Iterable[str]) -> str | None:
+def user_names_error(
+    names: Sequence[str],
+    recipient_count: int,
+    existing_lower: Iterable[str],
+    requested_lower: Mapping[str, str] | None = None,
+) -> str | None:
     """Validate the ``user_names`` field against the recipients and the users IAM already holds.
 
     Args:
         names: the requested IAM user names, in recipient order.
         recipient_count: how many Slack recipients were chosen (one IAM user each).
         existing_lower: names of existing IAM users, lower-cased.
+        requested_lower: names (lower-cased) of IAM users that open requests will create, to
+            the id of that request: the later of two such requests would fail at provisioning.
 
     Rules: each name valid (:func:`user_name_error`); as many names as recipients; unique
     ignoring case within the request and against IAM (IAM user names are not case-sensitive:
@@ -118,6 +125,12 @@ def user_names_error(names: Sequence[str], recipient_count: int, existing_lower:
     taken = [name for name in names if name.lower() in existing]
     if taken:
         return f"An IAM user named “{taken[0]}” already exists (IAM ignores case); choose another name."
+    requested = requested_lower or {}
+    if pending := [name for name in names if name.lower() in requested]:
+        return (
+            f"“{pending[0]}” is already requested in {requested[pending[0].lower()]}, which is not finished yet "
+            "(IAM ignores case); choose another name."
+        )
     return None
 
 

@@ -48,7 +48,7 @@ from bot.forms import (
     ticked,
 )
 from bot.iam import IamError, IamGateway
-from bot.models import AccessType, OnboardingRequest, PasswordMode, RequestForm
+from bot.models import AccessType, OnboardingRequest, PasswordMode, RequestForm, RequestStatus
 from bot.rules import suggest_user_name
 from bot.sealing import PasswordSealer, SealError
 from bot.store import Store
@@ -57,6 +57,27 @@ log = logging.getLogger(__name__)
 
 DRAFT_TOKEN_BYTES = 12
 EXPIRED_NOTICE = "This form was open too long (or was started elsewhere), so it starts again. Sorry!"
+
+
+class AccountLookup:
+    """The :class:`bot.forms.Lookup` the wizard checks against: the catalog (what IAM holds), plus
+    the user names of requests still open in the store (pending, approved or provisioning)."""
+
+    OPEN = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.PROVISIONING)
+
+    def __init__(self, catalog: Catalog, store: Store) -> None:
+        self.catalog = catalog
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.catalog, name)
+
+    def requested_names_lower(self) -> dict[str, str]:
+        """Lower-cased user name → id of the open request that will create it (one indexed read)."""
+        names: dict[str, str] = {}
+        for request in self.store.requests_where(statuses=self.OPEN, limit=10_000):
+            names.update({name.lower(): request.id for name in request.form.user_names})
+        return names
 
 
 @dataclass
@@ -93,6 +114,7 @@ class Wizard:
         self.iam = iam
         self.sealer = sealer
         self.file = file
+        self.lookup = AccountLookup(catalog, store)
 
     # -- drafts ----------------------------------------------------------------------------------
 
@@ -181,14 +203,14 @@ class Wizard:
         return WizardAnswer(view=self.view_after(next_step, result.draft, user_id, key))
 
     def _details(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
-        result = parse_details(values, draft, self.catalog)
+        result = parse_details(values, draft, self.lookup)
         if result.draft is not None and result.password is not None:
             sealed = self.sealer.seal(result.password, user_id)
             result = StepResult(draft=result.draft.model_copy(update={"custom_password_sealed": sealed}))
         return self._next(key, user_id, result, PERMISSIONS)
 
     def _permissions(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
-        result = parse_permissions(values, draft, self.catalog)
+        result = parse_permissions(values, draft, self.lookup)
         if result.draft is not None and result.draft.copy_from_user:
             source_name = result.draft.copy_from_user
             try:
@@ -201,7 +223,7 @@ class Wizard:
                     else f"Could not read {source_name}'s permissions from IAM ({error.code}); try again."
                 )
                 return WizardAnswer(errors={"copy_from_user": message})
-            if errors := copy_source_errors(result.draft, source, self.catalog):
+            if errors := copy_source_errors(result.draft, source, self.lookup):
                 return WizardAnswer(errors=errors)
             result = StepResult(draft=result.draft.model_copy(update={"copy_source": source}))
         return self._next(key, user_id, result, TAGS)
@@ -224,7 +246,7 @@ class Wizard:
                 return WizardAnswer(
                     view=self.view_after(DETAILS, draft, user_id, key, "Please enter the custom password again.")
                 )
-        if problem := recheck(draft, self.catalog, password):
+        if problem := recheck(draft, self.lookup, password):
             step, message = problem
             self._save(key, user_id, draft)
             return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))

@@ -13,6 +13,7 @@ from bot.workflow import Workflow
 
 
 def register(app: App, workflow: Workflow) -> None:
+    """Options for ``groups``, ``copy_from_user`` (users), ``policies`` and ``permissions_boundary``."""
     catalog = workflow.catalog
 
     def groups(ack: Ack, payload: dict) -> None:

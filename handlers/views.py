@@ -22,6 +22,7 @@ def make_wizard(workflow: Workflow) -> Wizard:
 
 
 def register(app: App, workflow: Workflow) -> None:
+    """The wizard's submissions and Back button, and the deny-reason modal."""
     wizard = make_wizard(workflow)
 
     def onboarding_submitted(ack: Ack, body: dict, view: dict) -> None:

@@ -78,6 +78,13 @@ def test_a_name_iam_holds_in_any_case_is_refused(names: list[str], index: int) -
     assert error is not None and "already exists" in error
 
 
+@given(st.lists(user_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(0, 9))
+def test_a_name_an_open_request_will_create_is_refused(names: list[str], index: int) -> None:
+    taken = names[index % len(names)]
+    error = user_names_error(names, len(names), existing_lower=[], requested_lower={taken.lower(): "R-ABCDEFGH"})
+    assert error is not None and "already requested in R-ABCDEFGH" in error
+
+
 @given(st.lists(user_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(1, 10))
 def test_as_many_names_as_recipients(names: list[str], recipients: int) -> None:
     assume(recipients != len(names))

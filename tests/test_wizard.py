@@ -24,6 +24,7 @@ from bot.catalog import Catalog
 from bot.forms import Draft
 from bot.iam import CatalogSnapshot, IamGateway, ManagedPolicy
 from bot.modal_blocks import details_view
+from bot.models import RequestStatus
 from bot.rules import AccountQuotas, PasswordPolicy
 from bot.sealing import PasswordSealer
 from bot.store import Store
@@ -271,7 +272,8 @@ def test_every_error_is_keyed_by_an_input_block_of_the_submitted_view(
     tags, why,
 ) -> None:  # fmt: skip
     """Valid views up to ``stage``, then one view of arbitrary input; Run.submit checks the keys."""
-    valid = [wiz.details(["U1"], "ana", access=["programmatic"]), wiz.permissions("groups"), wiz.tags(), wiz.review()]
+    unique = f"ana.{time.monotonic_ns()}"  # earlier examples filed requests: their names are taken
+    valid = [wiz.details(["U1"], unique, access=["programmatic"]), wiz.permissions("groups"), wiz.tags(), wiz.review()]
     arbitrary = [
         wiz.details(people, "\n".join(names), access=access, password_mode=mode, custom_password=password),
         wiz.permissions(perm_mode, groups=groups, copy_from_user=source, policies=policies),
@@ -388,3 +390,15 @@ def test_the_same_review_submitted_twice_at_once_files_one_request(wizard: Wizar
         answers = list(pool.map(lambda _: wizard.submit(REQUESTER, submitted), range(4)))
     assert sum(a.request is not None for a in answers) == 1
     assert len(store.requests_where()) == 1
+
+
+def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: Store) -> None:
+    first = Run(wizard, view_id="V1")
+    to_review(first, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups"))
+    filed = first.submit(wiz.review()).request
+    assert filed is not None
+    second = Run(wizard, view_id="V2")
+    error = second.submit(wiz.details(["U0NEW2"], "ANA", access=["programmatic"])).errors["user_names"]
+    assert f"already requested in {filed.id}" in error
+    store.transition(filed.id, RequestStatus.PENDING, RequestStatus.DENIED, actor="U0APPROVE", event="denied")
+    assert not second.submit(wiz.details(["U0NEW2"], "ANA", access=["programmatic"])).errors
