@@ -1,4 +1,4 @@
-"""``iam-user-bot`` command line: serve, audit (more commands join as they are built)."""
+"""``iam-user-bot`` command line: serve, check, audit (more commands join as they are built)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,12 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from bot.check import main as check_main
+
+    return check_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iam-user-bot", description="Slack bot that onboards AWS IAM users.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=8, help="threads per worker")
     serve.add_argument("--access-log", action="store_true", help="log each HTTP request")
     serve.set_defaults(run=_serve)
+    check = commands.add_parser("check", help="check configuration, Slack, AWS identity and IAM permissions")
+    check.set_defaults(run=_check)
     audit = commands.add_parser("audit", help="export the audit log")
     audit.add_argument("--since", help="only events at or after this ISO-8601 time")
     audit.add_argument("--format", choices=["csv", "json"], default="csv")

@@ -1,4 +1,7 @@
-"""The only module that calls IAM and STS: catalog reads, plan execution, rollback.
+"""IAM and STS reads: catalog, account settings, quotas, the "copy from user" expansion.
+
+Together with :mod:`bot.iam_steps` (plan execution and rollback, the writes) this is the only
+code that calls IAM and STS.
 
 boto3 picks up ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION`` and
 ``AWS_ENDPOINT_URL`` from the environment. Retries use botocore's ``standard`` mode, which
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bot.models import CreatedCredentials, UserPermissions
-from bot.plan import Step, StepKind
+from bot.plan import PROVENANCE_TAG_KEYS
 from bot.rules import AccountQuotas, PasswordPolicy, generate_password
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,7 @@ T = TypeVar("T")
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
 # Bounded read-after-create retry for NoSuchEntity (IAM eventual consistency): ~30 s in all.
 CONSISTENCY_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15)
-DELETE_CONFLICT_DELAYS = (0.5, 1, 2, 4, 8)
+REQUEST_ID_TAG = PROVENANCE_TAG_KEYS[0]
 
 
 class IamError(Exception):
@@ -83,6 +86,24 @@ class CatalogSnapshot:
     password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     quotas: AccountQuotas = field(default_factory=AccountQuotas)
     account_id: str | None = None
+
+
+def retry_no_such_entity(
+    call: Callable[[], T], sleep: Callable[[float], None], delays: tuple[float, ...] = CONSISTENCY_DELAYS
+) -> T:
+    """``call()``, retried after each of ``delays`` (seconds) while IAM answers ``NoSuchEntity``.
+
+    IAM is eventually consistent: right after ``CreateUser`` another call may not see the user
+    yet. The last ``NoSuchEntity`` (or any other error) is raised as the ``ClientError`` it is.
+    """
+    for delay in (*delays, None):
+        try:
+            return call()
+        except ClientError as error:
+            if error_code(error) != "NoSuchEntity" or delay is None:
+                raise
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def make_clients(session: boto3.session.Session | None = None) -> tuple[Any, Any]:
@@ -216,117 +237,75 @@ class IamGateway:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def _retry_consistency(self, call: Callable[[], T]) -> T:
-        for delay in (*CONSISTENCY_DELAYS, None):
-            try:
-                return call()
-            except ClientError as error:
-                if error_code(error) != "NoSuchEntity" or delay is None:
-                    raise
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+    # -- reads for provisioning: quotas, ownership, conflicts -----------------------------------
 
-    def run_step(
-        self, step: Step, password_policy: PasswordPolicy, console_url: str, custom_password: str | None = None
-    ) -> dict[str, str]:
-        """Execute one plan step; returns the secrets it made (password, access key), if any.
+    def _retry_consistency(self, call: Callable[[], T], delays: tuple[float, ...] = CONSISTENCY_DELAYS) -> T:
+        return retry_no_such_entity(call, self.sleep, delays)
 
-        Args:
-            custom_password: the requester's password for ``create_login_profile`` (opened from
-                its seal just before); None generates one (:func:`bot.rules.generate_password`).
+    def account_summary(self) -> dict[str, int]:
+        """``get_account_summary()["SummaryMap"]``: usage and quotas (``UsersQuota``,
+        ``AttachedPoliciesPerUserQuota``, ``GroupsPerUserQuota``, ``AccessKeysPerUserQuota``…).
 
         Raises:
-            IamError: IAM refused the call for good.
+            IamError: the call was refused.
         """
         try:
-            return self._run_step(step, password_policy, console_url, custom_password)
+            return dict(self.iam.get_account_summary()["SummaryMap"])
         except ClientError as error:
             raise as_iam_error(error) from None
 
-    def _run_step(
-        self, step: Step, password_policy: PasswordPolicy, console_url: str, custom_password: str | None = None
-    ) -> dict[str, str]:
-        name = step.user_name
-        if step.kind is StepKind.CREATE_USER:
-            params: dict[str, Any] = {"UserName": name, "Tags": [{"Key": t.key, "Value": t.value} for t in step.tags]}
-            if step.permissions_boundary_arn:
-                params["PermissionsBoundary"] = step.permissions_boundary_arn
-            self.iam.create_user(**params)
-            self.iam.get_waiter("user_exists").wait(UserName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
-            return {}
-        if step.kind is StepKind.CREATE_LOGIN_PROFILE:
-            password = custom_password or generate_password(password_policy)
-            self._retry_consistency(
-                lambda: self.iam.create_login_profile(
-                    UserName=name, Password=password, PasswordResetRequired=step.password_reset_required
-                )
-            )
-            return {"password": password}
-        if step.kind is StepKind.CREATE_ACCESS_KEY:
-            key = self._retry_consistency(lambda: self.iam.create_access_key(UserName=name))["AccessKey"]
-            return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
-        if step.kind is StepKind.ADD_USER_TO_GROUP:
-            self._retry_consistency(lambda: self.iam.add_user_to_group(UserName=name, GroupName=step.target))
-            return {}
-        if step.kind is StepKind.ATTACH_USER_POLICY:
-            self._retry_consistency(lambda: self.iam.attach_user_policy(UserName=name, PolicyArn=step.target))
-            return {}
-        if step.kind is StepKind.PUT_USER_POLICY:
-            document = self.iam.get_user_policy(UserName=step.source_user, PolicyName=step.target)["PolicyDocument"]
-            if not isinstance(document, str):
-                document = json.dumps(document)  # boto3 decodes the URL-encoded JSON into a dict
-            self._retry_consistency(
-                lambda: self.iam.put_user_policy(UserName=name, PolicyName=step.target, PolicyDocument=document)
-            )
-            return {}
-        raise ValueError(f"step kind {step.kind} is not supported by this version")
+    def inline_policy_size(self, user_name: str, policy_name: str) -> int:
+        """Non-whitespace characters of one inline policy of ``user_name`` (IAM counts these
+        against ``UserPolicySizeQuota``, 2,048 per user).
 
-    def delete_user_completely(self, user_name: str) -> None:
-        """Remove a user and everything attached to it, in the order IAM requires.
-
-        Order: login profile, access keys, MFA devices, inline policies, managed policies,
-        groups, permissions boundary, user. ``NoSuchEntity`` counts as done; ``DeleteConflict``
-        on the user is retried with backoff.
+        Raises:
+            IamError: the policy or user is gone, or the read was refused.
         """
-        iam = self.iam
-
-        def gone(call: Callable[[], object]) -> None:
-            try:
-                call()
-            except ClientError as error:
-                if error_code(error) != "NoSuchEntity":
-                    raise
-
         try:
-            iam.get_user(UserName=user_name)
+            document = self.iam.get_user_policy(UserName=user_name, PolicyName=policy_name)["PolicyDocument"]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        text = document if isinstance(document, str) else json.dumps(document)
+        return sum(1 for char in text if not char.isspace())
+
+    def customer_policy_exists(self, arn: str) -> bool:
+        """Whether a customer managed policy with this ARN exists (``GetPolicy``)."""
+        try:
+            self.iam.get_policy(PolicyArn=arn)
         except ClientError as error:
             if error_code(error) == "NoSuchEntity":
-                return
-            raise
-        gone(lambda: iam.delete_login_profile(UserName=user_name))
-        for key in self._paginate("list_access_keys", "AccessKeyMetadata", UserName=user_name):
-            gone(lambda k=key: iam.delete_access_key(UserName=user_name, AccessKeyId=k["AccessKeyId"]))
-        for device in self._paginate("list_mfa_devices", "MFADevices", UserName=user_name):
-            serial = device["SerialNumber"]
-            gone(lambda s=serial: iam.deactivate_mfa_device(UserName=user_name, SerialNumber=s))
-            gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
-        for policy_name in self._paginate("list_user_policies", "PolicyNames", UserName=user_name):
-            gone(lambda p=policy_name: iam.delete_user_policy(UserName=user_name, PolicyName=p))
-        for policy in self._paginate("list_attached_user_policies", "AttachedPolicies", UserName=user_name):
-            gone(lambda p=policy: iam.detach_user_policy(UserName=user_name, PolicyArn=p["PolicyArn"]))
-        for group in self._paginate("list_groups_for_user", "Groups", UserName=user_name):
-            gone(lambda g=group: iam.remove_user_from_group(UserName=user_name, GroupName=g["GroupName"]))
-        for delay in (*DELETE_CONFLICT_DELAYS, None):
-            try:
-                iam.delete_user(UserName=user_name)
-                return
-            except ClientError as error:
-                code = error_code(error)
-                if code == "NoSuchEntity":
-                    return
-                if code != "DeleteConflict" or delay is None:
-                    raise
-                self.sleep(delay)
+                return False
+            raise as_iam_error(error) from None
+        return True
+
+    def tags_of(self, user_name: str, *, delays: tuple[float, ...] = ()) -> dict[str, str] | None:
+        """The tags of a user (``ListUserTags``), or None when the user does not exist.
+
+        ``delays``: retry ``NoSuchEntity`` this way first, for a user that should exist.
+        """
+        try:
+            pages = self._retry_consistency(
+                lambda: self._paginate("list_user_tags", "Tags", UserName=user_name), delays
+            )
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return None
+            raise as_iam_error(error) from None
+        return {tag["Key"]: tag["Value"] for tag in pages}
+
+    def users_in_the_way(self, user_names: Sequence[str], request_id: str) -> list[str]:
+        """Existing IAM users whose names equal one of ``user_names`` ignoring case (IAM user
+        names are unique case-insensitively) and that this request did not create.
+
+        Raises:
+            IamError: a read was refused.
+        """
+        wanted = {name.lower() for name in user_names}
+        try:
+            existing = [u["UserName"] for u in self._paginate("list_users", "Users") if u["UserName"].lower() in wanted]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return [name for name in existing if (self.tags_of(name) or {}).get(REQUEST_ID_TAG) != request_id]
 
     # -- one-time link life: re-issue and expiry (called by bot.links) --------------------------
 

@@ -92,6 +92,31 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX wizard_drafts_updated ON wizard_drafts(updated_at);
     """,
+    # 4: provisioning journal (issue 5). Each plan step is recorded before and after its IAM
+    # call, so a restarted server resumes or rolls back instead of guessing. A lease on the
+    # request (owner + expiry) lets exactly one process work on a provisioning request. The
+    # journal and the stored plan hold names, ARNs, access key ids and IAM error codes: never
+    # a password or a secret access key.
+    """
+    ALTER TABLE requests ADD COLUMN lease_owner TEXT;
+    ALTER TABLE requests ADD COLUMN lease_until TEXT;
+    CREATE TABLE provisioning_plans (
+        request_id TEXT PRIMARY KEY REFERENCES requests(id),
+        plan TEXT NOT NULL,
+        console_url TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE journal (
+        request_id TEXT NOT NULL REFERENCES requests(id),
+        step_index INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('started', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 1,
+        detail TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (request_id, step_index)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

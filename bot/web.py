@@ -109,6 +109,8 @@ def build_bot(settings: Settings | None = None, *, start_background: bool = True
     if start_background:
         catalog.start()
         sweeper.start()
+        # Provisioning a stopped or crashed process left half-done: resume or roll back (issue 5).
+        workflow.start_resume_loop()
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 

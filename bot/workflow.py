@@ -9,6 +9,7 @@ after it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,14 +19,19 @@ from bot.access import Decision, may_decide, may_request
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.iam import IamError, IamGateway, credentials_from_outputs
+from bot.journal import Journal
 from bot.links import IssuedLink, Links
 from bot.messenger import Messenger
 from bot.models import CreatedCredentials, OnboardingRequest, RequestForm, RequestStatus
-from bot.plan import build_plan
+from bot.provisioning import LeaseLost, Provisioner, ProvisioningFailed, exit_for_test
 from bot.sealing import SealError, sealer_from_bot_token
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# How often a serving process looks for provisioning left half-done (seconds); the lease keeps
+# every round safe while another process works on a request.
+RESUME_INTERVAL_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class Workflow:
 
     Args:
         executor: runs provisioning after the approval click's ack; tests may pass their own.
+        journal: the provisioning journal and lease (one owner id per process); tests pass
+            their own to play a second process.
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class Workflow:
         catalog: Catalog,
         messenger: Messenger,
         executor: ThreadPoolExecutor | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,6 +68,8 @@ class Workflow:
         self.messenger = messenger
         self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
         self.sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
+        self.journal = journal or Journal(store)
+        self.provisioner = Provisioner(store, iam, self.journal)
         self.links = Links(settings, store, iam, messenger, self.approvers, self.executor, self._links_changed)
         self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
 
@@ -235,53 +246,108 @@ class Workflow:
     def provision(self, request_id: str) -> OnboardingRequest | None:
         """Create the request's IAM users, all or nothing, then deliver their credentials.
 
-        Moves approved → provisioning → provisioned | failed. On any IAM error every user this
-        request created is deleted again and the request fails with IAM's error in words.
+        Moves approved → provisioning (taking the lease in the same compare-and-set), runs the
+        plan (:class:`~bot.provisioning.Provisioner`), then provisioning → provisioned, or
+        → failed after every user this request created was deleted again. Returns the request
+        as it ends, or None when another process has it or it is not approved.
         """
         request = self.store.transition(
-            request_id, RequestStatus.APPROVED, RequestStatus.PROVISIONING, actor=None, event="provisioning_started"
+            request_id,
+            RequestStatus.APPROVED,
+            RequestStatus.PROVISIONING,
+            actor=None,
+            event="provisioning_started",
+            **self.journal.lease_fields(),
         )
         if request is None:
             return None  # someone else is provisioning it, or it is not approved
         self._refresh_views(request)
-        created: list[str] = []
-        outputs: dict[str, dict[str, str]] = {name: {} for name in request.form.user_names}
+        return self._run(request)
+
+    def resume_interrupted(self) -> list[str]:
+        """Finish what a stopped or crashed process (or a run cut off by a network or database
+        error) left, from the journal. Called at start-up and then periodically.
+
+        Requests still ``approved`` are provisioned (the approval's background job died with
+        its process); ``provisioning`` requests whose lease is free (released, expired, or its
+        process is gone) are resumed from the journal, or rolled back if a step had failed.
+        Safe with several workers starting at once: each request is claimed by compare-and-set.
+        Returns the ids this process worked on.
+        """
+        handled: list[str] = []
+        for request in self.store.requests_where(statuses=[RequestStatus.APPROVED], limit=1000):
+            if self.provision(request.id) is not None:
+                handled.append(request.id)
+        for request in self.store.requests_where(statuses=[RequestStatus.PROVISIONING], limit=1000):
+            if not self.journal.claim(request.id):
+                continue
+            self.store.audit("provisioning_resumed", request_id=request.id, detail={"owner": self.journal.owner})
+            log.info("resuming provisioning", extra={"request_id": request.id})
+            self._run(request)
+            handled.append(request.id)
+        return handled
+
+    def resume_interrupted_logged(self) -> None:
+        """:meth:`resume_interrupted` for a background thread: errors are logged, not raised."""
         try:
-            for name in request.form.user_names:
-                if self.iam.user_exists(name):
-                    raise IamError(
-                        "EntityAlreadyExists", f"an IAM user named {name} exists (IAM ignores case)", "CreateUser"
-                    )
-            policy = self.iam.password_policy()
-            console_url = self.iam.console_url()
-            form = request.form
-            custom_password = self._custom_password(request)
-            copy_source = self.iam.user_permissions(form.copy_from_user) if form.copy_from_user else None
-            plan = build_plan(
-                request,
-                approver=request.decided_by or "unknown",
-                account_id=self.iam.account_id(),
-                copy_source=copy_source,
-                users_may_change_password=policy.allow_users_to_change_password,
-            )
-            for step in plan:
-                result = self.iam.run_step(step, policy, console_url, custom_password)
-                if step.kind == "create_user":
-                    created.append(step.user_name)
-                if step.user_name:
-                    outputs[step.user_name].update(result)
-                self.store.audit("step_done", request_id=request_id, detail={"step": step.label})
-        except IamError as error:
-            return self._fail(request, created, error)
-        self.store.forget_custom_password(request_id)
-        for name in created:
+            self.resume_interrupted()
+        except Exception:
+            log.exception("resuming interrupted requests failed")
+
+    def start_resume_loop(self, interval: float = RESUME_INTERVAL_SECONDS) -> threading.Event:
+        """Run :meth:`resume_interrupted` now and every ``interval`` seconds in a daemon thread.
+
+        At start-up it picks up what a stopped or crashed process left; later rounds pick up a
+        request whose run stopped on a non-IAM error (network, database), which otherwise
+        would wait for the next restart. Returns the event that stops the loop.
+        """
+        stop = threading.Event()
+
+        def loop() -> None:
+            self.resume_interrupted_logged()
+            while not stop.wait(interval):
+                self.resume_interrupted_logged()
+
+        threading.Thread(target=loop, name="resume-interrupted", daemon=True).start()
+        return stop
+
+    def _run(self, request: OnboardingRequest) -> OnboardingRequest | None:
+        """Run (or resume) a provisioning request this process holds the lease on."""
+        prepared = None
+        try:
+            try:
+                prepared = self.provisioner.prepare(request, self._custom_password(request))
+                secrets = self.provisioner.execute(request, prepared)
+            except (ProvisioningFailed, IamError) as error:
+                return self._fail(request, prepared.steps if prepared else None, str(error))
+        except LeaseLost:
+            log.warning("another process took the request over", extra={"request_id": request.id})
+            return None
+        except Exception:
+            # Neither IAM's answer nor a step's failure (say the database or network is down):
+            # leave the request in provisioning with its journal; the next start resumes it.
+            log.exception("provisioning interrupted; it resumes at the next start", extra={"request_id": request.id})
+            self.journal.release(request.id)
+            return None
+        self.store.forget_custom_password(request.id)  # the login profiles have it now
+        names = request.form.user_names
+        for name in names:
             self.catalog.note_user_created(name)
-        credentials = [credentials_from_outputs(name, console_url, outputs[name]) for name in request.form.user_names]
+        credentials = [credentials_from_outputs(name, prepared.console_url, secrets[name]) for name in names]
+        self.journal.discard_unsent_links(request.id)  # sealed by a run that died before sending
         links = [self._seal(request, c) for c in credentials]
+        exit_for_test("sealed")
         done = self.store.transition(
-            request_id, RequestStatus.PROVISIONING, RequestStatus.PROVISIONED, actor=None, event="provisioned"
+            request.id,
+            RequestStatus.PROVISIONING,
+            RequestStatus.PROVISIONED,
+            actor=None,
+            event="provisioned",
+            lease_owner=None,
+            lease_until=None,
         )
-        assert done is not None, "only this worker moves a provisioning request"
+        if done is None:
+            return None  # cannot happen while we hold the lease; never deliver twice
         for credential, issued in zip(credentials, links, strict=True):
             self._deliver(done, credential, issued)
         self._refresh_views(done)
@@ -303,20 +369,18 @@ class Workflow:
         except SealError as error:
             raise IamError("CustomPasswordUnavailable", str(error), "CreateLoginProfile") from None
 
-    def _fail(self, request: OnboardingRequest, created: list[str], error: IamError) -> OnboardingRequest | None:
+    def _fail(self, request: OnboardingRequest, steps: list | None, error: str) -> OnboardingRequest | None:
+        """Roll back what this request created, then move it to failed and tell both people.
+
+        If the rollback raises (not an IAM refusal: the network, say), the request stays in
+        provisioning with its journal, and the next start rolls back again.
+        """
         log.warning("provisioning failed, rolling back", extra={"request_id": request.id})
+        problems = self.provisioner.rollback(request, steps)
         self.store.forget_custom_password(request.id)
-        rollback_error = None
-        for name in reversed(created):
-            try:
-                self.iam.delete_user_completely(name)
-                self.store.audit("rolled_back", request_id=request.id, detail={"user_name": name})
-            except Exception as cleanup:
-                rollback_error = str(cleanup)
-                self.store.audit(
-                    "rollback_failed", request_id=request.id, detail={"user_name": name, "error": rollback_error}
-                )
-        message = str(error) + (f" (and cleanup failed: {rollback_error})" if rollback_error else "")
+        message = error
+        if problems:
+            message += ". Cleanup failed, remove by hand: " + "; ".join(problems)
         failed = self.store.transition(
             request.id,
             RequestStatus.PROVISIONING,
@@ -325,10 +389,19 @@ class Workflow:
             event="failed",
             detail={"error": message},
             error=message,
+            lease_owner=None,
+            lease_until=None,
         )
         if failed is not None:
             self._refresh_views(failed)
             self.messenger.dm(failed.requester, blocks.requester_notice(failed))
+            if failed.decided_by and failed.decided_by != failed.requester:
+                self.messenger.dm(
+                    failed.decided_by,
+                    f"Request `{failed.id}` that you approved failed; nothing was left in IAM. IAM said: {message}"
+                    if not problems
+                    else f"Request `{failed.id}` that you approved failed: {message}",
+                )
         return failed
 
     def _seal(self, request: OnboardingRequest, credentials: CreatedCredentials) -> IssuedLink:

@@ -1,0 +1,200 @@
+"""``iam-user-bot check`` as a real command; the bot's own IAM policy matches the calls it makes;
+the bot-managed policy documents say what docs/bot-managed-policies.md promises."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from bot.check import REQUIRED_ACTIONS, role_arn
+from bot.iam_steps import StepRunner
+from bot.models import RequestStatus
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN
+from tests.provisioning_support import (
+    FailOnCall,
+    build_world,
+    file_and_approve,
+    full_form,
+    make_harness,
+    reset_password_policy,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+USER_ARNS = {"arn:aws:iam::*:user/${aws:username}", "arn:aws:iam::*:user/*/${aws:username}"}
+
+
+def policy_actions(document: dict) -> set[str]:
+    actions: set[str] = set()
+    for statement in document["Statement"]:
+        listed = statement.get("Action", [])
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_", "APPROV", "PUBLIC_", "DATABASE"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def check_env(moto_server, slack, tmp_path) -> dict[str, str]:
+    return {
+        **moto_server.client_env(),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": "a-signing-secret-for-the-check-test",
+        "SLACK_API_URL": slack.base_url,
+        "APPROVAL_CHANNEL_ID": APPROVAL_CHANNEL,
+        "APPROVER_USER_IDS": APPROVER,
+        "PUBLIC_BASE_URL": "https://bot.example.com",
+        "DATABASE_PATH": str(tmp_path / "check.db"),
+    }
+
+
+def test_check_passes_against_moto_and_the_stand_in(check_env) -> None:
+    result = run_check(check_env)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(":")[0] for line in lines] == [
+        "ok   configuration",
+        "ok   database",
+        "ok   slack",
+        "ok   aws identity",
+        "ok   iam permissions",
+    ]
+    assert "in account 123456789012" in lines[3]
+    # moto does not implement SimulatePrincipalPolicy: the read-only probes ran, and say so.
+    assert "read-only probes passed" in lines[4] and "writes unverified" in lines[4]
+
+
+def test_check_names_what_is_wrong_and_the_fix_without_printing_secrets(check_env) -> None:
+    bad_token = "xoxb-not-the-right-token-0000"
+    result = run_check({**check_env, "SLACK_BOT_TOKEN": bad_token})
+    assert result.returncode == 1
+    slack_line = next(line for line in result.stdout.splitlines() if line.split(":")[0].endswith("slack"))
+    assert (
+        slack_line.startswith("FAIL slack: auth.test answered invalid_auth")
+        and "fix: check SLACK_BOT_TOKEN" in slack_line
+    )
+    assert bad_token not in result.stdout + result.stderr
+
+    missing = {k: v for k, v in check_env.items() if k != "APPROVAL_CHANNEL_ID"}
+    result = run_check(missing)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert lines[0].startswith("FAIL configuration: APPROVAL_CHANNEL_ID is required")
+    assert lines[-1].startswith("ok   iam permissions")  # AWS is still checked
+
+
+def test_role_arn_for_simulation() -> None:
+    assert role_arn("arn:aws:sts::123456789012:assumed-role/iam-user-bot/i-0abc") == (
+        "arn:aws:iam::123456789012:role/iam-user-bot"
+    )
+    assert (
+        role_arn("arn:aws:iam::123456789012:user/bots/iam-user-bot")
+        == "arn:aws:iam::123456789012:user/bots/iam-user-bot"
+    )
+    assert role_arn("arn:aws:iam::123456789012:root") is None
+
+
+def test_bot_iam_policy_allows_exactly_the_listed_actions() -> None:
+    document = json.loads((ROOT / "docs" / "bot-iam-policy.json").read_text())
+    assert policy_actions(document) == set(REQUIRED_ACTIONS)
+    boundary = [s for s in document["Statement"] if "iam:PermissionsBoundary" in json.dumps(s.get("Condition", {}))]
+    assert [s["Action"] for s in boundary] == [["iam:CreateUser"]]
+    assert not [
+        s for s in document["Statement"] if s["Effect"] == "Allow" and "*" in policy_actions({"Statement": [s]})
+    ]
+
+
+def test_every_iam_call_the_bot_makes_is_in_its_policy(moto_server, slack, iam, tmp_path) -> None:
+    """Success, failure with rollback, resume, catalog: every IAM operation seen is allowed."""
+    world = build_world(iam)
+    try:
+        bot = make_harness(moto_server, slack, tmp_path / "bot.db")
+        bot.gateway.load_catalog()
+        bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 1))
+        bad = file_and_approve(bot.store, full_form(world, ("omar.newhire",)))
+        assert bot.workflow.provision(bad.id).status is RequestStatus.FAILED
+        ok = file_and_approve(bot.store, full_form(world, ("nina.newhire",)))
+        assert bot.workflow.provision(ok.id).status is RequestStatus.PROVISIONED
+        StepRunner(bot.gateway).delete_user_completely("nina.newhire")
+    finally:
+        reset_password_policy(iam)
+    used = {f"iam:{operation}" for operation in bot.recorder.operations()}
+    assert used - set(REQUIRED_ACTIONS) == set()
+    assert {"iam:CreateUser", "iam:DeleteUser", "iam:CreatePolicy", "iam:DeletePolicy", "iam:PutUserPolicy"} <= used
+
+
+@pytest.mark.parametrize("name", ["require-mfa.json", "self-manage-credentials.json"])
+def test_bot_policies_match_users_with_paths_and_are_small(name: str) -> None:
+    text = resources.files("bot").joinpath("policies", name).read_text()
+    document = json.loads(text)
+    # A customer managed policy holds at most 6,144 non-whitespace characters.
+    assert sum(1 for c in text if not c.isspace()) < 6144
+    for statement in document["Statement"]:
+        resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if any("${aws:username}" in r for r in resources_):
+            assert set(resources_) == USER_ARNS, statement["Sid"]
+
+
+def test_mfa_policy_lets_a_forced_password_change_through_and_denies_the_rest() -> None:
+    document = json.loads(resources.files("bot").joinpath("policies", "require-mfa.json").read_text())
+    (deny,) = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}
+    assert {"iam:ChangePassword", "iam:GetAccountPasswordPolicy"} <= set(deny["NotAction"])
+    # Nothing that manages keys escapes the deny without MFA.
+    assert not {"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:DeactivateMFADevice"} & set(deny["NotAction"])
+    allowed = policy_actions({"Statement": [s for s in document["Statement"] if s["Effect"] == "Allow"]})
+    assert {"iam:ChangePassword", "iam:EnableMFADevice", "iam:CreateVirtualMFADevice", "iam:CreateAccessKey"} <= allowed
+
+
+def test_simulation_reports_denied_and_conditional_actions() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from bot.check import _simulate
+
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    principal = "arn:aws:iam::123456789012:role/iam-user-bot"
+
+    def results(denied: set[str], conditional: set[str]) -> dict:
+        rows = []
+        for action in REQUIRED_ACTIONS:
+            row = {"EvalActionName": action, "EvalDecision": "allowed"}
+            if action in denied | conditional:
+                row["EvalDecision"] = "implicitDeny"
+            if action in conditional:
+                row["MissingContextValues"] = ["iam:PermissionsBoundary"]
+            rows.append(row)
+        return {"EvaluationResults": rows, "IsTruncated": False}
+
+    expected = {"PolicySourceArn": principal, "ActionNames": list(REQUIRED_ACTIONS)}
+    with Stubber(iam) as stub:
+        stub.add_response("simulate_principal_policy", results(set(), {"iam:CreateUser"}), expected)
+        stub.add_response("simulate_principal_policy", results({"iam:DeleteUser", "iam:TagUser"}, set()), expected)
+        stub.add_client_error("simulate_principal_policy", "AccessDenied", expected_params=expected)
+        ok = _simulate(iam, principal)
+        assert ok is not None and ok.ok and "allowed only under a condition" in ok.detail
+        assert "iam:CreateUser" in ok.detail
+        denied = _simulate(iam, principal)
+        assert denied is not None and not denied.ok
+        assert denied.render() == (
+            "FAIL iam permissions: not allowed: iam:DeleteUser, iam:TagUser"
+            " — fix: attach docs/bot-iam-policy.json to the bot's role or user"
+        )
+        assert _simulate(iam, principal) is None  # not allowed to simulate: probes run instead
