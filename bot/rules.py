@@ -300,8 +300,9 @@ def parse_tags(text: str, bot_tag_count: int = 0) -> TagsResult:
                     error=f"Line {number}: the {label} has characters IAM does not allow in tags ({bad}); "
                     "use letters, numbers, spaces and _ . : / = + - @"
                 )
-        # casefold, not lower: "ß" and "SS" must count as one key too (stricter is safer here).
-        lowered = key.casefold()
+        # Upper-case, then casefold: "ß"/"SS" and "ı"/"I" must each count as one key. AWS does not
+        # document its case mapping, so the coarser comparison is the safe one.
+        lowered = key.upper().casefold()
         if prefix := next((p for p in RESERVED_TAG_PREFIXES if lowered.startswith(p)), None):
             owner = "AWS" if prefix == "aws:" else "the bot's own provenance tags"
             return TagsResult(error=f"Line {number}: keys starting “{prefix}” are reserved for {owner}; rename it.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 import unicodedata
 
+import pytest
 import regex
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -277,3 +278,10 @@ def test_quotas_from_account_summary() -> None:
     quotas = AccountQuotas.from_summary({"AttachedPoliciesPerUserQuota": 20, "GroupsPerUserQuota": 10, "Users": 3})
     assert quotas == AccountQuotas(attached_policies_per_user=20, groups_per_user=10)
     assert AccountQuotas.from_summary({}) == AccountQuotas()
+
+
+@pytest.mark.parametrize(("first", "second"), [("ı", "I"), ("straße", "STRASSE"), ("Team", "tEAM")])
+def test_case_twins_found_by_hypothesis_are_duplicates(first: str, second: str) -> None:
+    # "ı".lower() is itself while "I".lower() is "i": a lower()-only comparison let both through.
+    error = parse_tags(f"{first}=1\n{second}=2").error
+    assert error is not None and "same key" in error
