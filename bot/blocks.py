@@ -130,7 +130,7 @@ def decision_line(request: OnboardingRequest) -> str | None:
     if status is RequestStatus.PROVISIONED:
         return approved + "\n:tada: IAM users created; credentials sent by one-time link"
     if status is RequestStatus.FAILED:
-        return approved + f"\n:x: Provisioning failed, nothing was left in IAM: {request.error or 'unknown error'}"
+        return approved + f"\n:x: Provisioning failed, {request.failure_outcome}: {request.error or 'unknown error'}"
     return approved + "\n:gear: Creating the IAM users…"
 
 
@@ -184,7 +184,7 @@ def requester_notice(request: OnboardingRequest) -> str:
     if status is RequestStatus.PROVISIONED:
         return f"Your request `{request.id}` is done: {names} created; each recipient got a one-time link."
     if status is RequestStatus.FAILED:
-        return f"Your request `{request.id}` failed and nothing was left in IAM: {request.error}"
+        return f"Your request `{request.id}` failed ({request.failure_outcome}): {request.error}"
     if status in FINAL_STATUSES:
         return f"Your request `{request.id}` for {names} is {status.words}."
     approver = mention(request.decided_by)

@@ -63,7 +63,7 @@ STATUS_WORDS = {
     RequestStatus.APPROVED: "approved, provisioning about to start",
     RequestStatus.PROVISIONING: "approved, creating the IAM users",
     RequestStatus.PROVISIONED: "done: IAM users created and credentials sent",
-    RequestStatus.FAILED: "failed: nothing was left in IAM",
+    RequestStatus.FAILED: "failed",
     RequestStatus.DENIED: "denied",
     RequestStatus.CANCELLED: "cancelled by the requester",
     RequestStatus.EXPIRED: "expired without a decision",
@@ -138,6 +138,9 @@ class UserPermissions(BaseModel):
     permissions_boundary_arn: str | None = None
 
 
+CLEANUP_FAILED = "Cleanup failed, remove by hand"
+
+
 class OnboardingRequest(BaseModel):
     """A stored request: the form plus who filed it and where it stands."""
 
@@ -153,6 +156,13 @@ class OnboardingRequest(BaseModel):
     decided_at: datetime | None = None
     reason: str | None = None
     error: str | None = None
+
+    @property
+    def failure_outcome(self) -> str:
+        """For a failed request: whether the rollback left IAM clean, in words."""
+        if self.error and CLEANUP_FAILED in self.error:
+            return "the rollback could not remove everything; see the error for what to delete by hand"
+        return "nothing was left in IAM"
 
 
 class AuditEvent(BaseModel):

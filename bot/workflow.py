@@ -22,7 +22,7 @@ from bot.iam import IamError, IamGateway, credentials_from_outputs
 from bot.journal import Journal
 from bot.links import IssuedLink, Links
 from bot.messenger import Messenger
-from bot.models import CreatedCredentials, OnboardingRequest, RequestForm, RequestStatus
+from bot.models import CLEANUP_FAILED, CreatedCredentials, OnboardingRequest, RequestForm, RequestStatus
 from bot.provisioning import LeaseLost, Provisioner, ProvisioningFailed, exit_for_test
 from bot.sealing import SealError, sealer_from_bot_token
 from bot.store import Store
@@ -380,7 +380,7 @@ class Workflow:
         self.store.forget_custom_password(request.id)
         message = error
         if problems:
-            message += ". Cleanup failed, remove by hand: " + "; ".join(problems)
+            message += f". {CLEANUP_FAILED}: " + "; ".join(problems)
         failed = self.store.transition(
             request.id,
             RequestStatus.PROVISIONING,
@@ -398,9 +398,7 @@ class Workflow:
             if failed.decided_by and failed.decided_by != failed.requester:
                 self.messenger.dm(
                     failed.decided_by,
-                    f"Request `{failed.id}` that you approved failed; nothing was left in IAM. IAM said: {message}"
-                    if not problems
-                    else f"Request `{failed.id}` that you approved failed: {message}",
+                    f"Request `{failed.id}` that you approved failed; {failed.failure_outcome}. IAM said: {message}",
                 )
         return failed
 

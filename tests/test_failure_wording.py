@@ -1,0 +1,40 @@
+"""A failed request says whether IAM was left clean: never "nothing was left" after a failed rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot import blocks
+from bot.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm, RequestStatus
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def failed(error: str) -> OnboardingRequest:
+    form = RequestForm(
+        recipients=("U1",), user_names=("nina",), access_types=frozenset({AccessType.CONSOLE}), justification="x" * 12
+    )
+    return OnboardingRequest(
+        id="R-FAIL0001",
+        requester="U9",
+        form=form,
+        status=RequestStatus.FAILED,
+        created_at=NOW,
+        updated_at=NOW,
+        decided_by="U2",
+        decided_at=NOW,
+        error=error,
+    )
+
+
+def test_clean_rollback_says_nothing_was_left() -> None:
+    request = failed("CreateAccessKey: LimitExceeded: too many keys")
+    assert "nothing was left in IAM" in blocks.requester_notice(request)
+    assert "nothing was left in IAM" in blocks.decision_line(request)
+
+
+def test_failed_rollback_never_claims_iam_is_clean() -> None:
+    request = failed(f"CreateAccessKey: LimitExceeded: too many keys. {CLEANUP_FAILED}: user nina")
+    for text in (blocks.requester_notice(request), blocks.decision_line(request)):
+        assert "nothing was left" not in text
+        assert "by hand" in text
