@@ -1,4 +1,4 @@
-"""``iam-user-bot`` command line: serve, check, audit (more commands join as they are built)."""
+"""``iam-user-bot`` command line: serve, demo, check, manifest, audit."""
 
 from __future__ import annotations
 
@@ -87,6 +87,12 @@ def _check(args: argparse.Namespace) -> int:
     return check_main()
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from bot import demo
+
+    return demo.main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iam-user-bot", description="Slack bot that onboards AWS IAM users.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     check = commands.add_parser("check", help="check configuration, Slack, AWS identity and IAM permissions")
     check.set_defaults(run=_check)
+    demo = commands.add_parser(
+        "demo", help="play a whole onboarding on this machine (moto server, Slack stand-in); exit 0 if it worked"
+    )
+    demo.set_defaults(run=_demo)
     audit = commands.add_parser("audit", help="export the audit log")
     audit.add_argument("--since", help="only events at or after this ISO-8601 time")
     audit.add_argument("--format", choices=["csv", "json"], default="csv")
