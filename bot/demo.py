@@ -247,7 +247,11 @@ class _Demo:
         t = self.t
         t.heading("2. Approval: the bot posts the request to the approvers' channel")
         posted = self.slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == APPROVAL_CHANNEL)[0]
-        t.check(posted.ok, f"approval message posted to #{NAMES[APPROVAL_CHANNEL]} ({APPROVAL_CHANNEL})", posted.response.get("error"))
+        t.check(
+            posted.ok,
+            f"approval message posted to #{NAMES[APPROVAL_CHANNEL]} ({APPROVAL_CHANNEL})",
+            posted.response.get("error"),
+        )
         t.say(blocks_as_text(posted.args.get("blocks"), NAMES) or posted.args.get("text", ""), indent=4)
         buttons = [
             e
@@ -531,7 +535,4 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\ndemo: interrupted; moto server, the Slack stand-in and the bot were stopped.", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `iam-user-bot demo | head`: the reader left; the servers are stopped already
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
     return 0 if result.ok else 1

@@ -34,7 +34,7 @@ def mask(value: str | None) -> str:
 class Transcript:
     """What the demo prints, kept so it can check itself for leaked secrets."""
 
-    out: TextIO
+    out: TextIO | None
     lines: list[str] = field(default_factory=list)
     checks: int = 0
 
@@ -42,7 +42,12 @@ class Transcript:
         for line in text.splitlines() or [""]:
             line = " " * indent + line
             self.lines.append(line)
-            print(line, file=self.out, flush=True)
+            if self.out is None:
+                continue
+            try:
+                print(line, file=self.out, flush=True)
+            except BrokenPipeError:  # `demo | head`: keep running and cleaning up, stop printing
+                self.out = None
 
     def heading(self, text: str) -> None:
         self.say()
