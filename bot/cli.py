@@ -93,6 +93,18 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.main()
 
 
+def _manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import ManifestError, render, to_text
+
+    try:
+        manifest = render(url=args.url, socket_mode=args.socket_mode)
+    except ManifestError as error:
+        print(f"manifest: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(to_text(manifest, args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iam-user-bot", description="Slack bot that onboards AWS IAM users.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="play a whole onboarding on this machine (moto server, Slack stand-in); exit 0 if it worked"
     )
     demo.set_defaults(run=_demo)
+    manifest = commands.add_parser("manifest", help="print the Slack app manifest with the URLs filled in")
+    mode = manifest.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--url", help="the bot's public base URL (PUBLIC_BASE_URL), https://…")
+    mode.add_argument("--socket-mode", action="store_true", help="Socket Mode: no request URLs")
+    manifest.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format (default yaml)")
+    manifest.set_defaults(run=_manifest)
     audit = commands.add_parser("audit", help="export the audit log")
     audit.add_argument("--since", help="only events at or after this ISO-8601 time")
     audit.add_argument("--format", choices=["csv", "json"], default="csv")
