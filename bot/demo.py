@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.demo_form import DemoFailed, FormFiller, Transcript, blocks_as_text, mask, mrkdwn_to_text, option_matches
+from bot.demo_form import DemoFailed, NarratedFormFiller, Transcript, blocks_as_text, mask, mrkdwn_to_text
 
 REQUESTER = "U0DEMORITA"
 APPROVERS = ("U0DEMOALEX", "U0DEMOBEA")
@@ -205,41 +205,8 @@ class _Demo:
         call = self.slack.wait_for("views.open", lambda c: c.args.get("trigger_id") == trigger_id)[0]
         t.check(call.ok, "the bot opened the form with views.open within the trigger's 3 s", call.response.get("error"))
         view = call.response["view"]
-        filler = FormFiller(DEMO_ANSWERS, self._suggest, self._submit, t, names=NAMES)
-        filler.run(view)
+        NarratedFormFiller(self.user, REQUESTER, t, names=NAMES).run(view, DEMO_ANSWERS)
         return view
-
-    def _suggest(self, view: dict[str, Any], block_id: str, action_id: str, query: str) -> list[dict[str, Any]]:
-        """The options an external select offers for ``query``; waits for the catalog's first load."""
-        payload = {
-            "type": "block_suggestion",
-            "user": {"id": REQUESTER, "username": PEOPLE[REQUESTER], "name": PEOPLE[REQUESTER], "team_id": "T0STANDIN"},
-            "container": {"type": "view", "view_id": view.get("id", "V0")},
-            "api_app_id": "A0IAMUSERBOT",
-            "token": "legacy-verification-token-unused",
-            "action_id": action_id,
-            "block_id": block_id,
-            "value": query,
-            "team": {"id": "T0STANDIN", "domain": "standin"},
-            "view": view,
-        }
-        deadline = time.monotonic() + 20
-        options: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            answer = self.user.interaction(payload)
-            body = answer.json() if answer.status == 200 and answer.body else {}
-            options = list(body.get("options") or [])
-            options += [o for g in body.get("option_groups") or [] for o in g.get("options") or []]
-            if any(option_matches(o, query) for o in options):
-                break
-            time.sleep(0.2)  # the catalog loads from IAM in the background at start-up
-        return options
-
-    def _submit(self, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
-        answer = self.user.view_submission(REQUESTER, view, values)
-        if answer.status != 200:
-            raise DemoFailed(f"the form submission got HTTP {answer.status}")
-        return answer.json() if answer.body.strip() else None
 
     # -- 2. approval -----------------------------------------------------------------------------
 

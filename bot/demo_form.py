@@ -1,19 +1,21 @@
 """How the demo reads and answers Slack the way a person would: fill a modal by block_id, read messages.
 
-:class:`FormFiller` fills the onboarding form through the contract's block_ids only (never the
-bot's internals), so it keeps working when the form grows into a multi-view wizard: it answers
-each view's input blocks, submits, and follows ``response_action`` update/push until the bot's
-answer is empty. :func:`blocks_as_text` renders Block Kit as terminal lines. No I/O here except
-through the two callables a :class:`FormFiller` is given and the transcript's stream.
+:class:`NarratedFormFiller` fills the onboarding form through the contract's block_ids only
+(never the bot's internals), so it keeps working when the form grows into a multi-view wizard:
+it answers each view's input blocks, submits, and follows ``response_action`` update/push until
+the bot's answer is empty. :func:`blocks_as_text` renders Block Kit as terminal lines.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from bot.sandbox.harness import FormFiller
 
 Names = Mapping[str, str]  # Slack user or channel id -> name, for showing mentions readably
 NO_NAMES: Names = {}
@@ -113,11 +115,6 @@ def option_label(option: dict[str, Any]) -> str:
     return text_of(option.get("text")) or str(option.get("value"))
 
 
-def option_matches(option: dict[str, Any], wanted: str) -> bool:
-    """Whether ``wanted`` is the option's value or its text."""
-    return wanted in (option.get("value"), text_of(option.get("text")))
-
-
 # -- the form -------------------------------------------------------------------------------------
 
 ELEMENT_WORDS = {
@@ -133,113 +130,79 @@ ELEMENT_WORDS = {
 }
 
 
-@dataclass
-class FormFiller:
-    """Fills the onboarding form's views by block_id (contract, "The onboarding modal") and submits.
+class NarratedFormFiller(FormFiller):
+    """The harness's :class:`~bot.sandbox.harness.FormFiller`, narrated for the demo's transcript.
 
-    ``suggest(view, block_id, action_id, query)`` returns the options the bot offers for an
-    external select; ``submit(view, values)`` returns the bot's parsed JSON answer (``None`` for an
-    empty answer, which closes the modal).
+    It prints each view's questions (label, block_id, kind of element, options) with the answer
+    given, stops with :class:`DemoFailed` when a required field has no answer, and waits up to
+    ``catalog_wait`` seconds for an external select to offer an option, since the bot loads its
+    IAM catalog in the background at start-up.
     """
 
-    answers: dict[str, Any]
-    suggest: Callable[[dict[str, Any], str, str, str], list[dict[str, Any]]]
-    submit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]
-    transcript: Transcript
-    names: Names = field(default_factory=dict)
-    max_views: int = 10  # a wizard longer than this is a loop, not a form
+    def __init__(
+        self, user: Any, user_id: str, transcript: Transcript, names: Names = NO_NAMES, catalog_wait: float = 20.0
+    ) -> None:
+        super().__init__(user, user_id)
+        self.transcript = transcript
+        self.names = names
+        self.catalog_wait = catalog_wait
+        self.views = 0
 
-    def run(self, view: dict[str, Any]) -> None:
-        """Fill and submit ``view``; follow ``response_action`` update/push until the modal closes.
+    def _external(self, view: dict[str, Any], action_id: str, wanted: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.catalog_wait
+        while True:
+            try:
+                return super()._external(view, action_id, wanted)
+            except AssertionError as missing:
+                if time.monotonic() > deadline:
+                    raise DemoFailed(str(missing)) from None
+                time.sleep(0.2)
+
+    def values(self, view: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
+        """``state.values`` for ``view``, printing each question and the answer given."""
+        self.views += 1
+        say = self.transcript.say
+        say(f'View {self.views}: "{text_of(view.get("title"))}" (callback_id {view.get("callback_id")})', indent=2)
+        inputs = [b for b in view.get("blocks") or [] if b.get("type") == "input"]
+        for block in inputs:
+            if block.get("block_id") not in answers and not block.get("optional"):
+                label = text_of(block.get("label"))
+                raise DemoFailed(f"the form asks for {block.get('block_id')!r} ({label}) and the demo has no answer")
+        try:
+            state = super().values(view, answers)
+        except AssertionError as problem:
+            raise DemoFailed(str(problem)) from None
+        for block in inputs:
+            element = block.get("element") or {}
+            kind = element.get("type", "")
+            optional = " (optional)" if block.get("optional") else ""
+            say(f"- {text_of(block.get('label'))}{optional}  [{block['block_id']}: {ELEMENT_WORDS.get(kind, kind)}]", 4)
+            if element.get("options"):
+                say(f"  options: {', '.join(option_label(o) for o in element['options'])}", indent=4)
+            say(f"  answer: {self._shown(next(iter(state[block['block_id']].values())))}", indent=4)
+        return state
+
+    def _shown(self, entry: dict[str, Any]) -> str:
+        if entry.get("value"):
+            return str(entry["value"]).replace("\n", " / ")
+        users = entry.get("selected_users") or ([entry["selected_user"]] if entry.get("selected_user") else [])
+        options = entry.get("selected_options") or ([entry["selected_option"]] if entry.get("selected_option") else [])
+        shown = [f"@{self.names.get(u, u)}" for u in users] + [option_label(o) for o in options]
+        return ", ".join(shown) or "(left empty)"
+
+    def run(self, view: dict[str, Any], answers: dict[str, Any]) -> None:
+        """Fill and submit ``view`` and every view the bot answers with, until the modal closes.
 
         Raises:
-            DemoFailed: the bot answered ``errors``, or asked for something the demo cannot answer.
+            DemoFailed: the bot refused the form (``response_action: errors``) or answered oddly.
         """
-        for number in range(1, self.max_views + 1):
-            title = text_of(view.get("title"))
-            self.transcript.say(f'View {number}: "{title}" (callback_id {view.get("callback_id")})', indent=2)
-            values = self.fill(view)
-            answer = self.submit(view, values)
-            if not answer:
-                self.transcript.say("Submitted; the bot closed the modal.", indent=2)
-                return
-            action = answer.get("response_action")
-            if action == "errors":
-                problems = "; ".join(f"{k}: {v}" for k, v in (answer.get("errors") or {}).items())
-                raise DemoFailed(f"the bot refused the form: {problems}")
-            if action in ("update", "push") and isinstance(answer.get("view"), dict):
-                # The next view keeps the modal's id, as Slack does for update (push gets a new id).
-                view = {"id": view.get("id", "V0DEMO"), **answer["view"]}
-                self.transcript.say(f"Submitted; the bot answered {action} with the next view.", indent=2)
-                continue
-            if action == "clear":
-                return
-            raise DemoFailed(f"unexpected answer to the form: {json.dumps(answer)[:200]}")
-        raise DemoFailed(f"the form did not close after {self.max_views} views")
-
-    def fill(self, view: dict[str, Any]) -> dict[str, Any]:
-        """``state.values`` for every input block of ``view``, printing each question and answer."""
-        values: dict[str, Any] = {}
-        for block in view.get("blocks") or []:
-            if block.get("type") != "input":
-                continue
-            block_id, element = block.get("block_id", ""), block.get("element") or {}
-            action_id, kind = element.get("action_id", block_id), element.get("type", "")
-            label = text_of(block.get("label"))
-            optional = " (optional)" if block.get("optional") else ""
-            self.transcript.say(f"- {label}{optional}  [{block_id}: {ELEMENT_WORDS.get(kind, kind)}]", indent=4)
-            if element.get("options"):
-                shown = ", ".join(option_label(o) for o in element["options"])
-                self.transcript.say(f"  options: {shown}", indent=4)
-            if block_id not in self.answers:
-                if not block.get("optional"):
-                    raise DemoFailed(f"the form asks for {block_id!r} ({label}) and the demo has no answer for it")
-                values[block_id] = {action_id: self._empty(kind)}
-                self.transcript.say("  answer: (left empty)", indent=4)
-                continue
-            state, shown_answer = self._state(view, block_id, action_id, element, self.answers[block_id])
-            values[block_id] = {action_id: state}
-            self.transcript.say(f"  answer: {shown_answer}", indent=4)
-        return values
-
-    @staticmethod
-    def _empty(kind: str) -> dict[str, Any]:
-        if kind.startswith("multi_") or kind == "checkboxes":
-            key = "selected_users" if kind == "multi_users_select" else "selected_options"
-            return {"type": kind, key: []}
-        if kind == "plain_text_input":
-            return {"type": kind, "value": None}
-        return {"type": kind, "selected_option": None}
-
-    def _pick(self, options: list[dict[str, Any]], wanted: list[str], block_id: str) -> list[dict[str, Any]]:
-        picked = []
-        for item in wanted:
-            match = next((o for o in options if option_matches(o, item)), None)
-            if match is None:
-                offered = ", ".join(option_label(o) for o in options) or "nothing"
-                raise DemoFailed(f"{block_id}: the form offers no option {item!r} (it offers {offered})")
-            picked.append({"text": match.get("text"), "value": match.get("value")})
-        return picked
-
-    def _state(
-        self, view: dict[str, Any], block_id: str, action_id: str, element: dict[str, Any], answer: Any
-    ) -> tuple[dict[str, Any], str]:
-        kind = element.get("type", "")
-        wanted = [answer] if isinstance(answer, str) else list(answer)
-        if kind == "plain_text_input":
-            text = answer if isinstance(answer, str) else "\n".join(answer)
-            return {"type": kind, "value": text}, text.replace("\n", " / ")
-        if kind == "multi_users_select":
-            return {"type": kind, "selected_users": wanted}, ", ".join("@" + self.names.get(u, u) for u in wanted)
-        if kind == "users_select":
-            return {"type": kind, "selected_user": wanted[0]}, "@" + self.names.get(wanted[0], wanted[0])
-        if kind in ("external_select", "multi_external_select"):
-            options = [o for item in wanted for o in self.suggest(view, block_id, action_id, item)]
-        else:
-            options = list(element.get("options") or [])
-            options += [o for group in element.get("option_groups") or [] for o in group.get("options") or []]
-        picked = self._pick(options, wanted, block_id)
-        shown = ", ".join(option_label(o) for o in picked)
-        if kind in ("checkboxes", "multi_static_select", "multi_external_select"):
-            return {"type": kind, "selected_options": picked}, shown
-        return {"type": kind, "selected_option": picked[0]}, shown
+        answer, seen = self.submit(view, answers)
+        body = answer.json() if answer.body.strip() else None
+        if answer.status != 200:
+            raise DemoFailed(f"the form submission got HTTP {answer.status}")
+        if body and body.get("response_action") == "errors":
+            problems = "; ".join(f"{k}: {v}" for k, v in (body.get("errors") or {}).items())
+            raise DemoFailed(f"the bot refused the form: {problems}")
+        if body and body.get("response_action") != "clear":
+            raise DemoFailed(f"unexpected answer to the form: {json.dumps(body)[:200]}")
+        self.transcript.say(f"Submitted {len(seen)} view(s); the bot closed the modal.", indent=2)

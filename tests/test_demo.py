@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bot import demo
-from bot.demo_form import FormFiller, Transcript, blocks_as_text, mask
+from bot.demo_form import NarratedFormFiller, Transcript, blocks_as_text, mask
+from bot.sandbox.harness import HttpAnswer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,17 +151,28 @@ def test_form_filler_follows_a_multi_view_wizard_by_block_id() -> None:
             },
         ],
     }
-    submitted: list[tuple[str, dict]] = []
 
-    def suggest(view, block_id, action_id, query):
-        return [{"text": {"type": "plain_text", "text": "ReadOnlyAccess"}, "value": "arn:aws:iam::aws:policy/RO"}]
+    class FakeSlackUser:
+        """Answers like the bot would: the first view is updated to the second, then the modal closes."""
 
-    def submit(view, values):
-        submitted.append((view["callback_id"], values))
-        return {"response_action": "update", "view": second} if len(submitted) == 1 else None
+        def __init__(self) -> None:
+            self.submitted: list[tuple[str, dict]] = []
 
+        def block_suggestion(self, user_id, view, action_id, query) -> HttpAnswer:
+            option = {"text": {"type": "plain_text", "text": "ReadOnlyAccess"}, "value": "arn:aws:iam::aws:policy/RO"}
+            return HttpAnswer(200, {}, json.dumps({"options": [option]}).encode())
+
+        def view_submission(self, user_id, view, values) -> HttpAnswer:
+            self.submitted.append((view["callback_id"], values))
+            if len(self.submitted) == 1:
+                return HttpAnswer(200, {}, json.dumps({"response_action": "update", "view": second}).encode())
+            return HttpAnswer(200, {}, b"")
+
+    user = FakeSlackUser()
     answers = {"recipients": ["U1"], "permission_mode": "Add to groups", "policies": ["ReadOnlyAccess"]}
-    FormFiller(answers, suggest, submit, Transcript(io.StringIO())).run(first)
+    out = io.StringIO()
+    NarratedFormFiller(user, "U0REQ", Transcript(out), names={"U1": "nina"}).run(first, answers)
+    submitted = user.submitted
     assert submitted[0] == (
         "wizard_1",
         {
@@ -167,7 +180,7 @@ def test_form_filler_follows_a_multi_view_wizard_by_block_id() -> None:
             "permission_mode": {
                 "mode": {
                     "type": "radio_buttons",
-                    "selected_option": {"text": {"type": "plain_text", "text": "Add to groups"}, "value": "groups"},
+                    "selected_option": {"value": "groups", "text": {"type": "plain_text", "text": "Add to groups"}},
                 }
             },
         },
@@ -175,10 +188,11 @@ def test_form_filler_follows_a_multi_view_wizard_by_block_id() -> None:
     assert submitted[1][0] == "wizard_2"
     assert submitted[1][1]["policies"]["pol"]["selected_options"][0]["value"] == "arn:aws:iam::aws:policy/RO"
     assert submitted[1][1]["tags"]["tags"]["value"] is None
+    assert 'View 2: "Step 2"' in out.getvalue() and "answer: @nina" in out.getvalue()
 
     # A required field the demo has no answer for stops it with the block_id named.
     with pytest.raises(demo.DemoFailed, match="'policies'"):
-        FormFiller({}, suggest, submit, Transcript(io.StringIO())).fill(second)
+        NarratedFormFiller(FakeSlackUser(), "U0REQ", Transcript(io.StringIO())).values(second, {})
 
 
 def test_blocks_as_text_reads_like_slack() -> None:
