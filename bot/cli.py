@@ -35,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", "-" if args.access_log else None)
+            self.cfg.set("logger_class", "bot.logs.GunicornLogger")  # gunicorn's lines in LOG_FORMAT too
 
         def load(self):  # type: ignore[no-untyped-def]
             from bot.web import create_app

@@ -1,17 +1,36 @@
 """Logging: one line per event, text or JSON, with a redaction filter as a second safety net.
 
+Every line carries the request id and the Slack user id it concerns, when there is one. Code
+can pass them as ``extra={"request_id": …, "slack_user": …}``; otherwise they come from context
+variables: :func:`bolt_log_context` (a Bolt middleware) sets the Slack user of each incoming
+request, the workflow binds the request id (:func:`bind`), and :class:`ContextExecutor` carries
+both into the threads that run listeners and provisioning after the ack.
+
 The first line of defence is that no code logs a secret. The filter catches mistakes: anything
 shaped like a secret access key, a Slack token, a one-time link key, or a password the bot
-generated is replaced by ``[REDACTED]`` before any handler writes it.
+generated is replaced by ``[REDACTED]`` before any handler writes it. Line breaks inside a message
+or a traceback are escaped, so one event is one line and user text cannot forge log lines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
+import os
 import re
 import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
+
+from gunicorn.glogging import Logger as _GunicornLogger
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_slack_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("slack_user", default=None)
+REQUEST_ID_PATTERN = re.compile(r"^R-[A-Z0-9]{4,16}$")
 
 REDACTED = "[REDACTED]"
 # The alphabet of bot.rules.generate_password: letters, digits and IAM's symbols less , " '.
@@ -72,6 +91,75 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def bind(*, request_id: str | None = None, slack_user: str | None = None) -> None:
+    """Attach ids to every later log line of the current context (thread, or task copy)."""
+    if request_id is not None:
+        _request_id.set(request_id)
+    if slack_user is not None:
+        _slack_user.set(slack_user)
+
+
+@contextlib.contextmanager
+def log_context(*, request_id: str | None = None, slack_user: str | None = None) -> Iterator[None]:
+    """Like :func:`bind`, for the ``with`` block only (the previous ids come back after it)."""
+    tokens = []
+    if request_id is not None:
+        tokens.append((_request_id, _request_id.set(request_id)))
+    if slack_user is not None:
+        tokens.append((_slack_user, _slack_user.set(slack_user)))
+    try:
+        yield
+    finally:
+        for variable, token in reversed(tokens):
+            variable.reset(token)
+
+
+def current_ids() -> dict[str, str | None]:
+    """``{"request_id": …, "slack_user": …}`` bound in the current context."""
+    return {"request_id": _request_id.get(), "slack_user": _slack_user.get()}
+
+
+class ContextFilter(logging.Filter):
+    """Fills ``request_id`` and ``slack_user`` of a record from the context, unless given in ``extra``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in current_ids().items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context (so they keep its log ids).
+
+    ``ThreadPoolExecutor`` alone runs tasks in the worker thread's own, empty context.
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
+
+
+def slack_ids(body: dict[str, Any]) -> dict[str, str | None]:
+    """The Slack user id (and a request id on approve/deny buttons) of a Bolt request body.
+
+    Slash commands carry ``user_id``; interactivity payloads ``user.id``; events ``event.user``.
+    """
+    user = body.get("user_id") or (body.get("user") or {}).get("id") or (body.get("event") or {}).get("user")
+    request_id = None
+    for action in body.get("actions") or []:
+        value = str(action.get("value") or "")
+        if REQUEST_ID_PATTERN.match(value):
+            request_id = value
+    return {"slack_user": user if isinstance(user, str) else None, "request_id": request_id}
+
+
+def bolt_log_context(body: dict[str, Any], next: Callable[[], Any]) -> Any:
+    """Bolt global middleware: log lines while handling this request name its Slack user."""
+    with log_context(**slack_ids(body)):
+        return next()
+
+
 class JsonFormatter(logging.Formatter):
     """``LOG_FORMAT=json``: one JSON object a line with time, level, logger, message, ids."""
 
@@ -99,12 +187,14 @@ class TextFormatter(logging.Formatter):
             for k, a in (("request", "request_id"), ("user", "slack_user"))
             if getattr(record, a, None)
         ]
-        return f"{line} [{' '.join(ids)}]" if ids else line
+        line = f"{line} [{' '.join(ids)}]" if ids else line
+        return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def configure(log_format: str = "text", level: str = "INFO") -> None:
-    """Send logs to stderr through the redaction filter, in ``text`` or ``json``."""
+    """Send logs to stderr through the context and redaction filters, in ``text`` or ``json``."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -112,7 +202,26 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # botocore at DEBUG logs request bodies, which hold passwords: keep it quiet whatever LOG_LEVEL says.
-    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk.web.base_client"):
+    logging.captureWarnings(True)  # Python warnings become log lines too, not stray stderr text
+    # An unknown LOG_LEVEL must not stop the bot; INFO is the documented default.
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
+    # At DEBUG, botocore logs request bodies (passwords) and slack_sdk / Bolt log payloads (a custom
+    # password typed into the form): keep them at INFO or above whatever LOG_LEVEL says.
+    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+
+
+class GunicornLogger(_GunicornLogger):
+    """gunicorn's own lines (start, workers, errors, access log) through the bot's handler and format.
+
+    Used by ``iam-user-bot serve`` and the Procfile (``--logger-class bot.logs.GunicornLogger``), so
+    that with ``LOG_FORMAT=json`` every line of the process is JSON.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        log_format = os.environ.get("LOG_FORMAT", "text").strip().lower()
+        configure("json" if log_format == "json" else "text", os.environ.get("LOG_LEVEL", "INFO").strip() or "INFO")
+        for logger in (self.error_log, self.access_log):
+            logger.handlers = []
+            logger.propagate = True

@@ -12,6 +12,7 @@ last one applied, so an existing file is migrated, never rebuilt.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -26,6 +27,8 @@ from bot.models import AuditEvent, OnboardingRequest, RequestForm, RequestStatus
 from bot.secret_store import SECRETS_LIFECYCLE_MIGRATION, SealedSecretRow, SecretStore
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SealedSecretRow", "Store"]
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 15_000
 REQUEST_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I: ids get read aloud
@@ -170,12 +173,16 @@ class Store(SecretStore):
         """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front so CAS reads are current."""
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
+        self._local.audited = []
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        # Each committed audit event is also one log line (never a rolled-back one).
+        for event, request_id, actor, detail in self._local.audited:
+            log.info("audit %s %s", event, detail, extra={"request_id": request_id, "slack_user": actor})
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version now in force."""
@@ -210,10 +217,12 @@ class Store(SecretStore):
         actor: str | None,
         detail: dict[str, object] | None,
     ) -> None:
+        text = json.dumps(detail or {}, sort_keys=True)
         conn.execute(
             "INSERT INTO audit (at, request_id, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
-            (_iso(self.clock()), request_id, actor, event, json.dumps(detail or {}, sort_keys=True)),
+            (_iso(self.clock()), request_id, actor, event, text),
         )
+        getattr(self._local, "audited", []).append((event, request_id, actor, text))
 
     def audit(
         self,

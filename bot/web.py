@@ -39,6 +39,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import handlers
+from bot import logs
 from bot.catalog import Catalog
 from bot.config import Settings, load_settings
 from bot.iam import IamGateway, make_clients
@@ -102,8 +103,14 @@ def build_bot(settings: Settings | None = None, *, start_background: bool = True
     workflow = Workflow(settings, store, gateway, catalog, messenger)
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     bolt = App(
-        client=client, signing_secret=signing, process_before_response=False, raise_error_for_unhandled_request=False
+        client=client,
+        signing_secret=signing,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        # Listeners run after the ack in this pool; it carries each request's log ids into them.
+        listener_executor=logs.ContextExecutor(max_workers=5, thread_name_prefix="bolt-listener"),
     )
+    bolt.use(logs.bolt_log_context)
     handlers.register(bolt, workflow)
     sweeper = LinkExpirySweeper(workflow.links)
     if start_background:
@@ -188,7 +195,6 @@ def create_app() -> Flask:
     """WSGI entry point for gunicorn (``bot.web:create_app()``), one bot per worker process."""
     import sys
 
-    from bot import logs
     from bot.config import ConfigError
 
     try:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot import blocks
+from bot import blocks, logs
 from bot.access import Decision, may_decide, may_request
 from bot.catalog import Catalog
 from bot.config import Settings
@@ -66,7 +66,8 @@ class Workflow:
         self.iam = iam
         self.catalog = catalog
         self.messenger = messenger
-        self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision")
+        # ContextExecutor: provisioning's log lines keep the request id and the approver's user id.
+        self.executor = executor or logs.ContextExecutor(max_workers=2, thread_name_prefix="provision")
         self.sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
         self.journal = journal or Journal(store)
         self.provisioner = Provisioner(store, iam, self.journal)
@@ -125,6 +126,7 @@ class Workflow:
         """Store a validated form (the wizard's last view) as a pending request. Fast: no Slack
         or IAM call. The caller checked :meth:`may_request` and validated ``form``."""
         request = self.store.create_request(requester, form)
+        logs.bind(request_id=request.id)
         log.info("request filed", extra={"request_id": request.id, "slack_user": requester})
         return request
 
@@ -208,6 +210,7 @@ class Workflow:
         changes nothing, is audited, and gets a sentence for the clicker. Approval schedules
         provisioning on :attr:`executor` and returns at once.
         """
+        logs.bind(request_id=request_id, slack_user=actor)
         if (refusal := self.check_decider(request_id, actor, approve)) is not None:
             return refusal
         new = RequestStatus.APPROVED if approve else RequestStatus.DENIED
@@ -239,7 +242,8 @@ class Workflow:
 
     def _provision_logged(self, request_id: str) -> None:
         try:
-            self.provision(request_id)
+            with logs.log_context(request_id=request_id):
+                self.provision(request_id)
         except Exception:
             log.exception("provisioning crashed", extra={"request_id": request_id})
 
