@@ -68,9 +68,17 @@ def redact(text: str) -> str:
     return text
 
 
+# Bolt logs the raw body of a request whose signature fails ("… body: …"); a form submission's body
+# can hold a password typed into the form. Keep the line, drop the body.
+_PAYLOAD_IN_LIBRARY_LINE = re.compile(r"(?s)(\bbody: ).*")
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record's message (arguments merged in), exception text and stack through
-    :func:`redact`, before any handler formats it."""
+    :func:`redact`, before any handler formats it.
+
+    Lines from Bolt and the Slack SDK also lose any request body they quote.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -79,6 +87,8 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
             record.msg, record.args = message, None
         cleaned = redact(message)
+        if record.name.startswith(("slack_bolt", "slack_sdk")):
+            cleaned = _PAYLOAD_IN_LIBRARY_LINE.sub(r"\1[not logged])", cleaned)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info:

@@ -120,6 +120,10 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
     sealed = http("POST", page_url, headers={"X-Requested-With": "reveal"}).json()
     secret_id = page_url.rsplit("/", 1)[1]
     plain = json.loads(open_sealed(secret_id, key, b64url_decode(sealed["iv"]), b64url_decode(sealed["ciphertext"])))
+    # A request with a bad signature is refused; Bolt's line about it must not quote the body.
+    forged = bot.user.signed_headers("x", "application/x-www-form-urlencoded")
+    body = b"payload=%7B%22custom_password%22%3A%22Typed-Pa55word%22%7D"
+    assert http("POST", f"{bot.url}/slack/events", body, forged).status == 401
     bot.process.stop()  # gunicorn's shutdown lines are checked too
 
     text = bot.process.log_text()
@@ -145,6 +149,7 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
     for event in ("audit provisioning_started", "audit step_done", "audit provisioned", "audit link_delivered"):
         assert one(event)["request_id"] == request_id
     assert one("audit link_revealed")["request_id"] == request_id
+    assert "Invalid request signature detected" in text and "Typed-Pa55word" not in text
 
     leaks = [
         name

@@ -1,0 +1,35 @@
+# iam-user-bot as a container. Build: docker build -t iam-user-bot .
+# Run (HTTP mode):
+#   docker run -d --name iam-user-bot -p 3000:3000 -v iam-user-bot-data:/data --env-file bot.env iam-user-bot
+# The SQLite database lives on the /data volume; see docs/deploy.md.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# An unprivileged user with a home (gunicorn keeps its control socket there) and the data volume.
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin bot \
+    && mkdir /data && chown bot:bot /data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+# The runtime only: no test extra, so no moto in the image (`demo` answers with a one-line hint).
+RUN pip install . && rm -rf /app/bot /app/handlers
+
+USER bot
+WORKDIR /data
+ENV DATABASE_PATH=/data/iam-user-bot.db \
+    PORT=3000 \
+    LOG_FORMAT=json
+VOLUME ["/data"]
+EXPOSE 3000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
+
+# `serve` runs gunicorn in-process: 2 workers in HTTP mode, 1 in Socket Mode (SLACK_APP_TOKEN set).
+CMD ["iam-user-bot", "serve"]
