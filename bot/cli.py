@@ -42,7 +42,13 @@ def _serve(args: argparse.Namespace) -> int:
 
             return create_app()
 
-    Server().run()
+    from gunicorn.errors import HaltServer
+
+    try:
+        Server().run()
+    except HaltServer as halted:  # the workers logged why; one line here instead of gunicorn's traceback
+        print(f"serve: {halted.reason} (see the lines above)", file=sys.stderr)
+        return int(halted.exit_status)
     return 0
 
 

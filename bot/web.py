@@ -36,6 +36,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.error import BoltError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import handlers
@@ -203,4 +204,13 @@ def create_app() -> Flask:
         print(error, file=sys.stderr)
         raise SystemExit(3) from None  # gunicorn's "worker failed to boot": the master stops too
     logs.configure(settings.log_format, settings.log_level)
-    return build_bot(settings).flask
+    try:
+        return build_bot(settings).flask
+    except (BoltError, OSError) as error:
+        # Bolt checks the token with auth.test at start-up: say what failed in one line, not a traceback.
+        where = settings.slack_base_url
+        if isinstance(error, BoltError):
+            log.error("start-up: Slack refused the bot token (%s); check SLACK_BOT_TOKEN", error)
+        else:
+            log.error("start-up: cannot reach Slack at %s (%s); check SLACK_API_URL and outbound HTTPS", where, error)
+        raise SystemExit(3) from None
