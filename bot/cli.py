@@ -97,7 +97,7 @@ def _check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot import demo
 
-    return demo.main()
+    return demo.main(keep=args.keep)
 
 
 def _manifest(args: argparse.Namespace) -> int:
@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="play a whole onboarding on this machine (moto server, Slack stand-in); exit 0 if it worked"
     )
+    demo.add_argument("--keep", action="store_true", help="keep the temp directory (database, bot and moto logs)")
     demo.set_defaults(run=_demo)
     manifest = commands.add_parser("manifest", help="print the Slack app manifest with the URLs filled in")
     mode = manifest.add_mutually_exclusive_group(required=True)

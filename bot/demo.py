@@ -487,18 +487,21 @@ def run_demo(
         transcript.say()
         transcript.say(
             f"Demo passed: {result.checks} checks in {result.seconds:.1f} s. "
-            "Everything it started has been stopped and its temp files removed."
+            "Everything it started has been stopped" + ("." if keep else " and its temp files removed.")
         )
     return result
 
 
-def main() -> int:
-    """The ``demo`` subcommand: 0 passed, 1 failed, 2 moto missing, 130 interrupted."""
+def main(keep: bool = False) -> int:
+    """The ``demo`` subcommand: 0 passed, 1 failed, 2 moto missing, 130 interrupted.
+
+    ``keep``: leave the temp directory (database, ``bot.log``, ``moto.log``) for a look afterwards.
+    """
     if moto_missing():
         print(MOTO_HINT, file=sys.stderr)
         return 2
     try:
-        result = run_demo()
+        result = run_demo(keep_dir=keep)
     except KeyboardInterrupt:
         print("\ndemo: interrupted; moto server, the Slack stand-in and the bot were stopped.", file=sys.stderr)
         return 130
