@@ -36,6 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 60)
             self.cfg.set("accesslog", "-" if args.access_log else None)
             self.cfg.set("logger_class", "bot.logs.GunicornLogger")  # gunicorn's lines in LOG_FORMAT too
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 25
+                # Nothing uses gunicornc here; don't write ~/.gunicorn (read-only homes, several bots a host).
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
             from bot.web import create_app
