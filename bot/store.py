@@ -129,6 +129,16 @@ def new_request_id() -> str:
     return "R-" + "".join(secrets.choice(REQUEST_ID_ALPHABET) for _ in range(8))
 
 
+def _loggable(detail: dict[str, object]) -> str:
+    """An audit event's detail for a log line: a link's ``secret_id`` cut to 6 characters.
+
+    The full id cannot decrypt anything, but it can burn an unopened link (a reveal POST), and
+    logs are usually read by more people than the database: 6 characters still correlate lines.
+    """
+    shown = {k: f"{v[:6]}…" if k == "secret_id" and isinstance(v, str) else v for k, v in detail.items()}
+    return json.dumps(shown, sort_keys=True, default=str)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -182,7 +192,7 @@ class Store(SecretStore):
         conn.execute("COMMIT")
         # Each committed audit event is also one log line (never a rolled-back one).
         for event, request_id, actor, detail in self._local.audited:
-            log.info("audit %s %s", event, detail, extra={"request_id": request_id, "slack_user": actor})
+            log.info("audit %s %s", event, _loggable(detail), extra={"request_id": request_id, "slack_user": actor})
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version now in force."""
@@ -222,7 +232,7 @@ class Store(SecretStore):
             "INSERT INTO audit (at, request_id, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
             (_iso(self.clock()), request_id, actor, event, text),
         )
-        getattr(self._local, "audited", []).append((event, request_id, actor, text))
+        getattr(self._local, "audited", []).append((event, request_id, actor, detail or {}))
 
     def audit(
         self,

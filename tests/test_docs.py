@@ -45,3 +45,20 @@ def test_the_example_environment_file_is_a_valid_configuration(monkeypatch: pyte
             monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.approval_channel_id == "C0123456789" and not settings.socket_mode
+
+
+def test_the_readme_configuration_table_lists_every_setting_and_no_other() -> None:
+    from bot.config import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :].split("\n## ", 1)[0]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+    }
+    documented.discard("AWS_")
+    assert documented == {name.upper() for name in Settings.model_fields}, documented ^ {
+        n.upper() for n in Settings.model_fields
+    }

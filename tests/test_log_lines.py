@@ -150,6 +150,8 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
         assert one(event)["request_id"] == request_id
     assert one("audit link_revealed")["request_id"] == request_id
     assert "Invalid request signature detected" in text and "Typed-Pa55word" not in text
+    # A link's id can burn it: the audit lines name it by its first characters only.
+    assert secret_id[:6] in one("audit link_revealed")["message"] and secret_id not in text
 
     leaks = [
         name

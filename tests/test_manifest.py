@@ -52,6 +52,11 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "usergroups_users_list": {"usergroups:read"},
     "reactions_add": {"reactions:write"},
 }
+# Scopes that a method needs only when the code reads a certain field of its answer: users.info
+# returns profile.email only with users:read.email.
+FIELD_SCOPES: dict[tuple[str, str], set[str]] = {
+    ("users_info", "email"): {"users:read.email"},
+}
 # Bolt's listener utilities that call the Web API for the listener.
 UTILITY_METHODS = {"say": "chat_postMessage"}
 # Event subscriptions each Bolt event listener needs. The bot answers messages only in its DMs
@@ -86,6 +91,31 @@ def called_methods(source: str) -> set[str]:
         elif isinstance(func, ast.Name) and func.id in UTILITY_METHODS:
             found.add(UTILITY_METHODS[func.id])
     return found
+
+
+def read_fields(source: str) -> set[str]:
+    """Keys ``source`` reads from answers: ``x.get("email")`` and ``x["email"]``."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        key = None
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+        ):
+            key = node.args[0]
+        elif isinstance(node, ast.Subscript):
+            key = node.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            found.add(key.value)
+    return found
+
+
+def field_scopes(source: str) -> set[str]:
+    """Scopes from :data:`FIELD_SCOPES` for the methods ``source`` calls and the fields it reads."""
+    methods, fields = called_methods(source), read_fields(source)
+    return set().union(*(s for (m, f), s in FIELD_SCOPES.items() if m in methods and f in fields))
 
 
 def scopes_for(methods: Iterable[str]) -> set[str]:
@@ -129,6 +159,9 @@ def test_the_scan_sees_calls_and_fails_on_unknown_methods() -> None:
     )
     assert called_methods(source) == {"users_info", "chat_postMessage", "chat_update"}
     assert scopes_for(called_methods(source)) == {"users:read", "chat:write"}
+    email = "def f(client):\n    return client.users_info(user='U1')['user']['profile'].get('email')\n"
+    assert field_scopes(email) == {"users:read.email"}
+    assert field_scopes("def f(client):\n    return client.users_info(user='U1')['user']['name']\n") == set()
     with pytest.raises(AssertionError, match="files_upload_v2"):
         scopes_for(called_methods("client.files_upload_v2(file='x')"))
 
@@ -136,7 +169,7 @@ def test_the_scan_sees_calls_and_fails_on_unknown_methods() -> None:
 def test_manifest_scopes_are_exactly_what_the_code_uses(registered: RecordingApp, template: dict) -> None:
     methods = set().union(*(called_methods(p.read_text()) for p in SCANNED))
     assert "chat_postMessage" in methods and "views_open" in methods  # the scan really reads the code
-    needed = scopes_for(methods)
+    needed = scopes_for(methods) | set().union(*(field_scopes(p.read_text()) for p in SCANNED))
     events = {e if isinstance(e, str) else e.get("type") for e in registered.of("event")}
     events |= {"message" for _ in registered.of("message")}
     subscriptions = set().union(*(EVENT_SUBSCRIPTIONS[e] for e in events))
