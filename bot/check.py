@@ -1,24 +1,32 @@
 """``iam-user-bot check``: is the bot set up to work? One line per check, each with its fix.
 
-Checks, in order: configuration (the environment, per the contract), the database file,
-Slack (``auth.test`` with the bot token), the AWS identity (``sts:GetCallerIdentity``, which
-needs no permission) and the IAM permissions the bot needs. Permissions are checked with
-``iam:SimulatePrincipalPolicy`` on the bot's own ARN when that call is allowed (it evaluates
-every action without performing any); otherwise read-only probes run and the write
-permissions are reported as unverified. Nothing is created or changed in IAM or Slack.
+Every problem is reported in one run: a bad variable does not hide the others, nor the Slack,
+database and AWS checks that do not depend on it. Checks, in order: configuration (every bad
+or missing variable, one line each), the database file, the public URL (HTTPS), Slack
+(``auth.test`` with the bot token; the token's scopes against the app manifest; approvers,
+requesters and their user groups exist; in Socket Mode the app-level token), the AWS identity
+(``sts:GetCallerIdentity``, which needs no permission) and the IAM permissions the bot needs.
+Permissions are checked with ``iam:SimulatePrincipalPolicy`` on the bot's own ARN when that
+call is allowed (it evaluates every action without performing any); otherwise read-only probes
+run and the write permissions are reported as unverified. Nothing is created or changed in IAM
+or Slack (the database file is created and migrated if it does not exist yet).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, describe_errors
 
 # Every IAM action the bot calls (docs/bot-iam-policy.json allows exactly these; a test keeps
 # the two in step). sts:GetCallerIdentity needs no permission and is not listed.
@@ -83,49 +91,125 @@ class CheckLine:
         return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if self.fix and not self.ok else "")
 
 
-def check_configuration() -> tuple[CheckLine, Settings | None]:
+# How to fix each variable, for the configuration lines (README, "Configuration").
+CONFIG_FIXES = {
+    "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page",
+    "SLACK_SIGNING_SECRET": "copy the Signing Secret from the app's Basic Information page",
+    "SLACK_APP_TOKEN": "generate an app-level token (xapp-…) with connections:write under Basic Information",
+    "SLACK_API_URL": "leave it unset for Slack itself (https://slack.com/api/)",
+    "APPROVAL_CHANNEL_ID": "use the channel's ID (channel details → About → Channel ID, C… or G…), not its name",
+    "APPROVER_USER_IDS": "use member IDs (profile → ⋮ → Copy member ID, U…), separated by commas",
+    "REQUESTER_USER_IDS": "use member IDs (profile → ⋮ → Copy member ID, U…), separated by commas",
+    "PUBLIC_BASE_URL": "set the bot's external address, like https://iam-bot.example.org",
+    "DATABASE_PATH": "point it at a writable file on persistent local storage",
+}
+CONFIG_FIX_DEFAULT = "set it as the README's Configuration table says"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def check_configuration() -> tuple[list[CheckLine], Settings | None]:
+    """One line when the configuration is valid, else one line per problem (each with its fix)."""
     try:
-        settings = load_settings()
-    except ConfigError as error:
-        detail = str(error).removeprefix("configuration: ")
-        return CheckLine("configuration", False, detail, "set it in the environment (see README)"), None
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        lines = [
+            CheckLine(
+                "configuration",
+                False,
+                message.removeprefix("configuration: "),
+                CONFIG_FIXES.get(variable, CONFIG_FIX_DEFAULT)
+                if variable
+                else "set APPROVER_USER_IDS or APPROVER_USERGROUP_ID, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN "
+                "is set",
+            )
+            for variable, message in describe_errors(error)
+        ]
+        return lines, None
     mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
-    return CheckLine("configuration", True, f"{mode}, approvals in {settings.approval_channel_id}"), settings
+    return [CheckLine("configuration", True, f"{mode}, approvals in {settings.approval_channel_id}")], settings
 
 
-def check_database(settings: Settings) -> CheckLine:
+def check_database(path: Path) -> CheckLine:
     from bot.store import SCHEMA_VERSION, Store
 
     try:
-        store = Store(settings.database_path)
+        store = Store(path)
         store.close()
     except Exception as error:
         return CheckLine(
             "database",
             False,
-            f"{settings.database_path}: {error}",
+            f"{path}: {error}",
             "point DATABASE_PATH at a writable file on persistent storage",
         )
-    return CheckLine("database", True, f"{settings.database_path} at schema version {SCHEMA_VERSION}")
+    return CheckLine("database", True, f"{path} at schema version {SCHEMA_VERSION}")
 
 
-def check_slack(settings: Settings) -> CheckLine:
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
+def check_public_url(url: str) -> CheckLine:
+    """One-time links must be HTTPS: over plain HTTP the page that reads the key could be altered."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or parts.hostname in LOCAL_HOSTS:
+        return CheckLine("public url", True, f"one-time links start with {url.rstrip('/')}/credentials/")
+    return CheckLine(
+        "public url",
+        False,
+        f"{url} is not HTTPS: the link page, which reads the decryption key, could be altered on the way",
+        "serve the bot behind HTTPS and set PUBLIC_BASE_URL=https://…",
+    )
 
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_base_url, timeout=10)
-    try:
-        answer = client.auth_test()
-    except SlackApiError as error:
-        code = error.response.get("error", "unknown")
-        return CheckLine(
-            "slack", False, f"auth.test answered {code}", "check SLACK_BOT_TOKEN (reinstall the app for a new token)"
+
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip().isalnum() and p.strip()[:1] in ("U", "W"))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the checks after the configuration need: from valid settings, or read leniently
+    from the environment when the configuration is broken (so one bad variable hides nothing)."""
+
+    database_path: Path
+    public_base_url: str | None
+    slack_base_url: str
+    bot_token: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    approver_ids: tuple[str, ...] = ()
+    requester_ids: tuple[str, ...] = ()
+    approver_group: str | None = None
+    requester_group: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Inputs:
+        return cls(
+            database_path=settings.database_path,
+            public_base_url=str(settings.public_base_url),
+            slack_base_url=settings.slack_base_url,
+            bot_token=settings.slack_bot_token.get_secret_value(),
+            app_token=settings.slack_app_token.get_secret_value() if settings.slack_app_token else None,
+            approver_ids=settings.approver_user_ids,
+            requester_ids=settings.requester_user_ids,
+            approver_group=settings.approver_usergroup_id,
+            requester_group=settings.requester_usergroup_id,
         )
-    except OSError as error:
-        return CheckLine(
-            "slack", False, f"cannot reach {settings.slack_base_url}: {error}", "check SLACK_API_URL and the network"
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Inputs:
+        def get(name: str) -> str:
+            return (env.get(name) or "").strip()
+
+        url = get("PUBLIC_BASE_URL")
+        base = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        return cls(
+            database_path=Path(get("DATABASE_PATH") or "iam-user-bot.db"),
+            public_base_url=url if urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname else None,
+            slack_base_url=base if base.endswith("/") else base + "/",
+            bot_token=get("SLACK_BOT_TOKEN") if get("SLACK_BOT_TOKEN").startswith("xoxb-") else None,
+            app_token=get("SLACK_APP_TOKEN") if get("SLACK_APP_TOKEN").startswith("xapp-") else None,
+            approver_ids=_ids(get("APPROVER_USER_IDS")),
+            requester_ids=_ids(get("REQUESTER_USER_IDS")),
+            approver_group=get("APPROVER_USERGROUP_ID") or None,
+            requester_group=get("REQUESTER_USERGROUP_ID") or None,
         )
-    return CheckLine("slack", True, f"bot user {answer.get('user')} in workspace {answer.get('team')}")
 
 
 def role_arn(caller_arn: str) -> str | None:
@@ -226,11 +310,17 @@ def default_client(service: str) -> Any:
 
 
 def run_checks(make_client: Callable[[str], Any] = default_client) -> list[CheckLine]:
-    """Every check, in order. Slack and the database are skipped when the configuration fails."""
-    config_line, settings = check_configuration()
-    lines = [config_line]
-    if settings is not None:
-        lines += [check_database(settings), check_slack(settings)]
+    """Every check, in order. With a broken configuration, every check that does not depend on
+    the broken variables still runs (database, public URL, Slack, AWS)."""
+    from bot.check_slack import check_slack
+
+    lines, settings = check_configuration()
+    inputs = Inputs.from_settings(settings) if settings is not None else Inputs.from_environment(os.environ)
+    lines.append(check_database(inputs.database_path))
+    if inputs.public_base_url:
+        lines.append(check_public_url(inputs.public_base_url))
+    if inputs.bot_token:
+        lines += check_slack(inputs)
     lines += check_aws(make_client)
     return lines
 

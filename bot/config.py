@@ -128,16 +128,27 @@ class Settings(BaseSettings):
         return f"{str(self.public_base_url).rstrip('/')}/credentials/{secret_id}#{key}"
 
 
+def describe_errors(error: ValidationError) -> list[tuple[str, str]]:
+    """Every problem: ``(VARIABLE, one line naming it and what is wrong)``, never a value.
+
+    ``VARIABLE`` is ``""`` for a rule across variables (such as "one of these two").
+    """
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        variable = "_".join(str(part) for part in item["loc"]).upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "missing":
+            problems.append((variable, f"configuration: {variable} is required but not set"))
+        elif not variable:
+            problems.append(("", f"configuration: {message}"))
+        else:
+            problems.append((variable, f"configuration: {variable} is invalid: {message}"))
+    return problems
+
+
 def describe_error(error: ValidationError) -> str:
     """One line naming the first bad variable and what is wrong, never its value."""
-    first = error.errors(include_input=False, include_url=False)[0]
-    variable = "_".join(str(part) for part in first["loc"]).upper()
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "missing":
-        return f"configuration: {variable} is required but not set"
-    if not variable:
-        return f"configuration: {message}"
-    return f"configuration: {variable} is invalid: {message}"
+    return describe_errors(error)[0][1]
 
 
 def load_settings(**overrides: object) -> Settings:

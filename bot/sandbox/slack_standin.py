@@ -16,7 +16,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -188,6 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(answer).encode()
         self.send_response(200)  # Slack reports API errors in the body, with HTTP 200
         self.send_header("Content-Type", "application/json; charset=utf-8")
+        if self.server.standin.scopes is not None:
+            self.send_header("X-OAuth-Scopes", ",".join(self.server.standin.scopes))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -198,7 +200,8 @@ class SlackStandIn:
 
     Methods: auth.test, conversations.open, chat.postMessage, chat.update, chat.postEphemeral,
     chat.getPermalink, views.open/update/push/publish, users.info, users.lookupByEmail,
-    usergroups.users.list; anything else answers ``unknown_method``. Requests must carry ``bot_token``
+    usergroups.users.list, apps.connections.open (with ``app_token``); anything else answers
+    ``unknown_method``. Requests must carry ``bot_token``
     (``Authorization: Bearer`` or a ``token`` argument). Users other than the bot exist only after
     ``add_user``. Channel ids must start with C, D or G; a user id is not accepted as a channel, and
     conversations.open gives the DM ``"D" + user_id``. Message ts are unique across channels, increasing.
@@ -212,8 +215,14 @@ class SlackStandIn:
         bot_user_id: str = "UBOT00001",
         team_id: str = "T0STANDIN",
         trigger_ttl: float = 3.0,
+        scopes: Sequence[str] | None = None,
+        app_token: str | None = None,
     ) -> None:
         self.bot_token, self.host, self.port = bot_token, host, port
+        # Like Slack, every answer names the token's scopes in X-OAuth-Scopes (when ``scopes`` is given).
+        self.scopes = None if scopes is None else list(scopes)
+        # The app-level token (xapp-) that apps.connections.open takes, for Socket Mode set-ups.
+        self.app_token = app_token
         self.bot_user_id, self.team_id, self.trigger_ttl = bot_user_id, team_id, trigger_ttl
         # RLock: wait_for's predicate runs under the lock and may itself call calls() or messages().
         self._cond = threading.Condition(threading.RLock())
@@ -242,6 +251,7 @@ class SlackStandIn:
             "users.info": lambda a: {"ok": True, "user": self._user(_str(a, "user"))},
             "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
+            "apps.connections.open": lambda a: {"ok": True, "url": "wss://wss.standin.slack.invalid/link/"},
         }
 
     def _init_state(self) -> None:
@@ -381,7 +391,11 @@ class SlackStandIn:
         try:
             if handler is None:
                 raise _SlackError("unknown_method")
-            if malformed or not token or token != self.bot_token:
+            # apps.connections.open takes the app-level token; every other method the bot token.
+            wanted = self.app_token if method == "apps.connections.open" else self.bot_token
+            if token and token in (self.bot_token, self.app_token) and token != wanted:
+                raise _SlackError("not_allowed_token_type")
+            if malformed or not token or token != wanted:
                 raise _SlackError("invalid_json" if malformed else "invalid_auth" if token else "not_authed")
             if self._failures.get(method):
                 raise _SlackError(self._failures[method].pop(0))
