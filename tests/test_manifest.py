@@ -34,6 +34,7 @@ SCANNED = [p for d in ("bot", "handlers") for p in sorted((ROOT / d).rglob("*.py
 # An empty set: the method needs no scope (views.* use the trigger or the app's own surfaces).
 METHOD_SCOPES: dict[str, set[str]] = {
     "auth_test": set(),
+    "apps_connections_open": set(),  # the app-level token's connections:write, not a bot scope
     "chat_postMessage": {"chat:write"},
     "chat_update": {"chat:write"},
     "chat_delete": {"chat:write"},
