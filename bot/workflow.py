@@ -280,14 +280,16 @@ class Workflow:
         """
         handled: list[str] = []
         for request in self.store.requests_where(statuses=[RequestStatus.APPROVED], limit=1000):
-            if self.provision(request.id) is not None:
-                handled.append(request.id)
+            with logs.log_context(request_id=request.id):
+                if self.provision(request.id) is not None:
+                    handled.append(request.id)
         for request in self.store.requests_where(statuses=[RequestStatus.PROVISIONING], limit=1000):
             if not self.journal.claim(request.id):
                 continue
-            self.store.audit("provisioning_resumed", request_id=request.id, detail={"owner": self.journal.owner})
-            log.info("resuming provisioning", extra={"request_id": request.id})
-            self._run(request)
+            with logs.log_context(request_id=request.id):
+                self.store.audit("provisioning_resumed", request_id=request.id, detail={"owner": self.journal.owner})
+                log.info("resuming provisioning")
+                self._run(request)
             handled.append(request.id)
         return handled
 
