@@ -62,3 +62,15 @@ def test_the_readme_configuration_table_lists_every_setting_and_no_other() -> No
     assert documented == {name.upper() for name in Settings.model_fields}, documented ^ {
         n.upper() for n in Settings.model_fields
     }
+
+
+def test_every_subcommand_is_in_the_readme_commands_list() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = readme[readme.index("## Commands") :].split("\n## ", 1)[0]
+    subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert {s for s in subcommands if f"`iam-user-bot {s}" not in commands} == set()
+
+
+def test_deploy_guide_quotes_the_procfile_as_it_is() -> None:
+    procfile = (ROOT / "Procfile").read_text().strip()
+    assert procfile in (ROOT / "docs" / "deploy.md").read_text()
