@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.config import Settings
 from bot.demo_form import DemoFailed, NarratedFormFiller, Transcript, blocks_as_text, mask, mrkdwn_to_text
 
 REQUESTER = "U0DEMORITA"
@@ -55,23 +56,9 @@ MOTO_HINT = (
     "demo: needs moto server, which comes with the test extra: "
     ".venv/bin/pip install -e '.[test]'  (or: pip install 'moto[server]>=5,<6')"
 )
-# Variables the demo must not inherit: it must never reach a real AWS account or Slack workspace.
-_CONTRACT_VARS = (
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "SLACK_API_URL",
-    "APPROVAL_CHANNEL_ID",
-    "APPROVER_USER_IDS",
-    "APPROVER_USERGROUP_ID",
-    "REQUESTER_USER_IDS",
-    "REQUESTER_USERGROUP_ID",
-    "PUBLIC_BASE_URL",
-    "DATABASE_PATH",
-    "PORT",
-    "LOG_FORMAT",
-    "LOG_LEVEL",
-)
+# Variables the demo must not inherit (every setting of the contract): it must never reach a real
+# AWS account or Slack workspace, nor pick up an operator's tuning.
+_CONTRACT_VARS = frozenset(name.upper() for name in Settings.model_fields)
 
 # What the demo's requester answers, by the contract's block_ids. A value is matched against an
 # option's value or its text. Fields the form asks for that are not listed here are left empty if
