@@ -207,12 +207,9 @@ class _Demo:
             posted.response.get("error"),
         )
         t.say(blocks_as_text(posted.args.get("blocks"), NAMES) or posted.args.get("text", ""), indent=4)
-        buttons = [
-            e
-            for b in json.loads(json.dumps(posted.args.get("blocks") or []))
-            if b.get("type") == "actions"
-            for e in b.get("elements") or []
-        ]
+        blocks = posted.args.get("blocks") or []
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks  # JSON text or a list, as Slack takes
+        buttons = [e for b in blocks if b.get("type") == "actions" for e in b.get("elements") or []]
         approve = next((b for b in buttons if b.get("action_id") == "approve_request"), None)
         t.check(approve is not None, "the message has an Approve button (approve_request)")
         assert approve is not None
@@ -244,6 +241,14 @@ class _Demo:
     def _still_asks_for_approval(self) -> bool:
         return any("approve_request" in json.dumps(m.get("blocks")) for m in self.slack.messages(APPROVAL_CHANNEL))
 
+    def _ended_badly(self, ts: str) -> str | None:
+        """The approval message as text when it says the request failed or was denied, else None."""
+        for message in self.slack.messages(APPROVAL_CHANNEL):
+            words = f"{message.get('text', '')}\n{blocks_as_text(message.get('blocks'), NAMES)}"
+            if message.get("ts") == ts and re.search(r"\b(failed|denied)\b", message.get("text", "")):
+                return words
+        return None
+
     def provisioning(self, request_id: str, ts: str) -> str:
         t = self.t
         t.heading(f"3. Provisioning: the bot creates the IAM user for request {request_id}")
@@ -252,6 +257,9 @@ class _Demo:
         while (call := self._link_call()) is None:
             if time.monotonic() > deadline:
                 raise DemoFailed(f"no one-time link reached @{PEOPLE[RECIPIENT]} within {LINK_TIMEOUT:.0f} s")
+            if (ended := self._ended_badly(ts)) is not None:
+                t.say(ended, indent=4)
+                raise DemoFailed("the request did not get provisioned (see the approval message above)")
             # Approval rules may want a second approver: click again if the buttons are still there.
             if self.approvers_left and time.monotonic() - last_click > 3 and self._still_asks_for_approval():
                 self._click_approve(request_id, ts)
