@@ -245,7 +245,7 @@ class _Demo:
         """The approval message as text when it says the request failed or was denied, else None."""
         for message in self.slack.messages(APPROVAL_CHANNEL):
             words = f"{message.get('text', '')}\n{blocks_as_text(message.get('blocks'), NAMES)}"
-            if message.get("ts") == ts and re.search(r"\b(failed|denied)\b", message.get("text", "")):
+            if message.get("ts") == ts and re.search(r"\b(failed|denied|cancelled|expired)\b", message.get("text", "")):
                 return words
         return None
 
