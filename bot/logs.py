@@ -171,7 +171,8 @@ def bolt_log_context(body: dict[str, Any], next: Callable[[], Any]) -> Any:
 
 
 class JsonFormatter(logging.Formatter):
-    """``LOG_FORMAT=json``: one JSON object a line with time, level, logger, message, ids."""
+    """``LOG_FORMAT=json``: one JSON object a line with time, level, logger, message, ids, and for
+    an audit event its name as ``event`` (so pipelines can filter without parsing the message)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -182,6 +183,8 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None),
             "slack_user": getattr(record, "slack_user", None),
         }
+        if getattr(record, "audit_event", None):
+            entry["event"] = record.audit_event
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry)

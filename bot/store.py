@@ -192,7 +192,8 @@ class Store(SecretStore):
         conn.execute("COMMIT")
         # Each committed audit event is also one log line (never a rolled-back one).
         for event, request_id, actor, detail in self._local.audited:
-            log.info("audit %s %s", event, _loggable(detail), extra={"request_id": request_id, "slack_user": actor})
+            ids = {"request_id": request_id, "slack_user": actor, "audit_event": event}
+            log.info("audit %s %s", event, _loggable(detail), extra=ids)
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version now in force."""

@@ -146,6 +146,7 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
     assert one("audit filed")["slack_user"] == REQUESTER
     assert one("request filed")["slack_user"] == REQUESTER  # a workflow line: ids from the context
     assert (one("audit approved")["request_id"], one("audit approved")["slack_user"]) == (request_id, APPROVER)
+    assert one("audit approved")["event"] == "approved" and "event" not in one("request filed")
     for event in ("audit provisioning_started", "audit step_done", "audit provisioned", "audit link_delivered"):
         assert one(event)["request_id"] == request_id
     assert one("audit link_revealed")["request_id"] == request_id
