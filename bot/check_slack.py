@@ -14,7 +14,7 @@ MAX_PEOPLE_CHECKED = 50  # users.info calls at most; Slack's tier-4 limit is 100
 
 
 def manifest_scopes() -> set[str]:
-    """The bot scopes the app manifest asks for (``bot/manifest.yml``)."""
+    """The bot scopes the app manifest asks for (``manifest.yml``)."""
     from bot.manifest import load_template
 
     return set(load_template()["oauth_config"]["scopes"]["bot"])

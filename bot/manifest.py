@@ -1,7 +1,8 @@
 """The Slack app manifest, filled in for one deployment (``iam-user-bot manifest``).
 
-The template is ``bot/manifest.yml`` (shipped inside the package, so an installed bot can print
-it). Its request URLs use the placeholder ``https://bot.example.com``. In HTTP mode every URL
+The template is the repository's top-level ``manifest.yml``; ``bot/manifest.yml`` links to it so
+the package ships a copy and an installed bot can print it. Its request URLs use the placeholder
+``https://bot.example.com``. In HTTP mode every URL
 becomes ``<base>/slack/events``, the bot's single Slack endpoint (contract, section 2); in Socket
 Mode the URLs are removed and ``socket_mode_enabled`` is set, since Slack then pushes over the
 websocket the bot opens with ``SLACK_APP_TOKEN``.

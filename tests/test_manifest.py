@@ -121,7 +121,7 @@ def field_scopes(source: str) -> set[str]:
 
 def scopes_for(methods: Iterable[str]) -> set[str]:
     unknown = sorted(m for m in methods if m not in METHOD_SCOPES)
-    assert not unknown, f"add the scopes of {unknown} to METHOD_SCOPES (and to bot/manifest.yml if needed)"
+    assert not unknown, f"add the scopes of {unknown} to METHOD_SCOPES (and to manifest.yml if needed)"
     return set().union(*(METHOD_SCOPES[m] for m in methods)) if methods else set()
 
 
@@ -250,3 +250,10 @@ def test_cli_prints_yaml_and_json_that_parse_back() -> None:
     assert json.loads(as_json.stdout) == manifest.render(socket_mode=True)
     bad = subprocess.run([*run, "--url", "http://bot.acme.org"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_top_level_manifest_is_the_packaged_template() -> None:
+    # The fixed layout keeps manifest.yml at the top (what a person pastes); the package ships it too.
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "manifest.yml").read_text() == (root / "bot" / "manifest.yml").read_text()
+    assert not (root / "manifest.yml").is_symlink()
