@@ -261,6 +261,11 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
         start = time.perf_counter()
         bot.start()
         results["startup_to_healthz_s"] = round(time.perf_counter() - start, 2)
+        # Measure steady state: the first catalog load (every policy, parsed) competes for the CPU.
+        user = SlackUser(bot.url, SIGNING_SECRET)
+        view = open_view(user, slack, REQUESTER)
+        wait_catalog(user, view)
+        results["startup_to_catalog_s"] = round(time.perf_counter() - start, 2)
         bare, bare_url = start_bare(slack, tmp / "bare.log")
         try:
             for concurrency in (1, 16):
@@ -275,9 +280,6 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
         finally:
             bare.terminate()
             bare.wait()
-
-        user = SlackUser(bot.url, SIGNING_SECRET)
-        view = open_view(user, slack, REQUESTER)
 
         # 2. Options search over every AWS managed policy plus the customer managed ones.
         queries = ["", "a", "Admin", "ReadOnly", "s3", "team-policy-05", "Lambda", "no-such-policy-xyz"]
@@ -342,13 +344,21 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
     return results
 
 
-def options_bench(user: SlackUser, view: dict[str, Any], queries: list[str], n: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the catalog loads in the background at start-up
+def wait_catalog(user: SlackUser, view: dict[str, Any], timeout: float = 120) -> None:
+    """Wait until the catalog, loaded in the background at start-up, offers the customer policies."""
+    deadline = time.monotonic() + timeout
+    in_a_row = 0  # each gunicorn worker loads its own catalog: several answers in a row reach both
+    while time.monotonic() < deadline:
         body = user.block_suggestion(REQUESTER, view, "policies", "team-policy").json() or {}
-        if sum(len(g.get("options", [])) for g in body.get("option_groups", [])) or body.get("options"):
-            break
-        time.sleep(0.2)
+        loaded = sum(len(g.get("options", [])) for g in body.get("option_groups", [])) or body.get("options")
+        in_a_row = in_a_row + 1 if loaded else 0
+        if in_a_row >= 20:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the catalog never offered the customer managed policies")
+
+
+def options_bench(user: SlackUser, view: dict[str, Any], queries: list[str], n: int) -> dict[str, Any]:
     counts: list[int] = []
 
     def call(i: int) -> int:
@@ -431,7 +441,7 @@ def write_report(r: dict[str, Any], output: Path, quick: bool) -> None:
         f"  - 1 user, by action: {ic['one_user']['by_action']}",
         f"- With 50 ms added to every IAM call: 1 user in {ic['one_user']['wall_s']} s, {ic['batch']['users']} users in {ic['batch']['wall_s']} s "
         f"(ratio {ic['batch_over_one']}, target ≤ 2).",
-        f"- Start to `/healthz`: {r['startup_to_healthz_s']} s. Resident memory after the run (master + workers): {r['rss_mib_after']} MiB.",
+        f"- Start to `/healthz`: {r['startup_to_healthz_s']} s; to the catalog loaded (every policy): {r['startup_to_catalog_s']} s. Resident memory after the run (master + workers): {r['rss_mib_after']} MiB.",
         "",
     ]  # fmt: skip
     output.write_text("\n".join(lines) + "\n")
