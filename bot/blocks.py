@@ -10,17 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    DividerBlock,
-    HeaderBlock,
     InputBlock,
-    MarkdownTextObject,
     PlainTextInputElement,
     PlainTextObject,
-    SectionBlock,
 )
 from slack_sdk.models.views import View
 
@@ -132,44 +124,6 @@ def decision_line(request: OnboardingRequest) -> str | None:
     if status is RequestStatus.FAILED:
         return approved + f"\n:x: Provisioning failed, {request.failure_outcome}: {request.error or 'unknown error'}"
     return approved + "\n:gear: Creating the IAM users…"
-
-
-def approval_message(request: OnboardingRequest) -> tuple[str, list[Block]]:
-    """The approvers' channel message: ``(fallback text, blocks)``.
-
-    Buttons ``approve_request`` / ``deny_request`` carry the request id as value; they are
-    shown only while the request is pending.
-    """
-    blocks: list[Block] = [
-        HeaderBlock(text=truncate(f"IAM user request {request.id}", 150)),
-        SectionBlock(text=MarkdownTextObject(text=request_summary(request))),
-    ]
-    if request.status is RequestStatus.PENDING:
-        blocks.append(
-            ActionsBlock(
-                block_id="decision",
-                elements=[
-                    ButtonElement(
-                        action_id="approve_request",
-                        text="Approve",
-                        value=request.id,
-                        style="primary",
-                        confirm=ConfirmObject(
-                            title="Create these IAM users?",
-                            text=f"This creates {len(request.form.user_names)} IAM user(s) in AWS now.",
-                            confirm="Approve",
-                            deny="Back",
-                        ),
-                    ),
-                    ButtonElement(action_id="deny_request", text="Deny", value=request.id, style="danger"),
-                ],
-            )
-        )
-    elif line := decision_line(request):
-        blocks.append(DividerBlock())
-        blocks.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
-    text = f"IAM user request {request.id} from {mention(request.requester)}: {request.status.words}"
-    return text, blocks
 
 
 def requester_notice(request: OnboardingRequest) -> str:

@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.risk import DEFAULT_SENSITIVE_PERMISSIONS
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     database_path: Path = Path("iam-user-bot.db")
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
+    expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    sensitive_permissions: CommaList = DEFAULT_SENSITIVE_PERMISSIONS
+    sensitive_approvals_required: int = Field(default=2, ge=1, le=5)
     port: int = Field(default=3000, ge=1, le=65535)
     # One-time link hardening (bot.web): proxies in front of the bot whose X-Forwarded-For is
     # trusted (0: use the TCP peer), and the per-client limit on reveal POSTs (Flask-Limiter
@@ -59,7 +64,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
-    @field_validator("approver_user_ids", "requester_user_ids", mode="before")
+    @field_validator("approver_user_ids", "requester_user_ids", "sensitive_permissions", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

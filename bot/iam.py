@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bot.models import CreatedCredentials, UserPermissions
+from bot.models import AttachedPolicy, CreatedCredentials, GroupGrant, UserPermissions
 from bot.plan import PROVENANCE_TAG_KEYS
 from bot.rules import AccountQuotas, PasswordPolicy, generate_password
 
@@ -225,6 +225,35 @@ class IamGateway:
             )
         except ClientError as error:
             raise as_iam_error(error) from None
+
+    def group_grant(self, group_name: str) -> GroupGrant:
+        """A group's attached managed policies and inline policy names (what joining it grants).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the group does not exist.
+        """
+        try:
+            attached = self._paginate("list_attached_group_policies", "AttachedPolicies", GroupName=group_name)
+            inline = self._paginate("list_group_policies", "PolicyNames", GroupName=group_name)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return GroupGrant(
+            name=group_name,
+            managed_policies=tuple(AttachedPolicy(arn=p["PolicyArn"], name=p["PolicyName"]) for p in attached),
+            inline_policy_names=tuple(inline),
+        )
+
+    def user_policy_document(self, user_name: str, policy_name: str) -> dict[str, Any]:
+        """An inline user policy's document as a dict (boto3 URL-decodes and parses it).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the user or policy does not exist.
+        """
+        try:
+            document = self.iam.get_user_policy(UserName=user_name, PolicyName=policy_name)["PolicyDocument"]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return json.loads(document) if isinstance(document, str) else dict(document)
 
     def console_url(self) -> str:
         """``https://<alias or account id>.signin.aws.amazon.com/console`` (IAM user guide)."""

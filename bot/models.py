@@ -187,3 +187,100 @@ class CreatedCredentials(BaseModel):
     password: str | None = Field(default=None, repr=False)
     access_key_id: str | None = None
     secret_access_key: str | None = Field(default=None, repr=False)
+
+
+class AttachedPolicy(BaseModel):
+    """A managed policy as a request grants it. ``name`` is the ARN's last segment (IAM policy
+    names cannot hold ``/``), so a policy under a path still shows its real name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arn: str
+    name: str
+
+    @classmethod
+    def from_arn(cls, arn: str) -> AttachedPolicy:
+        return cls(arn=arn, name=arn.rsplit("/", 1)[-1])
+
+
+class GroupGrant(BaseModel):
+    """An IAM group the new users join, with what the group carries (read from IAM at filing)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    managed_policies: tuple[AttachedPolicy, ...] = ()
+    inline_policy_names: tuple[str, ...] = ()
+
+
+class InlinePolicyCopy(BaseModel):
+    """An inline policy "copy from user" copies: its name, the sha256 of its document as read at
+    filing (so a changed document is noticed before provisioning), and whether it allows every
+    action (``"*"``) or every IAM action (``"iam:*"``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    sha256: str
+    broad: bool = False
+
+
+class PermissionExpansion(BaseModel):
+    """What a request would grant, made concrete from IAM after it is filed.
+
+    Groups come with their attached policies; "copy from user" is replaced by what the source
+    user holds. ``account_id`` and ``users_may_change_password`` are the two other inputs of
+    :func:`bot.plan.build_plan`, so the approval message renders the exact plan without I/O.
+    ``error`` is set (and the rest may be empty) when IAM could not be read.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    groups: tuple[GroupGrant, ...] = ()
+    managed_policies: tuple[AttachedPolicy, ...] = ()
+    inline_policies: tuple[InlinePolicyCopy, ...] = ()
+    permissions_boundary_arn: str | None = None
+    copy_source: UserPermissions | None = None
+    account_id: str = ""
+    users_may_change_password: bool = True
+    error: str | None = None
+
+
+class RiskFlag(BaseModel):
+    """One thing approvers should notice. ``sensitive`` flags raise the approvals needed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    text: str
+    sensitive: bool = False
+
+
+class Approval(BaseModel):
+    """One approver's recorded yes (a request may need several distinct ones)."""
+
+    approver: str
+    at: datetime
+
+
+class Review(BaseModel):
+    """What approvers judge a request on, stored once when it is filed, plus the approvals so far.
+
+    ``fingerprint`` is the sha256 the final approval fixed (None until then); ``reminded_at``
+    is when the half-life reminder went out (None until then).
+    """
+
+    expansion: PermissionExpansion
+    flags: tuple[RiskFlag, ...] = ()
+    approvals_required: int = 1
+    approvals: tuple[Approval, ...] = ()
+    fingerprint: str | None = None
+    reminded_at: datetime | None = None
+
+    @property
+    def sensitive(self) -> bool:
+        return any(flag.sensitive for flag in self.flags)
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(a.approver for a in self.approvals)

@@ -18,11 +18,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 
+from bot.approval_records import ApprovalRecords
 from bot.models import AuditEvent, OnboardingRequest, RequestForm, RequestStatus, utcnow
 from bot.secret_store import SECRETS_LIFECYCLE_MIGRATION, SealedSecretRow, SecretStore
 
@@ -120,6 +121,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (request_id, step_index)
     );
     """,
+    # 5: approval review: what the request grants (read from IAM at filing) and its risk flags,
+    # distinct approvers (a sensitive request needs several), the fingerprint of the approved
+    # plan, and the half-life reminder marker (set by compare-and-set: one worker sends it).
+    """
+    ALTER TABLE requests ADD COLUMN review TEXT;
+    ALTER TABLE requests ADD COLUMN approvals_required INTEGER;
+    ALTER TABLE requests ADD COLUMN fingerprint TEXT;
+    ALTER TABLE requests ADD COLUMN reminded_at TEXT;
+    CREATE TABLE approvals (
+        request_id TEXT NOT NULL REFERENCES requests(id),
+        approver TEXT NOT NULL,
+        at TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (request_id, approver)
+    );
+    CREATE TRIGGER approvals_no_update BEFORE UPDATE ON approvals
+        BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;
+    CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals
+        BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -147,7 +168,7 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class Store(SecretStore):
+class Store(SecretStore, ApprovalRecords):
     """All reads and writes of the bot's SQLite file (sealed secrets: :class:`~bot.secret_store.SecretStore`).
 
     Args:
@@ -251,8 +272,9 @@ class Store(SecretStore):
         """Audit events in order, optionally from ``since`` on and for one request."""
         where, args = [], []
         if since is not None:
+            # Stored times are UTC ISO strings, compared as text: compare in UTC too.
             where.append("at >= ?")
-            args.append(_iso(since))
+            args.append(_iso(since.astimezone(UTC)))
         if request_id is not None:
             where.append("request_id = ?")
             args.append(request_id)

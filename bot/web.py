@@ -43,6 +43,7 @@ import handlers
 from bot import logs
 from bot.catalog import Catalog
 from bot.config import Settings, load_settings
+from bot.expiry import ExpirySweeper
 from bot.iam import IamGateway, make_clients
 from bot.link_expiry import LinkExpirySweeper
 from bot.links import Links
@@ -119,6 +120,11 @@ def build_bot(settings: Settings | None = None, *, start_background: bool = True
         sweeper.start()
         # Provisioning a stopped or crashed process left half-done: resume or roll back (issue 5).
         workflow.start_resume_loop()
+        ExpirySweeper(
+            workflow,
+            ttl_seconds=settings.pending_request_ttl_seconds,
+            interval_seconds=settings.expiry_check_interval_seconds,
+        ).start()
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -12,10 +12,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 from bot import blocks, logs
 from bot.access import Decision, may_decide, may_request
+from bot.approval_flow import ApprovalFlow, Outcome
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.iam import IamError, IamGateway, credentials_from_outputs
@@ -34,15 +34,7 @@ log = logging.getLogger(__name__)
 RESUME_INTERVAL_SECONDS = 300.0
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a person's action led to: ``ok`` and a sentence to show them (ephemerally)."""
-
-    ok: bool
-    message: str
-
-
-class Workflow:
+class Workflow(ApprovalFlow):
     """Ties the store, access rules, IAM and Slack together.
 
     Args:
@@ -136,7 +128,8 @@ class Workflow:
         If the approval message cannot be posted, the request stays pending, the requester is
         told approvers could not be reached, and the failure is audited.
         """
-        text, message_blocks = blocks.approval_message(request)
+        review = self.prepare_review(request)
+        text, message_blocks = self._approval_message(request, review)
         ts = self.messenger.post(self.settings.approval_channel_id, text, message_blocks)
         if ts is None:
             self.store.audit(
@@ -152,25 +145,25 @@ class Workflow:
             return
         self.store.set_approval_message(request.id, self.settings.approval_channel_id, ts)
         request = self.store.get_request(request.id) or request
-        self.messenger.dm(request.requester, blocks.requester_notice(request))
+        # A click or a cancel that landed while the message was being posted could not update a
+        # message whose ts it did not know yet; if what was posted is out of date, update it now.
+        now_text, now_blocks = self._approval_message(request)
+        if [b.to_dict() for b in now_blocks] != [b.to_dict() for b in message_blocks]:
+            self.messenger.update(self.settings.approval_channel_id, ts, now_text, now_blocks)
+        if request.status is RequestStatus.PENDING:
+            self.messenger.dm(request.requester, blocks.requester_notice(request))
         self._changed(request)
 
     # -- deciding -------------------------------------------------------------------------------
 
     def _refresh_views(self, request: OnboardingRequest) -> None:
+        # Render from the stored state, not the caller's snapshot: with several workers another
+        # move may have landed since, and the newest state is the one to show.
+        request = self.store.get_request(request.id) or request
         if request.approval_channel and request.approval_ts:
-            text, message_blocks = blocks.approval_message(request)
+            text, message_blocks = self._approval_message(request)
             self.messenger.update(request.approval_channel, request.approval_ts, text, message_blocks)
         self._changed(request)
-
-    def _already(self, request: OnboardingRequest) -> Outcome:
-        by = f" by {blocks.mention(request.decided_by)}" if request.decided_by else ""
-        verb = {
-            RequestStatus.DENIED: "denied",
-            RequestStatus.CANCELLED: "cancelled",
-            RequestStatus.EXPIRED: "expired",
-        }.get(request.status, "approved")
-        return Outcome(False, f"Request `{request.id}` was already {verb}{by}. Nothing was changed.")
 
     def check_decider(self, request_id: str, actor: str, approve: bool) -> Outcome | None:
         """Why ``actor`` may not decide on ``request_id`` now (audited), or None when they may.
@@ -213,13 +206,14 @@ class Workflow:
         logs.bind(request_id=request_id, slack_user=actor)
         if (refusal := self.check_decider(request_id, actor, approve)) is not None:
             return refusal
-        new = RequestStatus.APPROVED if approve else RequestStatus.DENIED
+        if approve:
+            return self._approve(request_id, actor)
         moved = self.store.transition(
             request_id,
             RequestStatus.PENDING,
-            new,
+            RequestStatus.DENIED,
             actor=actor,
-            event="approved" if approve else "denied",
+            event="denied",
             decided_by=actor,
             decided_at=self.store.clock(),
             reason=reason,
@@ -233,9 +227,6 @@ class Workflow:
             return self._already(current)
         self._refresh_views(moved)
         self.messenger.dm(moved.requester, blocks.requester_notice(moved))
-        if approve:
-            self.executor.submit(self._provision_logged, request_id)
-            return Outcome(True, f"Approved `{request_id}`; creating the IAM users now.")
         return Outcome(True, f"Denied `{request_id}`; the requester has been told.")
 
     # -- provisioning ---------------------------------------------------------------------------
@@ -322,6 +313,7 @@ class Workflow:
         prepared = None
         try:
             try:
+                self.check_approved_plan(request)
                 prepared = self.provisioner.prepare(request, self._custom_password(request))
                 secrets = self.provisioner.execute(request, prepared)
             except (ProvisioningFailed, IamError) as error:

@@ -36,8 +36,10 @@ def register(app: App, workflow: Workflow) -> None:
     def approve(ack: Ack, body: dict, action: dict) -> None:
         ack()
         user_id = body["user"]["id"]
+        # Authorisation and the compare-and-set happen in decide, at click time: a double click,
+        # a Slack retry or another worker's click loses there and only hears why.
         outcome = workflow.decide(action["value"], user_id, approve=True)
-        if not outcome.ok:
+        if not outcome.ok or outcome.tell:
             tell(workflow, _where(body), user_id, outcome.message)
 
     def deny(ack: Ack, body: dict, action: dict, client: WebClient) -> None:

@@ -1,0 +1,310 @@
+"""The approvers' channel message, re-rendered on every state change. Pure: no I/O.
+
+It shows what approvers judge (requester, recipients, user names, access, the concrete
+permissions with "copy from user" expanded, boundary, tags, justification), the risk flags, the
+approvals so far, the equivalent AWS CLI, and then the decision and provisioning outcome.
+
+Slack limits honoured (Block Kit reference): section text ≤ 3,000 characters, ≤ 50 blocks a
+message, header text ≤ 150 characters. Long parts are split on line boundaries into several
+sections; the CLI listing is cut (with a note saying how much) when the message would pass
+50 blocks.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.blocks import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX, escape, mention, slack_date, truncate
+from bot.models import OnboardingRequest, PermissionExpansion, PermissionMode, RequestStatus, Review
+from bot.plan import Step, StepKind, build_plan
+
+CODE_FENCE = "```"
+APPROVER_PLACEHOLDER = "<approver>"
+
+
+# -- the equivalent AWS CLI ------------------------------------------------------------------------
+# A local rendering until bot.cli_preview (another branch) lands; it takes the same plan steps.
+
+
+def _step_cli(step: Step) -> str:
+    q = shlex.quote
+    user = f"--user-name {q(step.user_name)}"
+    if step.kind is StepKind.ENSURE_BOT_POLICY:
+        return (
+            f"aws iam create-policy --policy-name {q(step.target or '')} "
+            f"--policy-document file://bot/policies/{step.target}.json  # once per account, if absent"
+        )
+    if step.kind is StepKind.CREATE_USER:
+        parts = [f"aws iam create-user {user}"]
+        if step.permissions_boundary_arn:
+            parts.append(f"--permissions-boundary {q(step.permissions_boundary_arn)}")
+        if step.tags:
+            parts.append("--tags " + " ".join(q(f"Key={t.key},Value={t.value}") for t in step.tags))
+        return " ".join(parts)
+    if step.kind is StepKind.CREATE_LOGIN_PROFILE:
+        reset = " --password-reset-required" if step.password_reset_required else " --no-password-reset-required"
+        return f"aws iam create-login-profile {user} --password '<generated, sent by one-time link>'{reset}"
+    if step.kind is StepKind.CREATE_ACCESS_KEY:
+        return f"aws iam create-access-key {user}"
+    if step.kind is StepKind.ADD_USER_TO_GROUP:
+        return f"aws iam add-user-to-group {user} --group-name {q(step.target or '')}"
+    if step.kind is StepKind.ATTACH_USER_POLICY:
+        return f"aws iam attach-user-policy {user} --policy-arn {q(step.target or '')}"
+    if step.kind is StepKind.PUT_USER_POLICY:
+        source = q(step.source_user or "")
+        name = q(step.target or "")
+        return (
+            f"aws iam put-user-policy {user} --policy-name {name} --policy-document "
+            f'"$(aws iam get-user-policy --user-name {source} --policy-name {name} --query PolicyDocument)"'
+        )
+    return f"# {step.label}"
+
+
+def cli_lines_for(request: OnboardingRequest, expansion: PermissionExpansion) -> list[str]:
+    """``aws iam …`` lines equivalent to the plan :func:`bot.plan.build_plan` makes from the
+    stored expansion; empty when the expansion could not be read (nothing can be shown)."""
+    if expansion.error:
+        return []
+    try:
+        steps = build_plan(
+            request,
+            approver=request.decided_by or APPROVER_PLACEHOLDER,
+            account_id=expansion.account_id or "<account-id>",
+            copy_source=expansion.copy_source,
+            users_may_change_password=expansion.users_may_change_password,
+        )
+    except ValueError:
+        return []
+    return [_step_cli(step) for step in steps]
+
+
+# -- splitting to fit Slack -----------------------------------------------------------------------
+
+
+def split_text(text: str, limit: int = SECTION_TEXT_MAX) -> list[str]:
+    """``text`` as pieces of at most ``limit`` characters, cut between lines where possible
+    (a single longer line is truncated with an ellipsis)."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        line = truncate(line, limit)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not pieces:
+        pieces.append(current)
+    return pieces
+
+
+def _sections(text: str, block_id: str) -> list[Block]:
+    return [
+        SectionBlock(block_id=f"{block_id}_{i}" if i else block_id, text=MarkdownTextObject(text=piece))
+        for i, piece in enumerate(split_text(text))
+    ]
+
+
+def _code_sections(lines: Sequence[str], budget: int) -> list[Block]:
+    """The CLI lines as code blocks in at most ``budget`` sections (a note says what was cut)."""
+    room = SECTION_TEXT_MAX - 2 * len(CODE_FENCE) - 2
+    pieces = split_text("\n".join(escape(line) for line in lines), room) if lines else []
+    shown = pieces[: max(0, budget - 1)] if len(pieces) > budget else pieces
+    blocks: list[Block] = [
+        SectionBlock(block_id=f"cli_{i}", text=MarkdownTextObject(text=f"{CODE_FENCE}\n{piece}\n{CODE_FENCE}"))
+        for i, piece in enumerate(shown)
+    ]
+    if len(shown) < len(pieces):
+        hidden = sum(piece.count("\n") + 1 for piece in pieces[len(shown) :])
+        blocks.append(
+            ContextBlock(
+                block_id="cli_cut",
+                elements=[MarkdownTextObject(text=f"… {hidden} more command line(s) not shown (Slack's size limit).")],
+            )
+        )
+    return blocks
+
+
+# -- the content ----------------------------------------------------------------------------------
+
+
+def _summary(request: OnboardingRequest) -> str:
+    form = request.form
+    users = "\n".join(
+        f"• `{name}` for {mention(recipient)}" for name, recipient in zip(form.user_names, form.recipients, strict=True)
+    )
+    access = []
+    if form.console:
+        mode = "custom" if form.password_mode.value == "custom" else "autogenerated"
+        reset = ", new password required at first sign-in" if form.require_reset else ""
+        access.append(f"console (password {mode}{reset})")
+    if form.programmatic:
+        access.append("programmatic (access key)")
+    extras = [f"MFA {'required' if form.mfa_required else 'not required'}"]
+    if form.self_manage_credentials:
+        extras.append("may manage own credentials")
+    justification = "\n".join(f">{escape(line)}" for line in form.justification.splitlines() or [""])
+    return "\n".join(
+        [
+            f"*Requested by* {mention(request.requester)} · request `{request.id}` "
+            f"· filed {slack_date(request.created_at)}",
+            f"*IAM users*\n{users}",
+            f"*Access* {', '.join(access)} · {' · '.join(extras)}",
+            f"*Justification*\n{justification}",
+        ]
+    )
+
+
+def _names(items: Sequence[str]) -> str:
+    return ", ".join(f"`{escape(i)}`" for i in items) or "none"
+
+
+def _permissions(request: OnboardingRequest, expansion: PermissionExpansion) -> str:
+    form = request.form
+    lines: list[str] = []
+    if form.permission_mode is PermissionMode.COPY_USER:
+        lines.append(f"*Permissions* copied from IAM user `{escape(form.copy_from_user or '')}`, as it holds them now:")
+    elif form.permission_mode is PermissionMode.POLICIES:
+        lines.append("*Permissions* managed policies attached directly:")
+    else:
+        lines.append("*Permissions* membership of IAM groups:")
+    if expansion.error:
+        lines.append(f":x: could not be read from IAM: {escape(expansion.error)}")
+    for group in expansion.groups:
+        inline = f"; inline {_names(group.inline_policy_names)}" if group.inline_policy_names else ""
+        policies = _names([p.name for p in group.managed_policies])
+        lines.append(f"• group `{escape(group.name)}`: policies {policies}{inline}")
+    lines.extend(f"• policy `{escape(p.name)}` (`{escape(p.arn)}`)" for p in expansion.managed_policies)
+    lines.extend(f"• inline policy `{escape(p.name)}` (copied document)" for p in expansion.inline_policies)
+    if not (expansion.groups or expansion.managed_policies or expansion.inline_policies or expansion.error):
+        lines.append("• none")
+    if form.mfa_required or form.self_manage_credentials:
+        wanted = (("require MFA", form.mfa_required), ("self-manage", form.self_manage_credentials))
+        bot_policies = [name for name, on in wanted if on]
+        lines.append(f"• bot policies: {', '.join(bot_policies)}")
+    boundary = expansion.permissions_boundary_arn
+    lines.append(f"*Permissions boundary* {f'`{escape(boundary)}`' if boundary else 'none'}")
+    tags = [f"{t.key}={t.value}" for t in form.tags]
+    lines.append(f"*Tags* {_names(tags)} (plus the bot's request-id, requested-by, approved-by tags)")
+    return "\n".join(lines)
+
+
+def _flags(review: Review) -> str | None:
+    if not review.flags:
+        return None
+    lines = [f"{':rotating_light:' if flag.sensitive else ':warning:'} {escape(flag.text)}" for flag in review.flags]
+    if review.approvals_required > 1:
+        lines.insert(0, f"*Needs {review.approvals_required} distinct approvers.*")
+    return "\n".join(lines)
+
+
+def _approvals(request: OnboardingRequest, review: Review, expires_at: datetime | None) -> str:
+    done = ", ".join(f"{mention(a.approver)} {slack_date(a.at)}" for a in review.approvals) or "none yet"
+    line = f"*Approvals* {len(review.approvals)} of {review.approvals_required}: {done}"
+    if request.status is RequestStatus.PENDING and expires_at is not None:
+        line += f"\n*Expires* {slack_date(expires_at)} unless decided"
+    return line
+
+
+def outcome_line(request: OnboardingRequest, review: Review | None) -> str | None:
+    """Who decided and when, and what came of it; None while pending."""
+    status = request.status
+    when = slack_date(request.decided_at) if request.decided_at else ""
+    if status is RequestStatus.PENDING:
+        return None
+    if status is RequestStatus.DENIED:
+        reason = f": {escape(request.reason)}" if request.reason else ""
+        return f":no_entry: Denied by {mention(request.decided_by)} {when}{reason}"
+    if status is RequestStatus.CANCELLED:
+        return f":heavy_multiplication_x: Cancelled by the requester {slack_date(request.updated_at)}"
+    if status is RequestStatus.EXPIRED:
+        return f":hourglass: Expired without a decision {slack_date(request.updated_at)}"
+    approvers = list(review.approvers) if review and review.approvals else [request.decided_by]
+    approved = f":white_check_mark: Approved by {' and '.join(mention(a) for a in approvers)} {when}"
+    if status is RequestStatus.APPROVED:
+        return approved + "\n:hourglass_flowing_sand: Provisioning is about to start…"
+    if status is RequestStatus.PROVISIONING:
+        return approved + "\n:gear: Creating the IAM users…"
+    if status is RequestStatus.PROVISIONED:
+        created = slack_date(request.updated_at)
+        return approved + f"\n:tada: IAM users created {created}; credentials sent by one-time link"
+    return approved + f"\n:x: Provisioning failed, nothing was left in IAM: {escape(request.error or 'unknown error')}"
+
+
+def _buttons(request: OnboardingRequest, review: Review) -> ActionsBlock:
+    elements = []
+    if not review.expansion.error:
+        count = len(request.form.user_names)
+        more = ""
+        if review.approvals_required > 1:
+            more = f" It needs {review.approvals_required} distinct approvers; yours counts as one."
+        elements.append(
+            ButtonElement(
+                action_id="approve_request",
+                text="Approve",
+                value=request.id,
+                style="primary",
+                confirm=ConfirmObject(
+                    title="Create these IAM users?",
+                    text=truncate(f"This creates {count} IAM user(s) in AWS, exactly as shown.{more}", 300),
+                    confirm="Approve",
+                    deny="Back",
+                ),
+            )
+        )
+    elements.append(ButtonElement(action_id="deny_request", text="Deny", value=request.id, style="danger"))
+    return ActionsBlock(block_id="decision", elements=elements)
+
+
+def approval_message(
+    request: OnboardingRequest,
+    review: Review,
+    cli_lines: Sequence[str],
+    expires_at: datetime | None = None,
+) -> tuple[str, list[Block]]:
+    """The approval message: ``(fallback text, blocks)``, at most 50 blocks.
+
+    Args:
+        review: the stored expansion, flags and approvals (:meth:`bot.store.Store.get_review`).
+        cli_lines: the plan as ``aws iam …`` lines (:func:`cli_lines_for`).
+        expires_at: when a pending request expires (``PENDING_REQUEST_TTL_SECONDS`` after filing).
+
+    Buttons ``approve_request`` / ``deny_request`` (value: the request id) are shown only while
+    the request is pending; Approve is left out when IAM could not be read.
+    """
+    head: list[Block] = [HeaderBlock(block_id="title", text=truncate(f"IAM user request {request.id}", 150))]
+    if flags := _flags(review):
+        head += _sections(flags, "flags")
+    head += _sections(_summary(request), "summary")
+    head += _sections(_permissions(request, review.expansion), "permissions")
+    approvals = _approvals(request, review, expires_at)
+    head.append(SectionBlock(block_id="approvals", text=MarkdownTextObject(text=approvals)))
+    tail: list[Block] = [DividerBlock(block_id="end")]
+    if request.status is RequestStatus.PENDING:
+        tail.append(_buttons(request, review))
+    elif line := outcome_line(request, review):
+        tail.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
+    cli_header = ContextBlock(block_id="cli_title", elements=[MarkdownTextObject(text="*Equivalent AWS CLI*")])
+    budget = MESSAGE_BLOCKS_MAX - len(head) - len(tail) - 1
+    cli = _code_sections(cli_lines, budget) if cli_lines and budget > 1 else []
+    blocks = head + ([cli_header, *cli] if cli else []) + tail
+    if len(blocks) > MESSAGE_BLOCKS_MAX:  # only with absurd content: keep the decision part visible
+        blocks = blocks[: MESSAGE_BLOCKS_MAX - len(tail)] + tail
+    sensitive = " [sensitive]" if review.sensitive else ""
+    text = f"IAM user request {request.id}{sensitive} from {mention(request.requester)}: {request.status.words}"
+    return text, blocks
