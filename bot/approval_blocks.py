@@ -12,7 +12,6 @@ sections; the CLI listing is cut (with a note saying how much) when the message 
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -28,55 +27,21 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import cli_preview
 from bot.blocks import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX, escape, mention, slack_date, truncate
 from bot.models import OnboardingRequest, PermissionExpansion, PermissionMode, RequestStatus, Review
-from bot.plan import Step, StepKind, build_plan
+from bot.plan import build_plan
 
 CODE_FENCE = "```"
 APPROVER_PLACEHOLDER = "<approver>"
 
 
 # -- the equivalent AWS CLI ------------------------------------------------------------------------
-# A local rendering until bot.cli_preview (another branch) lands; it takes the same plan steps.
-
-
-def _step_cli(step: Step) -> str:
-    q = shlex.quote
-    user = f"--user-name {q(step.user_name)}"
-    if step.kind is StepKind.ENSURE_BOT_POLICY:
-        return (
-            f"aws iam create-policy --policy-name {q(step.target or '')} "
-            f"--policy-document file://bot/policies/{step.target}.json  # once per account, if absent"
-        )
-    if step.kind is StepKind.CREATE_USER:
-        parts = [f"aws iam create-user {user}"]
-        if step.permissions_boundary_arn:
-            parts.append(f"--permissions-boundary {q(step.permissions_boundary_arn)}")
-        if step.tags:
-            parts.append("--tags " + " ".join(q(f"Key={t.key},Value={t.value}") for t in step.tags))
-        return " ".join(parts)
-    if step.kind is StepKind.CREATE_LOGIN_PROFILE:
-        reset = " --password-reset-required" if step.password_reset_required else " --no-password-reset-required"
-        return f"aws iam create-login-profile {user} --password '<generated, sent by one-time link>'{reset}"
-    if step.kind is StepKind.CREATE_ACCESS_KEY:
-        return f"aws iam create-access-key {user}"
-    if step.kind is StepKind.ADD_USER_TO_GROUP:
-        return f"aws iam add-user-to-group {user} --group-name {q(step.target or '')}"
-    if step.kind is StepKind.ATTACH_USER_POLICY:
-        return f"aws iam attach-user-policy {user} --policy-arn {q(step.target or '')}"
-    if step.kind is StepKind.PUT_USER_POLICY:
-        source = q(step.source_user or "")
-        name = q(step.target or "")
-        return (
-            f"aws iam put-user-policy {user} --policy-name {name} --policy-document "
-            f'"$(aws iam get-user-policy --user-name {source} --policy-name {name} --query PolicyDocument)"'
-        )
-    return f"# {step.label}"
 
 
 def cli_lines_for(request: OnboardingRequest, expansion: PermissionExpansion) -> list[str]:
-    """``aws iam …`` lines equivalent to the plan :func:`bot.plan.build_plan` makes from the
-    stored expansion; empty when the expansion could not be read (nothing can be shown)."""
+    """``aws iam …`` lines (:mod:`bot.cli_preview`) equivalent to the plan :func:`bot.plan.build_plan`
+    makes from the stored expansion; empty when the expansion could not be read."""
     if expansion.error:
         return []
     try:
@@ -89,7 +54,7 @@ def cli_lines_for(request: OnboardingRequest, expansion: PermissionExpansion) ->
         )
     except ValueError:
         return []
-    return [_step_cli(step) for step in steps]
+    return cli_preview.cli_lines(steps)
 
 
 # -- splitting to fit Slack -----------------------------------------------------------------------

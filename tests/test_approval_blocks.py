@@ -98,7 +98,7 @@ def test_pending_message_shows_everything_an_approver_judges() -> None:
         "policy `ReadOnlyAccess`",
         "inline policy `s3-team-bucket`",
         BOUNDARY,
-        "team=data &amp; &lt;ml&gt;",  # tags, escaped
+        "team=data &amp; &lt;ml&gt;",  # tags, escaped (also inside the CLI code block)
         "&lt;!channel&gt;",  # justification cannot ping the channel
         "Needs 2 distinct approvers",
         "Sensitive: policy `AdministratorAccess`",
@@ -117,10 +117,12 @@ def test_pending_message_shows_everything_an_approver_judges() -> None:
 def test_cli_lines_follow_the_plan() -> None:
     lines = cli_lines_for(request(), EXPANSION)
     assert lines[0].startswith("aws iam create-user --user-name nina --permissions-boundary " + BOUNDARY)
-    assert "'Key=iam-user-bot:approved-by,Value=<approver>'" in lines[0]
+    assert '{"Key":"iam-user-bot:approved-by","Value":"<approver>"}' in lines[0]  # not decided yet
     assert "aws iam create-login-profile --user-name nina" in lines[1] and "--password-reset-required" in lines[1]
     assert lines[2] == "aws iam create-access-key --user-name nina"
     assert sum(line.startswith("aws iam create-user") for line in lines) == 2
+    decided = request(RequestStatus.APPROVED)
+    assert '"Value":"U0APPROVE2"' in cli_lines_for(decided, EXPANSION)[0]
 
 
 def test_final_states_drop_the_buttons_and_name_the_deciders() -> None:

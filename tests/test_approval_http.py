@@ -10,26 +10,32 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bot.sandbox.harness import SlackUser
 from bot.store import Store
+from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
-from tests.test_end_to_end import values, wait_catalog
+from tests.test_end_to_end import wait_catalog
 
 APPROVER_GROUP = "S0APPROVERS"
 
 
-def file_request(bot, slack, requester: str, user_name: str, **fields: Any) -> tuple[str, str]:
-    """File a request through the modal; returns (approval message ts, request id)."""
+def file_request(bot, slack, requester: str, user_name: str, groups: Sequence[str] = ()) -> tuple[str, str]:
+    """File a request through the wizard; returns (approval message ts, request id)."""
     answer, trigger_id = bot.user.slash_command(requester, "new")
     assert answer.status == 200
     view = slack.wait_for("views.open", lambda c: c.args.get("trigger_id") == trigger_id)[0].response["view"]
-    form = {"recipients": [RECIPIENT], "user_names": user_name, "access": ["programmatic"], **fields}
-    submitted = bot.user.view_submission(requester, view, values(**form))
-    assert submitted.status == 200 and not submitted.body, submitted.body
+    run = wiz.WizardRun(bot.user, requester, view)
+    filed = run.through(
+        wiz.details([RECIPIENT], user_name, access=["programmatic"]),
+        wiz.permissions("groups", groups=groups),
+        wiz.tags(),
+        wiz.review(),
+    )
+    assert filed.status == 200 and not filed.body, filed.body
     call = slack.wait_for(
         "chat.postMessage",
         lambda c: c.args.get("channel") == APPROVAL_CHANNEL and user_name in json.dumps(c.args.get("blocks")),
@@ -157,9 +163,10 @@ def test_only_listed_people_may_request(start_bot, slack) -> None:
     assert opened.status == 200
     view = slack.wait_for("views.open", lambda c: c.args.get("trigger_id") == trigger)[0].response["view"]
     forged = bot.user.view_submission(
-        STRANGER, view, values(recipients=[RECIPIENT], user_names="sneaky", access=["programmatic"])
+        STRANGER, view, wiz.state(view, wiz.details([RECIPIENT], "sneaky", access=["programmatic"]))
     )
-    assert forged.json()["response_action"] == "errors" and "may not request" in forged.json()["errors"]["recipients"]
+    assert forged.json()["response_action"] == "update"
+    assert "not on the list of people who may request" in json.dumps(forged.json()["view"])
     assert Store(bot.database_path).requests_where() == []
     assert [c for c in slack.calls("views.open") if c.args.get("trigger_id") == stranger_trigger] == []
     assert {e.actor for e in audit(bot) if e.event == "refused_request"} == {STRANGER}
