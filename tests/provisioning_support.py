@@ -17,13 +17,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from bot.approval_records import ApprovalVerdict
 from bot.catalog import Catalog
 from bot.config import load_settings
 from bot.iam import IamGateway
 from bot.journal import Journal
 from bot.messenger import Messenger, make_web_client
-from bot.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, RequestStatus, Tag
+from bot.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
 from bot.plan import StepKind
+from bot.risk import fingerprint
 from bot.store import Store
 from bot.vault import open_sealed
 from bot.workflow import Workflow
@@ -174,19 +176,14 @@ def make_harness(
     return Harness(workflow, store, gateway, recorder)
 
 
-def file_and_approve(store: Store, form: RequestForm) -> OnboardingRequest:
-    request = store.create_request(REQUESTER, form)
-    approved = store.transition(
-        request.id,
-        RequestStatus.PENDING,
-        RequestStatus.APPROVED,
-        actor=APPROVER,
-        event="approved",
-        decided_by=APPROVER,
-        decided_at=store.clock(),
-    )
-    assert approved is not None
-    return approved
+def file_and_approve(bot: Harness, form: RequestForm) -> OnboardingRequest:
+    """File ``form`` and approve it as the bot does: the review is read from IAM and the approval
+    fixes its fingerprint, so provisioning's approved-plan check passes (bot.approval_flow)."""
+    request = bot.store.create_request(REQUESTER, form)
+    review = bot.workflow.prepare_review(request)
+    result = bot.store.record_approval(request.id, APPROVER, fingerprint(form, review.expansion))
+    assert result.verdict is ApprovalVerdict.APPROVED and result.request is not None, result
+    return result.request
 
 
 def revealed_credentials(slack: Any, store: Store, recipient: str) -> list[dict[str, Any]]:

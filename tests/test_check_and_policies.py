@@ -131,9 +131,9 @@ def test_every_iam_call_the_bot_makes_is_in_its_policy(moto_server, slack, iam, 
         bot = make_harness(moto_server, slack, tmp_path / "bot.db")
         bot.gateway.load_catalog()
         bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 1))
-        bad = file_and_approve(bot.store, full_form(world, ("omar.newhire",)))
+        bad = file_and_approve(bot, full_form(world, ("omar.newhire",)))
         assert bot.workflow.provision(bad.id).status is RequestStatus.FAILED
-        ok = file_and_approve(bot.store, full_form(world, ("nina.newhire",)))
+        ok = file_and_approve(bot, full_form(world, ("nina.newhire",)))
         assert bot.workflow.provision(ok.id).status is RequestStatus.PROVISIONED
         StepRunner(bot.gateway).delete_user_completely("nina.newhire")
     finally:

@@ -75,7 +75,7 @@ def local_policies(iam) -> set[str]:
 
 def test_full_plan_provisions_every_option(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
 
     done = bot.workflow.provision(request.id)
 
@@ -133,7 +133,7 @@ def test_full_plan_provisions_every_option(moto_server, slack, iam, world, tmp_p
 @pytest.mark.parametrize("index", range(FULL_PLAN_STEPS))
 def test_failure_at_any_step_leaves_no_trace(moto_server, slack, iam, world, tmp_path, index) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
     steps = bot.workflow.provisioner.prepare(request).steps
     assert len(steps) == FULL_PLAN_STEPS
     kind = steps[index].kind
@@ -167,7 +167,7 @@ def test_failure_at_any_step_leaves_no_trace(moto_server, slack, iam, world, tmp
 
 def test_users_of_a_request_fail_together(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world, ("nina.newhire", "omar.newhire")))
+    request = file_and_approve(bot, full_form(world, ("nina.newhire", "omar.newhire")))
     # The second user's inline policy fails: the last step of the plan.
     bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 2))
 
@@ -190,7 +190,7 @@ def test_crash_at_any_step_resumes_to_one_complete_user(
     monkeypatch.setattr(provisioning, "hard_exit", crash)
     monkeypatch.setenv(provisioning.TEST_EXIT_ENV, f"{index}:{phase}")
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
-    request = file_and_approve(first.store, full_form(world))
+    request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
         first.workflow.provision(request.id)
     assert first.store.get_request(request.id).status is RequestStatus.PROVISIONING
@@ -219,7 +219,7 @@ def test_crash_at_any_step_resumes_to_one_complete_user(
 
 def test_journal_failure_found_at_restart_is_rolled_back(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
     bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 1))
     # The process dies right after journaling the failure, before any rollback.
     bot.workflow.provisioner.rollback = lambda *_a: (_ for _ in ()).throw(SimulatedCrash())  # type: ignore[method-assign]
@@ -238,14 +238,14 @@ def test_journal_failure_found_at_restart_is_rolled_back(moto_server, slack, iam
 
 def test_approved_but_never_started_is_provisioned_at_start(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
     assert bot.workflow.resume_interrupted() == [request.id]
     assert bot.store.get_request(request.id).status is RequestStatus.PROVISIONED
 
 
 def test_live_lease_is_not_taken_and_one_of_many_starters_wins(moto_server, slack, iam, world, tmp_path) -> None:
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:live")
-    request = file_and_approve(first.store, full_form(world))
+    request = file_and_approve(first, full_form(world))
     moved = first.store.transition(
         request.id,
         RequestStatus.APPROVED,
@@ -284,7 +284,7 @@ def test_name_taken_by_someone_else_fails_first_and_their_user_is_untouched(
     iam.create_user(UserName="Nina.Newhire", Tags=[{"Key": "owner", "Value": "someone"}])
     iam.create_access_key(UserName="Nina.Newhire")
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
 
     failed = bot.workflow.provision(request.id)
 
@@ -300,7 +300,7 @@ def test_quota_rechecked_before_the_first_step(moto_server, slack, iam, world, t
         arn = iam.create_policy(PolicyName=f"extra-{n}", PolicyDocument=json.dumps(INLINE_DOCUMENT))["Policy"]["Arn"]
         iam.attach_user_policy(UserName=TEMPLATE_USER, PolicyArn=arn)
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
 
     failed = bot.workflow.provision(request.id)
 
@@ -316,7 +316,7 @@ def test_quota_rechecked_before_the_first_step(moto_server, slack, iam, world, t
 
 def test_two_users_provisioned_in_parallel(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world, ("nina.newhire", "omar.newhire")))
+    request = file_and_approve(bot, full_form(world, ("nina.newhire", "omar.newhire")))
     assert bot.workflow.provision(request.id).status is RequestStatus.PROVISIONED
     for name, recipient in (("nina.newhire", RECIPIENT), ("omar.newhire", SECOND_RECIPIENT)):
         state = user_state(iam, name)
@@ -340,7 +340,7 @@ def test_a_custom_password_reaches_the_login_profile_and_survives_a_resume(
     monkeypatch.setattr(provisioning, "hard_exit", crash)
     monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "3:after")  # right after create_login_profile
     bot = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:a")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
     lease = bot.workflow.journal.lease_fields()
     bot.store.transition(request.id, RequestStatus.APPROVED, RequestStatus.PROVISIONING, actor=None, event="t", **lease)
     prepared = bot.workflow.provisioner.prepare(request, custom_password=custom)
@@ -364,7 +364,7 @@ def test_eventual_consistency_and_rollback_races_are_retried(moto_server, slack,
     events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 1))
     events.register("before-call.iam.DeleteLoginProfile", FailOnCall("DeleteLoginProfile", 1, "NoSuchEntity"))
     events.register("before-call.iam.DeleteUser", FailOnCall("DeleteUser", 1, "DeleteConflict"))
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
 
     failed = bot.workflow.provision(request.id)
 
@@ -377,7 +377,7 @@ def test_eventual_consistency_and_rollback_races_are_retried(moto_server, slack,
 
 def test_a_lease_held_by_this_process_is_not_taken_again(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:me")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
     lease = bot.workflow.journal.lease_fields()
     bot.store.transition(request.id, RequestStatus.APPROVED, RequestStatus.PROVISIONING, actor=None, event="t", **lease)
     # Another thread of the same process is (as far as the lease says) provisioning it now.
@@ -394,7 +394,7 @@ def test_crash_after_sealing_leaves_no_stale_link_to_expire_later(
     monkeypatch.setattr(provisioning, "hard_exit", crash)
     monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "sealed")
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
-    request = file_and_approve(first.store, full_form(world))
+    request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
         first.workflow.provision(request.id)
     assert [s.state for s in first.store.secrets_for_request(request.id)] == ["sealed"]
@@ -414,7 +414,7 @@ def test_crash_after_sealing_leaves_no_stale_link_to_expire_later(
 
 def test_network_loss_mid_run_is_rolled_back_by_a_later_round(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-    request = file_and_approve(bot.store, full_form(world))
+    request = file_and_approve(bot, full_form(world))
     network = {"down": False}
 
     def send(model: Any, **_: object) -> None:
