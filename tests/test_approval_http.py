@@ -190,7 +190,10 @@ def test_twenty_concurrent_approvals_on_two_workers_create_one_user(start_bot, s
     # audited before it is told), then count.
     winner = Store(bot.database_path).get_request(request_id).decided_by
     losers = slack.wait_for(
-        "chat.postEphemeral", lambda c: f"already approved by <@{winner}>" in c.args.get("text", ""), count=19
+        "chat.postEphemeral",
+        lambda c: f"already approved by <@{winner}>" in c.args.get("text", ""),
+        count=19,
+        timeout=30,
     )
     assert len(losers) == 19
     events = [e.event for e in audit(bot, request_id)]
