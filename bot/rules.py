@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.models import Tag
 
 # IAM CreateUser API reference: UserName pattern [\w+=,.@-]+, length 1-64.
-USER_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+USER_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}\Z", re.ASCII)  # \Z: "$" would let "name\n" through
 USER_NAME_MAX = 64
 # Slack: a multi users select in a modal takes at most 10 users when we set max_selected_items.
 MAX_RECIPIENTS = 10

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot import logs
 from bot.catalog import Catalog
 from bot.config import load_settings
 from bot.expiry import ExpirySweeper
@@ -58,6 +59,14 @@ class HeldExecutor:
 
     def shutdown(self, wait: bool = False) -> None:
         pass
+
+
+@pytest.fixture(autouse=True)
+def own_log_context() -> Iterator[None]:
+    """The workflow binds request and Slack ids to the calling thread's log context; these tests
+    call it from pytest's own thread, so give each test a context that is undone afterwards."""
+    with logs.log_context(request_id="-", slack_user="-"):
+        yield
 
 
 @pytest.fixture

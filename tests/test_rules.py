@@ -207,7 +207,10 @@ tag_keys = (
     .filter(lambda k: len(k) > 0 and not k.casefold().startswith(("aws:", "iam-user-bot:")))
 )
 tag_values = st.text(alphabet=tag_alphabet, max_size=256).map(_clean)
-valid_tags = st.lists(st.builds(Tag, key=tag_keys, value=tag_values), max_size=47, unique_by=lambda t: t.key.casefold())
+# Unique as the rule compares keys (upper-cased, then casefolded: ı/I and ß/SS are one key).
+valid_tags = st.lists(
+    st.builds(Tag, key=tag_keys, value=tag_values), max_size=47, unique_by=lambda t: t.key.upper().casefold()
+)
 
 
 @settings(max_examples=200)
