@@ -91,7 +91,7 @@ def start_bot(moto_server: MotoServer, slack: SlackStandIn, tmp_path: Path) -> I
         env.update(extra_env)
         process.env = env
         process.start()
-        bot = RunningBot(process, SlackUser(process.url, signing_secret), signing_secret, db, env)
+        bot = RunningBot(process, SlackUser(process.url, signing_secret), signing_secret, db, process.env)
         started.append(bot)
         return bot
 
@@ -174,6 +174,6 @@ def module_bot(moto_server: MotoServer, module_slack: SlackStandIn, tmp_path_fac
     process.env = env
     process.start()
     try:
-        yield RunningBot(process, SlackUser(process.url, signing_secret), signing_secret, tmp / "bot.db", env)
+        yield RunningBot(process, SlackUser(process.url, signing_secret), signing_secret, tmp / "bot.db", process.env)
     finally:
         process.stop()

@@ -42,17 +42,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers (any HTTP status); raise ``RuntimeError`` after ``timeout`` s."""
+class ExitedEarly(RuntimeError):
+    """The process being waited for exited before its URL answered (a port taken meanwhile, say)."""
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None, *, need_ok: bool = False) -> None:
+    """Poll ``url`` until it answers; raise ``RuntimeError`` after ``timeout`` s.
+
+    Any HTTP status counts, unless ``need_ok``: then only a 2xx does, so that another server
+    that grabbed the port first cannot pass for ours.
+
+    Raises:
+        ExitedEarly: ``process`` exited first.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before {url} answered")
+            raise ExitedEarly(f"process exited with code {process.returncode} before {url} answered")
         try:
             with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we built
                 return
         except urllib.error.HTTPError:
-            return
+            if not need_ok:
+                return
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
@@ -128,17 +141,34 @@ class BotProcess:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self, timeout: float = 60) -> BotProcess:
-        env = {**os.environ, **self.env, "PORT": str(self.port)}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "bot.cli", "serve", "--host", LOOPBACK, "--workers", str(self.workers)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_http(f"{self.url}/healthz", timeout=timeout, process=self._process)
-        return self
+    def start(self, timeout: float = 60, attempts: int = 3) -> BotProcess:
+        """Start and wait for ``/healthz`` to answer 200.
+
+        A port picked by :func:`free_port` can be taken by another process before gunicorn binds
+        it; gunicorn then gives up and exits. Up to ``attempts`` ports are tried, and environment
+        values naming the old URL (``PUBLIC_BASE_URL``) follow the new port.
+        """
+        for attempt in range(attempts):
+            env = {**os.environ, **self.env, "PORT": str(self.port)}
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            self._process = subprocess.Popen(  # noqa: S603 - fixed argv
+                [sys.executable, "-m", "bot.cli", "serve", "--host", LOOPBACK, "--workers", str(self.workers)],
+                env=env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_http(f"{self.url}/healthz", timeout=timeout, process=self._process, need_ok=True)
+                return self
+            except ExitedEarly:
+                self._process = None
+                self._log.close()
+                if attempt == attempts - 1 or "Connection in use" not in self.log_text():
+                    raise
+                old = self.url
+                self.port = free_port()
+                self.env = {k: v.replace(old, self.url) for k, v in self.env.items()}
+        raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
         if self._process is None:
