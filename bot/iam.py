@@ -125,6 +125,7 @@ class IamGateway:
     """
 
     def __init__(self, iam: Any, sts: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._account_id: str | None = None
         self.iam = iam
         self.sts = sts
         self.sleep = sleep
@@ -198,8 +199,13 @@ class IamGateway:
         return PasswordPolicy.from_api(answer["PasswordPolicy"])
 
     def account_id(self) -> str:
-        """The AWS account id of the bot's own credentials (``sts:GetCallerIdentity``)."""
-        return str(self.sts.get_caller_identity()["Account"])
+        """The AWS account id of the bot's own credentials (``sts:GetCallerIdentity``).
+
+        Asked once per gateway: the credentials' account cannot change under a running bot.
+        """
+        if self._account_id is None:
+            self._account_id = str(self.sts.get_caller_identity()["Account"])
+        return self._account_id
 
     def user_permissions(self, user_name: str) -> UserPermissions:
         """Groups, attached managed policies, inline policy names and boundary of a user.

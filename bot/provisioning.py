@@ -27,6 +27,7 @@ from bot.journal import Entry, Journal, JournalState
 from bot.models import OnboardingRequest, PermissionMode
 from bot.plan import Step, StepKind, bot_policy_arn, build_plan
 from bot.quotas import quota_problems
+from bot.rules import PasswordPolicy
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class Provisioner:
             ProvisioningFailed: a quota would be exceeded or a user name is taken.
             IamError: a read was refused (nothing has been created then).
         """
-        policy = self.iam.password_policy()
+        # Only a login profile needs the password policy (its password and IAMUserChangePassword).
+        policy = self.iam.password_policy() if request.form.console else PasswordPolicy()
         context = RunContext(request.id, self.iam.account_id(), policy, custom_password)
         saved = self.journal.plan(request.id)
         if saved is not None:
