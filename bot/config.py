@@ -23,6 +23,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.risk import DEFAULT_SENSITIVE_PERMISSIONS
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+# Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
+MIN_BOT_TOKEN_LENGTH = 16
 
 
 class ConfigError(Exception):
@@ -98,8 +100,13 @@ class Settings(BaseSettings):
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith("xoxb-"):
+        token = value.get_secret_value()
+        if not token.startswith("xoxb-"):
             raise ValueError("must be a bot token starting with xoxb-")
+        if len(token) < MIN_BOT_TOKEN_LENGTH:
+            # Real bot tokens are far longer; the token also keys the sealing of custom
+            # passwords (bot.sealing needs at least 16 bytes), so a stub would crash start-up.
+            raise ValueError(f"is too short to be a bot token (at least {MIN_BOT_TOKEN_LENGTH} characters)")
         return value
 
     @field_validator("slack_app_token")

@@ -11,7 +11,7 @@ from bot.config import ConfigError, load_settings
 
 SECRET = "super-secret-signing-value-123"
 BASE = {
-    "SLACK_BOT_TOKEN": "xoxb-1-abc",
+    "SLACK_BOT_TOKEN": "xoxb-1-abc-0000000000",
     "SLACK_SIGNING_SECRET": SECRET,
     "APPROVAL_CHANNEL_ID": "C0APPROVALS",
     "APPROVER_USER_IDS": "U0APPROVE1, U0APPROVE2",
@@ -43,6 +43,9 @@ def test_valid_environment_is_read(env) -> None:
     [
         ("SLACK_BOT_TOKEN", None, "SLACK_BOT_TOKEN is required"),
         ("SLACK_BOT_TOKEN", "xoxp-user-token", "SLACK_BOT_TOKEN is invalid"),
+        # Too short to be a real token, and to key the custom-password sealing (bot.sealing):
+        # it used to pass here and then crash every worker at start-up.
+        ("SLACK_BOT_TOKEN", "xoxb-made-up", "SLACK_BOT_TOKEN is invalid"),
         ("APPROVAL_CHANNEL_ID", None, "APPROVAL_CHANNEL_ID is required"),
         ("APPROVAL_CHANNEL_ID", "#approvals", "APPROVAL_CHANNEL_ID is invalid"),
         ("PUBLIC_BASE_URL", "not a url", "PUBLIC_BASE_URL is invalid"),

@@ -158,7 +158,7 @@ def test_describe_change_names_the_copy_source() -> None:
 
 def test_settings_read_the_sensitive_list_and_approvals(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
-        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_BOT_TOKEN": "xoxb-1-0000000000",
         "SLACK_SIGNING_SECRET": "s",
         "APPROVAL_CHANNEL_ID": "C0APPROVALS",
         "APPROVER_USER_IDS": "U0APPROVE1",
