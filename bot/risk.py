@@ -123,7 +123,9 @@ def describe_change(approved: PermissionExpansion, now: PermissionExpansion) -> 
     """A sentence naming what differs between the approved expansion and a fresh read."""
     changes: list[str] = []
     if now.error and not approved.error:
-        changes.append(f"IAM could not be read ({now.error})")
+        # A failed read holds nothing to compare: naming "changes" against its empty fields
+        # would tell the requester things nobody knows.
+        return f"IAM could not be read ({now.error})"
     if approved.copy_source != now.copy_source:
         source = (approved.copy_source or now.copy_source).user_name  # type: ignore[union-attr]
         changes.append(f"user `{source}` (copied from) now holds different permissions")

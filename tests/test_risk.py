@@ -156,6 +156,20 @@ def test_describe_change_names_the_copy_source() -> None:
     assert "user `src`" in describe_change(before, after)
 
 
+def test_describe_change_when_iam_cannot_be_read_claims_nothing_else() -> None:
+    # A failed read has no groups, account id or password policy; comparing them with the
+    # approved read used to add "group policies changed" and "account or password policy
+    # changed" to the requester's message, neither of which was known to be true.
+    approved = PermissionExpansion(
+        groups=(GroupGrant(name="developers", managed_policies=(READ_ONLY,)),),
+        permissions_boundary_arn=BOUNDARY,
+        account_id="123456789012",
+        users_may_change_password=True,
+    )
+    unreadable = PermissionExpansion(error="NoSuchEntity while reading IAM")
+    assert describe_change(approved, unreadable) == "IAM could not be read (NoSuchEntity while reading IAM)"
+
+
 def test_settings_read_the_sensitive_list_and_approvals(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "SLACK_BOT_TOKEN": "xoxb-1-0000000000",
