@@ -13,6 +13,7 @@ import pytest
 from bot import logs
 from bot.sandbox.harness import FormFiller, http
 from bot.vault import b64url_decode, open_sealed
+from bot.web import INVALID_SIGNATURE_LOG
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 
 
@@ -150,7 +151,7 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
     for event in ("audit provisioning_started", "audit step_done", "audit provisioned", "audit link_delivered"):
         assert one(event)["request_id"] == request_id
     assert one("audit link_revealed")["request_id"] == request_id
-    assert "Invalid request signature detected" in text and "Typed-Pa55word" not in text
+    assert INVALID_SIGNATURE_LOG in text and "Typed-Pa55word" not in text
     # A link's id can burn it: the audit lines name it by its first characters only.
     assert secret_id[:6] in one("audit link_revealed")["message"] and secret_id not in text
 

@@ -3,7 +3,10 @@ rate limit and the trusted-proxy setting. The browser tests run the same app und
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import time
 from concurrent.futures import Executor, Future
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import load_settings
 from bot.iam import IamGateway
@@ -20,7 +24,7 @@ from bot.links import Links
 from bot.messenger import Messenger
 from bot.models import AccessType, CreatedCredentials, RequestForm, utcnow
 from bot.store import Store
-from bot.web import create_flask
+from bot.web import SLACK_BODY_LIMIT_BYTES, create_flask
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 
 REVEAL = {"X-Requested-With": "reveal"}
@@ -233,3 +237,36 @@ def test_the_page_has_no_inline_script_or_style() -> None:
     parser = _Inline()
     parser.feed(resources.files("bot").joinpath("static/credentials.html").read_text())
     assert parser.problems == []
+
+
+def test_slack_events_refuses_unsigned_or_oversized_bodies_before_parsing_them(web, caplog) -> None:
+    # Bolt parses the body before it checks the signature: an unsigned, malformed body from
+    # anyone on the internet was a 500 with an ERROR traceback in the log, and a body of any
+    # size was read and parsed first.
+    app, _, _, _ = web
+    client = app.test_client()
+    with caplog.at_level(logging.INFO):
+        for content_type, body in (("application/json", b"x"), ("application/x-www-form-urlencoded", b"payload=%7B")):
+            answer = client.post("/slack/events", data=body, headers={"Content-Type": content_type})
+            assert answer.status_code == 401 and answer.get_json() == {"error": "invalid request"}
+            assert_secure(answer)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    huge = client.post(
+        "/slack/events", data=b"{" + b" " * SLACK_BODY_LIMIT_BYTES + b"}", content_type="application/json"
+    )
+    assert huge.status_code == 413
+
+    # A correctly signed request still reaches Bolt (url_verification answers its challenge).
+    body = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "legacy"})
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier("unused").generate_signature(timestamp=timestamp, body=body)
+    signed = client.post(
+        "/slack/events",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+        },
+    )
+    assert signed.status_code == 200 and signed.get_json() == {"challenge": "c-123"}
