@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from bot.config import Settings, describe_errors
+from bot.config import APPROVERS_MISSING, SIGNING_SECRET_MISSING, Settings, cross_field_problems, describe_errors
 
 # Every IAM action the bot calls (docs/bot-iam-policy.json allows exactly these; a test keeps
 # the two in step). sts:GetCallerIdentity needs no permission and is not listed.
@@ -105,6 +105,12 @@ CONFIG_FIXES = {
     "PUBLIC_BASE_URL": "set the bot's external address, like https://iam-bot.example.org",
     "DATABASE_PATH": "point it at a writable file on persistent local storage",
 }
+CROSS_FIELD_FIXES = {
+    APPROVERS_MISSING: "set APPROVER_USER_IDS to approvers' member IDs (U…), or APPROVER_USERGROUP_ID to a "
+    "user group (S…)",
+    SIGNING_SECRET_MISSING: "copy the Signing Secret from the app's Basic Information page, or set SLACK_APP_TOKEN "
+    "for Socket Mode",
+}
 CONFIG_FIX_DEFAULT = "set it as the README's Configuration table says"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -115,17 +121,18 @@ def check_configuration() -> tuple[list[CheckLine], Settings | None]:
     try:
         settings = Settings()  # type: ignore[call-arg]
     except ValidationError as error:
+        problems = [(message.removeprefix("configuration: "), variable) for variable, message in describe_errors(error)]
+        # pydantic checks the rules across variables only when every variable is valid: read them
+        # from the environment too, so one run names them all.
+        problems += [(problem, "") for problem in cross_field_problems(os.environ)]
         lines = [
             CheckLine(
                 "configuration",
                 False,
-                message.removeprefix("configuration: "),
-                CONFIG_FIXES.get(variable, CONFIG_FIX_DEFAULT)
-                if variable
-                else "set APPROVER_USER_IDS or APPROVER_USERGROUP_ID, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN "
-                "is set",
+                message,
+                CONFIG_FIXES.get(variable, CONFIG_FIX_DEFAULT) if variable else CROSS_FIELD_FIXES.get(message, ""),
             )
-            for variable, message in describe_errors(error)
+            for message, variable in dict.fromkeys(problems)
         ]
         return lines, None
     mode = "Socket Mode" if settings.socket_mode else "HTTP mode"

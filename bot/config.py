@@ -7,6 +7,7 @@ are never part of an error message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +24,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.risk import DEFAULT_SENSITIVE_PERMISSIONS
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+# The rules across variables (README, "Configuration"), worded once for Settings and ``check``.
+APPROVERS_MISSING = "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"
+SIGNING_SECRET_MISSING = "SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)"  # noqa: S105
 # Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
 MIN_BOT_TOKEN_LENGTH = 16
 
@@ -81,7 +85,9 @@ class Settings(BaseSettings):
                 raise ValueError("must be Slack user IDs such as U012ABCDEF, separated by commas")
         return value
 
-    @field_validator("approver_usergroup_id", "requester_usergroup_id", "slack_app_token", mode="before")
+    @field_validator(
+        "approver_usergroup_id", "requester_usergroup_id", "slack_app_token", "slack_signing_secret", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -119,9 +125,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cross_field(self) -> Settings:
         if not self.approver_user_ids and not self.approver_usergroup_id:
-            raise ValueError("APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set")
+            raise ValueError(APPROVERS_MISSING)
         if self.slack_app_token is None and self.slack_signing_secret is None:
-            raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)")
+            raise ValueError(SIGNING_SECRET_MISSING)
         return self
 
     @property
@@ -138,6 +144,22 @@ class Settings(BaseSettings):
     def credential_link(self, secret_id: str, key: str) -> str:
         """``PUBLIC_BASE_URL`` + ``/credentials/<id>#<key>`` (contract, "Credentials")."""
         return f"{str(self.public_base_url).rstrip('/')}/credentials/{secret_id}#{key}"
+
+
+def cross_field_problems(environ: Mapping[str, str]) -> list[str]:
+    """The rules across variables that ``environ`` (raw values, names in any case) breaks.
+
+    The same rules as :class:`Settings`, read without it: pydantic skips model-level rules
+    once any single variable is invalid, and ``check`` must still name every problem.
+    """
+    values = {name.upper(): value for name, value in environ.items()}
+    problems = []
+    approver_ids = [part for part in values.get("APPROVER_USER_IDS", "").split(",") if part.strip()]
+    if not approver_ids and not values.get("APPROVER_USERGROUP_ID"):
+        problems.append(APPROVERS_MISSING)
+    if not values.get("SLACK_APP_TOKEN") and not values.get("SLACK_SIGNING_SECRET"):
+        problems.append(SIGNING_SECRET_MISSING)
+    return problems
 
 
 def describe_errors(error: ValidationError) -> list[tuple[str, str]]:

@@ -53,6 +53,8 @@ def test_valid_environment_is_read(env) -> None:
         ("APPROVER_USER_IDS", "alice,bob", "APPROVER_USER_IDS is invalid"),
         ("APPROVER_USER_IDS", None, "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"),
         ("SLACK_SIGNING_SECRET", None, "SLACK_SIGNING_SECRET is required in HTTP mode"),
+        # Left empty in bot.env (NAME=): it used to pass, and then every Slack request failed.
+        ("SLACK_SIGNING_SECRET", "", "SLACK_SIGNING_SECRET is required in HTTP mode"),
         ("CREDENTIAL_LINK_TTL_SECONDS", "5", "CREDENTIAL_LINK_TTL_SECONDS is invalid"),
     ],
 )
