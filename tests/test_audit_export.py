@@ -99,3 +99,22 @@ def test_audit_log_and_approvals_are_append_only(db) -> None:
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute(statement)
     assert len(Store(path).audit_events()) == 3
+
+
+def test_audit_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    # `iam-user-bot audit | head` used to end with a BrokenPipeError traceback on stderr.
+    import subprocess
+    import sys
+
+    path = tmp_path / "many.db"
+    store = Store(path)
+    for number in range(3000):
+        store.audit("refused_decision", actor="U0STRANGE1", detail={"reason": "x" * 40, "n": number})
+    store.close()
+    command = [sys.executable, "-m", "bot.cli", "audit"]
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_PATH": str(path)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline().startswith(b"id,at,")
+    process.stdout.close()  # what head does after its lines
+    _, stderr = process.communicate(timeout=60)
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr
