@@ -213,14 +213,15 @@ class Journal:
     # -- links of an interrupted run -----------------------------------------------------------
 
     def discard_unsent_links(self, request_id: str) -> int:
-        """Retire one-time links a previous run of this request sealed but never sent.
+        """Retire the unrevealed one-time links of a previous, interrupted run of this request.
 
-        A run seals every user's credentials, then marks the request provisioned, then sends the
-        links. A crash between the first two leaves ``sealed`` rows whose keys died with the
-        process: nobody can open them, and the resumed run makes new credentials anyway. Left
-        alone they would expire later and switch off the new credentials (link expiry
-        deactivates the key and locks the password). Call this only while the request is still
-        ``provisioning`` (so no link of it was sent). Returns how many were retired (audited).
+        A run seals every user's credentials, sends the links, then marks the request
+        provisioned. A crash before the last step leaves ``sealed`` rows whose keys died with
+        the process (or sit in links already sent): the resumed run makes new credentials, so
+        those links could only reveal replaced ones, and left alone they would expire later
+        and switch off the new credentials (link expiry deactivates the key and locks the
+        password). Retired links answer 410. Call this only while the request is still
+        ``provisioning``. Returns how many were retired (audited).
         """
         with self.store.transaction() as conn:
             cursor = conn.execute(

@@ -39,8 +39,9 @@ SECRET_STEPS = frozenset({StepKind.CREATE_LOGIN_PROFILE, StepKind.CREATE_ACCESS_
 
 # Test-only crash point: with IAM_USER_BOT_TEST_EXIT_AT_STEP="<index>:before" (or ":after") the
 # process dies on the spot, like a killed server, the first time plan step <index> runs (before
-# or after its IAM call); "sealed" dies after the credentials are sealed, before the request is
-# marked provisioned. Unset, it does nothing. Tests swap ``hard_exit`` to crash in-process.
+# or after its IAM call); "sealed" dies after the credentials are sealed, before any link is
+# sent; "delivered" dies after the first link is sent, before the request is marked provisioned.
+# Unset, it does nothing. Tests swap ``hard_exit`` to crash in-process.
 TEST_EXIT_ENV = "IAM_USER_BOT_TEST_EXIT_AT_STEP"
 hard_exit: Callable[[int], None] = os._exit
 

@@ -332,9 +332,16 @@ class Workflow(ApprovalFlow):
         for name in names:
             self.catalog.note_user_created(name)
         credentials = [credentials_from_outputs(name, prepared.console_url, secrets[name]) for name in names]
-        self.journal.discard_unsent_links(request.id)  # sealed by a run that died before sending
+        self.journal.discard_unsent_links(request.id)  # sealed (maybe sent) by a run that died
         links = [self._seal(request, c) for c in credentials]
         exit_for_test("sealed")
+        # Send the links while the request is still provisioning under our lease: the link keys
+        # live only in this process, so if it dies mid-way the next start must resume the request
+        # (new credentials, new links; the dead run's links are retired above). Marking it
+        # provisioned first left a window in which a crash meant nobody ever got a link.
+        for credential, issued in zip(credentials, links, strict=True):
+            self._deliver(request, credential, issued)
+            exit_for_test("delivered")
         done = self.store.transition(
             request.id,
             RequestStatus.PROVISIONING,
@@ -345,9 +352,7 @@ class Workflow(ApprovalFlow):
             lease_until=None,
         )
         if done is None:
-            return None  # cannot happen while we hold the lease; never deliver twice
-        for credential, issued in zip(credentials, links, strict=True):
-            self._deliver(done, credential, issued)
+            return None  # cannot happen while we hold the lease
         self._refresh_views(done)
         self.messenger.dm(done.requester, blocks.requester_notice(done))
         return done

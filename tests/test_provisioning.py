@@ -22,6 +22,7 @@ from bot.iam_steps import MANAGED_TAG, StepRunner
 from bot.journal import JournalState
 from bot.models import RequestStatus
 from bot.plan import MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
+from bot.vault import open_sealed
 from tests.conftest import APPROVER, RECIPIENT, REQUESTER
 from tests.provisioning_support import (
     CHANGE_PASSWORD_ARN,
@@ -410,6 +411,49 @@ def test_crash_after_sealing_leaves_no_stale_link_to_expire_later(
     (creds,) = revealed_credentials(slack, second.store, RECIPIENT)
     assert creds["access_key_id"] == user_state(iam, "nina.newhire")["access_keys"][0]
     assert "unsent_links_discarded" in [e.event for e in second.store.audit_events(request_id=request.id)]
+
+
+def test_crash_while_sending_links_is_resumed_and_the_recipient_gets_a_working_link(
+    moto_server, slack, iam, world, tmp_path, monkeypatch
+) -> None:
+    # Found by killing the server (kill -9) just after provisioning: the request was already
+    # marked provisioned when the links went out, so nothing resumed it, the link keys died with
+    # the process, and the recipient never heard; the approval message still said "Creating".
+    def crash(_code: int) -> None:
+        raise SimulatedCrash
+
+    monkeypatch.setattr(provisioning, "hard_exit", crash)
+    monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "delivered")
+    first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
+    request = file_and_approve(first, full_form(world))
+    with pytest.raises(SimulatedCrash):
+        first.workflow.provision(request.id)
+    assert first.store.get_request(request.id).status is RequestStatus.PROVISIONING
+    monkeypatch.delenv(provisioning.TEST_EXIT_ENV)
+
+    second = make_harness(
+        moto_server, slack, tmp_path / "bot.db", journal_owner="host:2:b", is_gone=lambda o: o == "host:1:first"
+    )
+    assert second.workflow.resume_interrupted() == [request.id]
+    assert second.store.get_request(request.id).status is RequestStatus.PROVISIONED
+    links = [
+        element["url"]
+        for call in slack.calls("chat.postEphemeral")
+        if call.args.get("user") == RECIPIENT
+        for block in (json.loads(call.args["blocks"]) if isinstance(call.args["blocks"], str) else call.args["blocks"])
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if "/credentials/" in element.get("url", "")
+    ]
+    assert len(links) == 2  # the dead run's link, then the resumed run's
+    stale_id = links[0].split("#")[0].rsplit("/", 1)[1]
+    assert second.store.claim_secret(stale_id) is None  # its credentials were replaced: 410
+    page, key = links[1].split("#", 1)
+    secret_id = page.rsplit("/", 1)[1]
+    claimed = second.store.claim_secret(secret_id)
+    assert claimed is not None
+    creds = json.loads(open_sealed(secret_id, key, *claimed))
+    assert [creds["access_key_id"]] == user_state(iam, "nina.newhire")["access_keys"]
 
 
 def test_network_loss_mid_run_is_rolled_back_by_a_later_round(moto_server, slack, iam, world, tmp_path) -> None:
