@@ -9,6 +9,7 @@ catalog), so nothing here waits on IAM. The rules themselves are in :mod:`bot.ru
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from bot.rules import (
     parse_tags,
     parse_user_names,
     policies_quota_error,
+    recipient_account_error,
     recipients_error,
     user_names_error,
 )
@@ -70,6 +72,7 @@ class Lookup(Protocol):
     def has_group(self, name: str) -> bool: ...
     def policy_for_value(self, value: str) -> PolicyLike | None: ...
     def policy_for_arn(self, arn: str) -> PolicyLike | None: ...
+    def slack_user(self, user_id: str) -> Mapping[str, Any] | None: ...
 
 
 class Draft(BaseModel):
@@ -191,7 +194,11 @@ def parse_details(values: StateValues, draft: Draft, lookup: Lookup) -> StepResu
     """
     errors: dict[str, str] = {}
     recipients = selected_users(values, "recipients")
-    if error := recipients_error(recipients):
+    if (error := recipients_error(recipients)) or (
+        error := next(
+            (e for user_id in recipients if (e := recipient_account_error(user_id, lookup.slack_user(user_id)))), None
+        )
+    ):
         errors["recipients"] = error
     names = parse_user_names(text_value(values, "user_names"))
     if "recipients" not in errors and (

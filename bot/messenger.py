@@ -21,6 +21,7 @@ from slack_sdk.models.views import View
 log = logging.getLogger(__name__)
 
 USERGROUP_CACHE_SECONDS = 60.0
+USER_INFO_CACHE_SECONDS = 300.0
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:
@@ -40,6 +41,7 @@ class Messenger:
         self.client = client
         self._dm_channels: dict[str, str] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._users: dict[str, tuple[float, dict]] = {}
         self._permalinks: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
@@ -107,6 +109,23 @@ class Messenger:
         """An ephemeral message in the bot's DM with ``user_id`` (contract: credential links)."""
         channel = self.dm_channel(user_id)
         return self.ephemeral(channel, user_id, text, blocks) if channel else False
+
+    def user_info(self, user_id: str) -> dict | None:
+        """A Slack user's ``users.info`` object (needs ``users:read``; the e-mail needs
+        ``users:read.email``), cached for five minutes; None when Slack refuses or fails."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._users.get(user_id)
+        if cached and now - cached[0] < USER_INFO_CACHE_SECONDS:
+            return cached[1]
+        try:
+            user = dict(self.client.users_info(user=user_id)["user"])
+        except SlackApiError as error:
+            log.info("users.info %s failed: %s", user_id, error.response.get("error"))
+            return None
+        with self._lock:
+            self._users[user_id] = (now, user)
+        return user
 
     def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
         """Members of a Slack user group (``usergroups.users.list``), cached for a minute.

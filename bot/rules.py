@@ -11,6 +11,7 @@ import string
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -131,6 +132,22 @@ def user_names_error(
             f"“{pending[0]}” is already requested in {requested[pending[0].lower()]}, which is not finished yet "
             "(IAM ignores case); choose another name."
         )
+    return None
+
+
+def recipient_account_error(user_id: str, user: Mapping[str, Any] | None) -> str | None:
+    """Why Slack user ``user_id`` cannot receive IAM credentials, or None.
+
+    ``user`` is Slack's ``users.info`` object (None: Slack could not say). A bot or app user, a
+    deactivated account, or one Slack cannot vouch for never gets an IAM user: nobody would hold
+    its credentials, or the wrong party would.
+    """
+    if user is None:
+        return f"I could not look up <@{user_id}> in Slack just now; try again in a moment."
+    if user.get("deleted"):
+        return f"<@{user_id}> is a deactivated Slack account; choose an active person."
+    if user.get("is_bot") or user.get("is_app_user") or user_id == "USLACKBOT":
+        return f"<@{user_id}> is a bot or app, not a person; only people receive IAM credentials."
     return None
 
 

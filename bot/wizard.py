@@ -65,9 +65,10 @@ class AccountLookup:
 
     OPEN = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.PROVISIONING)
 
-    def __init__(self, catalog: Catalog, store: Store) -> None:
+    def __init__(self, catalog: Catalog, store: Store, slack_user: Callable[[str], Mapping[str, Any] | None]) -> None:
         self.catalog = catalog
         self.store = store
+        self.slack_user = slack_user
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.catalog, name)
@@ -99,6 +100,7 @@ class Wizard:
         iam: used only to expand "copy from user" (:meth:`IamGateway.user_permissions`).
         sealer: seals a custom password the moment it arrives.
         file: stores a finished form as a pending request (``Workflow.file``).
+        slack_user: a recipient's ``users.info`` object, cached (``Messenger.user_info``).
     """
 
     def __init__(
@@ -108,13 +110,14 @@ class Wizard:
         iam: IamGateway,
         sealer: PasswordSealer,
         file: Callable[[str, RequestForm], OnboardingRequest],
+        slack_user: Callable[[str], Mapping[str, Any] | None],
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.iam = iam
         self.sealer = sealer
         self.file = file
-        self.lookup = AccountLookup(catalog, store)
+        self.lookup = AccountLookup(catalog, store, slack_user)
 
     # -- drafts ----------------------------------------------------------------------------------
 

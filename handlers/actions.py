@@ -68,13 +68,9 @@ def register(app: App, workflow: Workflow) -> None:
         if read_metadata(view.get("private_metadata")).get("step") != DETAILS:
             return
         recipients = list(dict.fromkeys(action.get("selected_users") or []))
-        emails: dict[str, str | None] = {}
-        for user_id in recipients:
-            try:
-                emails[user_id] = client.users_info(user=user_id)["user"].get("profile", {}).get("email")
-            except SlackApiError as error:
-                log.info("users.info %s failed: %s", user_id, error.response.get("error"))
-                emails[user_id] = None
+        # Through the messenger's cache: the details view's submission checks the same users.
+        infos = {user_id: workflow.messenger.user_info(user_id) for user_id in recipients}
+        emails = {user_id: (info or {}).get("profile", {}).get("email") for user_id, info in infos.items()}
         suggested = suggestion_view(view, recipients, emails, workflow.catalog.user_names_lower())
         if suggested is None:
             return

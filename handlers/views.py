@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 def make_wizard(workflow: Workflow) -> Wizard:
     """The wizard wired to the workflow's store, catalog and IAM gateway."""
-    return Wizard(workflow.store, workflow.catalog, workflow.iam, workflow.sealer, workflow.file)
+    return Wizard(
+        workflow.store, workflow.catalog, workflow.iam, workflow.sealer, workflow.file, workflow.messenger.user_info
+    )
 
 
 def register(app: App, workflow: Workflow) -> None:

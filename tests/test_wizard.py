@@ -87,7 +87,16 @@ def catalog() -> Catalog:
 @pytest.fixture
 def wizard(store: Store, catalog: Catalog, iam: Any) -> Wizard:
     gateway = IamGateway(iam, boto3.client("sts", region_name="us-east-1"))
-    return Wizard(store, catalog, gateway, PasswordSealer(b"server-side-secret-for-tests"), store.create_request)
+    return Wizard(
+        store, catalog, gateway, PasswordSealer(b"server-side-secret-for-tests"), store.create_request, slack_people
+    )
+
+
+def slack_people(user_id: str) -> dict[str, Any] | None:
+    """``users.info`` as Slack would answer: people, a bot, a deactivated account, and one unknown."""
+    if user_id == "U0UNKNOWN":
+        return None
+    return {"id": user_id, "is_bot": user_id == "U0SOMEBOT", "deleted": user_id == "U0GONE01"}
 
 
 class Run:
@@ -402,3 +411,16 @@ def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: St
     assert f"already requested in {filed.id}" in error
     store.transition(filed.id, RequestStatus.PENDING, RequestStatus.DENIED, actor="U0APPROVE", event="denied")
     assert not second.submit(wiz.details(["U0NEW2"], "ANA", access=["programmatic"])).errors
+
+
+@pytest.mark.parametrize(
+    ("recipient", "words"),
+    [("U0SOMEBOT", "bot or app"), ("U0GONE01", "deactivated"), ("U0UNKNOWN", "could not look up")],
+)
+def test_bots_deactivated_and_unknown_accounts_never_receive_credentials(
+    wizard: Wizard, store: Store, recipient: str, words: str
+) -> None:
+    run = Run(wizard)
+    errors = run.submit(wiz.details(["U0NEW1", recipient], "ana\nbo", access=["programmatic"])).errors
+    assert set(errors) == {"recipients"} and words in errors["recipients"] and recipient in errors["recipients"]
+    assert store.requests_where() == []

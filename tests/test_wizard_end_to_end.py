@@ -196,3 +196,15 @@ def test_back_button_and_who_may_file(start_bot, slack, iam) -> None:
 def update_hash(slack, view) -> str:
     """The hash Slack holds for ``view`` now (the stand-in keeps it like Slack)."""
     return slack._views[view["id"]]["hash"]
+
+
+def test_a_bot_user_is_refused_as_recipient_over_http(start_bot, slack, iam) -> None:
+    slack.add_user("U0HELPBOT1", name="helpbot", email="helpbot@example.com", is_bot=True)
+    bot = start_bot()
+    view = open_modal(bot, slack, REQUESTER)
+    run = wiz.WizardRun(bot.user, REQUESTER, view)
+    answer = run.submit(wiz.details([RECIPIENT, "U0HELPBOT1"], "nina.n\nhelp.bot", access=["programmatic"]))
+    errors = answer.json()["errors"]
+    assert set(errors) == {"recipients"} and "bot or app" in errors["recipients"]
+    assert Store(bot.database_path).requests_where() == []
+    assert iam.list_users()["Users"] == []
