@@ -38,5 +38,8 @@ def may_decide(user_id: str, request: OnboardingRequest, approvers: Collection[s
     if user_id == request.requester:
         return Decision(False, "You filed this request, so someone else must decide on it. Nothing was changed.")
     if user_id in request.form.recipients:
-        return Decision(False, "You would receive credentials from this request, so someone else must decide on it.")
+        return Decision(
+            False,
+            "You would receive credentials from this request, so someone else must decide on it. Nothing was changed.",
+        )
     return ALLOW

@@ -173,10 +173,10 @@ class Workflow(ApprovalFlow):
         request = self.store.get_request(request_id)
         action = "approve" if approve else "deny"
         if request is None:
-            self.store.audit(
-                "refused_decision", actor=actor, detail={"request_id": request_id, "reason": "unknown request"}
-            )
-            return Outcome(False, f"There is no request `{request_id}`.")
+            # A button value is the clicker's to forge: keep only a short, printable prefix of it.
+            shown = blocks.escape(blocks.truncate(request_id, 20).replace("`", "'"))
+            self.store.audit("refused_decision", actor=actor, detail={"request_id": shown, "reason": "unknown request"})
+            return Outcome(False, f"There is no request `{shown}`. Nothing was changed.")
         decision = may_decide(actor, request, self.approvers())
         if not decision.allowed:
             self.store.audit(
@@ -426,10 +426,9 @@ class Workflow(ApprovalFlow):
         """
         request = self.store.get_request(request_id)
         if request is None or request.requester != actor:
-            self.store.audit(
-                "refused_cancel", actor=actor, detail={"request_id": request_id, "reason": "not the requester"}
-            )
-            return Outcome(False, f"You have no request `{request_id}`. `status` lists yours.")
+            shown = blocks.escape(blocks.truncate(request_id, 20).replace("`", "'"))
+            self.store.audit("refused_cancel", actor=actor, detail={"request_id": shown, "reason": "not the requester"})
+            return Outcome(False, f"You have no request `{shown}`. `status` lists yours.")
         moved = self.store.transition(
             request_id,
             RequestStatus.PENDING,

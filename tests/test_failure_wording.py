@@ -38,3 +38,20 @@ def test_failed_rollback_never_claims_iam_is_clean() -> None:
     for text in (blocks.requester_notice(request), blocks.decision_line(request)):
         assert "nothing was left" not in text
         assert "by hand" in text
+
+
+def test_a_forged_request_id_is_not_echoed_in_full(tmp_path) -> None:
+    from bot.store import Store
+    from bot.workflow import Workflow
+
+    class Settings:
+        approver_user_ids = ("U2",)
+        approver_usergroup_id = None
+
+    store = Store(tmp_path / "bot.db")
+    workflow = Workflow.__new__(Workflow)  # only the refusal path: no IAM, no Slack
+    workflow.store, workflow.settings = store, Settings()
+    forged = "R-" + "<!channel>" * 500
+    outcome = workflow.check_decider(forged, "U2", approve=True)
+    assert not outcome.ok and len(outcome.message) < 120 and "<!channel>" not in outcome.message
+    assert [len(str(e.detail["request_id"])) <= 40 for e in store.audit_events()] == [True]
