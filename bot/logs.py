@@ -222,6 +222,20 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     # password typed into the form): keep them at INFO or above whatever LOG_LEVEL says.
     for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    bolt_app = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _ClientGivenFilter) for f in bolt_app.filters):
+        bolt_app.addFilter(_ClientGivenFilter())
+
+
+class _ClientGivenFilter(logging.Filter):
+    """Drops Bolt's start-up warning that ``token`` is unused when ``client`` is given.
+
+    Bolt reads ``SLACK_BOT_TOKEN`` from the environment by itself; the bot hands it a configured
+    client instead (retries, base URL), so the warning is always true and only alarms operators.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 class GunicornLogger(_GunicornLogger):

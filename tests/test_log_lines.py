@@ -167,3 +167,11 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
         if value in text
     ]
     assert leaks == []
+
+
+def test_bolts_redundant_token_warning_is_dropped(capsys) -> None:
+    logs.configure("text", "INFO")
+    logging.getLogger("slack_bolt.App").warning("As you gave `client` as well, `token` will be unused.")
+    logging.getLogger("slack_bolt.App").warning("a warning that matters")
+    err = capsys.readouterr().err
+    assert "will be unused" not in err and "a warning that matters" in err
