@@ -7,7 +7,10 @@ checkboxes ≤ 10 options. slack_sdk's models check most of them when ``to_dict`
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     InputBlock,
@@ -78,12 +81,22 @@ def parse_deny_metadata(metadata: str) -> tuple[str, str | None]:
     return request_id, channel or None
 
 
-def onboarding_modal() -> View:
-    """The first view of the request wizard (contract, "The onboarding modal"; the wizard's
-    builders live in :mod:`bot.modal_blocks`)."""
+def onboarding_modal() -> dict[str, Any]:
+    """The first view of the request wizard, as the dict ``views.open`` sends (contract, "The
+    onboarding modal"; the wizard's builders live in :mod:`bot.modal_blocks`).
+
+    The empty first view is the same for everyone, so it is built and validated once per
+    process: building it with slack_sdk's models on every ``/iam-user new`` cost more CPU than
+    the rest of the command's path (see BENCHMARKS.md).
+    """
+    return json.loads(_onboarding_modal_json())
+
+
+@functools.cache
+def _onboarding_modal_json() -> str:
     from bot.modal_blocks import details_view
 
-    return details_view()
+    return json.dumps(details_view().to_dict())
 
 
 def request_summary(request: OnboardingRequest) -> str:
