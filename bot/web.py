@@ -54,6 +54,7 @@ from bot.vault import SECRET_ID_PATTERN, b64url
 from bot.workflow import Workflow
 
 log = logging.getLogger(__name__)
+LISTENER_THREADS = 32
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -114,8 +115,10 @@ def build_bot(settings: Settings | None = None, *, start_background: bool = True
         signing_secret=signing,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
-        # Listeners run after the ack in this pool; it carries each request's log ids into them.
-        listener_executor=logs.ContextExecutor(max_workers=5, thread_name_prefix="bolt-listener"),
+        # Every listener runs in this pool, its ack first and then its slow part (Slack posts, IAM
+        # reads). Bolt's default of 5 threads let a burst of slow parts hold back later acks
+        # (BENCHMARKS.md: 50 submissions at once); the pool carries each request's log ids too.
+        listener_executor=logs.ContextExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
     )
     bolt.use(logs.bolt_log_context)
     handlers.register(bolt, workflow)
