@@ -208,7 +208,9 @@ def outcome_line(request: OnboardingRequest, review: Review | None) -> str | Non
     if status is RequestStatus.PROVISIONED:
         created = slack_date(request.updated_at)
         return approved + f"\n:tada: IAM users created {created}; credentials sent by one-time link"
-    return approved + f"\n:x: Provisioning failed, nothing was left in IAM: {escape(request.error or 'unknown error')}"
+    return (
+        approved + f"\n:x: Provisioning failed, {request.failure_outcome}: {escape(request.error or 'unknown error')}"
+    )
 
 
 def _buttons(request: OnboardingRequest, review: Review) -> ActionsBlock:

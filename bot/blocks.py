@@ -118,27 +118,6 @@ def request_summary(request: OnboardingRequest) -> str:
     return truncate("\n".join(lines), SECTION_TEXT_MAX)
 
 
-def decision_line(request: OnboardingRequest) -> str | None:
-    """Who decided and when, and the outcome, once there is one."""
-    status = request.status
-    when = slack_date(request.decided_at) if request.decided_at else ""
-    if status is RequestStatus.PENDING:
-        return None
-    if status is RequestStatus.DENIED:
-        reason = f": {escape(request.reason)}" if request.reason else ""
-        return f":no_entry: Denied by {mention(request.decided_by)} {when}{reason}"
-    if status is RequestStatus.CANCELLED:
-        return f":heavy_multiplication_x: Cancelled by the requester {when}"
-    if status is RequestStatus.EXPIRED:
-        return ":hourglass: Expired without a decision"
-    approved = f":white_check_mark: Approved by {mention(request.decided_by)} {when}"
-    if status is RequestStatus.PROVISIONED:
-        return approved + "\n:tada: IAM users created; credentials sent by one-time link"
-    if status is RequestStatus.FAILED:
-        return approved + f"\n:x: Provisioning failed, {request.failure_outcome}: {request.error or 'unknown error'}"
-    return approved + "\n:gear: Creating the IAM users…"
-
-
 def requester_notice(request: OnboardingRequest) -> str:
     """The DM the requester gets on each state change."""
     names = user_names(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot import blocks
+from bot.approval_blocks import outcome_line
 from bot.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm, RequestStatus
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -30,12 +31,12 @@ def failed(error: str) -> OnboardingRequest:
 def test_clean_rollback_says_nothing_was_left() -> None:
     request = failed("CreateAccessKey: LimitExceeded: too many keys")
     assert "nothing was left in IAM" in blocks.requester_notice(request)
-    assert "nothing was left in IAM" in blocks.decision_line(request)
+    assert "nothing was left in IAM" in outcome_line(request, None)
 
 
 def test_failed_rollback_never_claims_iam_is_clean() -> None:
     request = failed(f"CreateAccessKey: LimitExceeded: too many keys. {CLEANUP_FAILED}: user nina")
-    for text in (blocks.requester_notice(request), blocks.decision_line(request)):
+    for text in (blocks.requester_notice(request), outcome_line(request, None)):
         assert "nothing was left" not in text
         assert "by hand" in text
 
