@@ -186,8 +186,13 @@ def _approvals(request: OnboardingRequest, review: Review, expires_at: datetime 
     return line
 
 
-def outcome_line(request: OnboardingRequest, review: Review | None) -> str | None:
-    """Who decided and when, and what came of it; None while pending."""
+def outcome_line(
+    request: OnboardingRequest, review: Review | None, progress: tuple[int, int] | None = None
+) -> str | None:
+    """Who decided and when, and what came of it; None while pending.
+
+    ``progress``: ``(steps done, steps planned)`` while provisioning runs.
+    """
     status = request.status
     when = slack_date(request.decided_at) if request.decided_at else ""
     if status is RequestStatus.PENDING:
@@ -204,7 +209,8 @@ def outcome_line(request: OnboardingRequest, review: Review | None) -> str | Non
     if status is RequestStatus.APPROVED:
         return approved + "\n:hourglass_flowing_sand: Provisioning is about to start…"
     if status is RequestStatus.PROVISIONING:
-        return approved + "\n:gear: Creating the IAM users…"
+        steps = f" ({progress[0]} of {progress[1]} IAM steps done)" if progress else ""
+        return approved + f"\n:gear: Creating the IAM users…{steps}"
     if status is RequestStatus.PROVISIONED:
         created = slack_date(request.updated_at)
         return approved + f"\n:tada: IAM users created {created}; credentials sent by one-time link"
@@ -243,6 +249,7 @@ def approval_message(
     review: Review,
     cli_lines: Sequence[str],
     expires_at: datetime | None = None,
+    progress: tuple[int, int] | None = None,
 ) -> tuple[str, list[Block]]:
     """The approval message: ``(fallback text, blocks)``, at most 50 blocks.
 
@@ -250,6 +257,7 @@ def approval_message(
         review: the stored expansion, flags and approvals (:meth:`bot.store.Store.get_review`).
         cli_lines: the plan as ``aws iam …`` lines (:func:`cli_lines_for`).
         expires_at: when a pending request expires (``PENDING_REQUEST_TTL_SECONDS`` after filing).
+        progress: ``(steps done, steps planned)`` while provisioning runs (from the journal).
 
     Buttons ``approve_request`` / ``deny_request`` (value: the request id) are shown only while
     the request is pending; Approve is left out when IAM could not be read.
@@ -264,7 +272,7 @@ def approval_message(
     tail: list[Block] = [DividerBlock(block_id="end")]
     if request.status is RequestStatus.PENDING:
         tail.append(_buttons(request, review))
-    elif line := outcome_line(request, review):
+    elif line := outcome_line(request, review, progress):
         tail.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
     cli_header = ContextBlock(block_id="cli_title", elements=[MarkdownTextObject(text="*Equivalent AWS CLI*")])
     budget = MESSAGE_BLOCKS_MAX - len(head) - len(tail) - 1

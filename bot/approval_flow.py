@@ -99,7 +99,8 @@ class ApprovalFlow:
         if review is None:  # not read yet (or lost): shown as unreadable, so it cannot be approved
             review = Review(expansion=PermissionExpansion(error="not read from IAM yet"))
         lines = approval_blocks.cli_lines_for(request, review.expansion)
-        return approval_blocks.approval_message(request, review, lines, self.expires_at(request))
+        progress = self.journal.progress(request.id) if request.status is RequestStatus.PROVISIONING else None
+        return approval_blocks.approval_message(request, review, lines, self.expires_at(request), progress)
 
     def _already(self, request: OnboardingRequest) -> Outcome:
         review = self.store.get_review(request.id) if request.status not in _UNDECIDED_ENDS else None

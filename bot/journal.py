@@ -175,6 +175,14 @@ class Journal:
 
     # -- steps ---------------------------------------------------------------------------------
 
+    def progress(self, request_id: str) -> tuple[int, int] | None:
+        """``(steps done, steps in the plan)`` of a request, or None before a plan is saved."""
+        saved = self.plan(request_id)
+        if saved is None:
+            return None
+        done = sum(1 for e in self.entries(request_id).values() if e.state == JournalState.DONE)
+        return done, len(saved[0])
+
     def entries(self, request_id: str) -> dict[int, Entry]:
         """Every journaled step of a request, by step index."""
         rows = self.store.db.conn.execute(

@@ -83,12 +83,20 @@ class Provisioner:
         parallel_users: how many users' steps run at once (at most; IAM throttles).
     """
 
-    def __init__(self, store: Store, iam: IamGateway, journal: Journal, parallel_users: int = PARALLEL_USERS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        iam: IamGateway,
+        journal: Journal,
+        parallel_users: int = PARALLEL_USERS,
+        on_step_done: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.iam = iam
         self.steps = StepRunner(iam)
         self.journal = journal
         self.parallel_users = parallel_users
+        self.on_step_done = on_step_done
 
     # -- plan ----------------------------------------------------------------------------------
 
@@ -237,6 +245,8 @@ class Provisioner:
         self.store.audit("step_done", request_id=request_id, detail={"step": step.label, "index": index})
         if not self.journal.renew(request_id):
             raise LeaseLost(request_id)
+        if self.on_step_done is not None:
+            self.on_step_done(request_id)
         return result
 
     # -- rollback ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 # How often a serving process looks for provisioning left half-done (seconds); the lease keeps
 # every round safe while another process works on a request.
 RESUME_INTERVAL_SECONDS = 300.0
+# Slack allows about one chat.update a second per channel; progress lines need no more.
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 class Workflow(ApprovalFlow):
@@ -62,7 +65,9 @@ class Workflow(ApprovalFlow):
         self.executor = executor or logs.ContextExecutor(max_workers=2, thread_name_prefix="provision")
         self.sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
         self.journal = journal or Journal(store)
-        self.provisioner = Provisioner(store, iam, self.journal)
+        self.provisioner = Provisioner(store, iam, self.journal, on_step_done=self._step_done)
+        self._progress_shown: dict[str, float] = {}
+        self._progress_lock = threading.Lock()
         self.links = Links(settings, store, iam, messenger, self.approvers, self.executor, self._links_changed)
         self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
 
@@ -155,6 +160,18 @@ class Workflow(ApprovalFlow):
         self._changed(request)
 
     # -- deciding -------------------------------------------------------------------------------
+
+    def _step_done(self, request_id: str) -> None:
+        """Show provisioning progress in the approval message, at most once every
+        :data:`PROGRESS_EVERY_SECONDS` per request (``chat.update`` is rate-limited by Slack)."""
+        now = time.monotonic()
+        with self._progress_lock:
+            if now - self._progress_shown.get(request_id, 0.0) < PROGRESS_EVERY_SECONDS:
+                return
+            self._progress_shown[request_id] = now
+        request = self.store.get_request(request_id)
+        if request is not None and request.status is RequestStatus.PROVISIONING:
+            self._refresh_views(request)
 
     def _refresh_views(self, request: OnboardingRequest) -> None:
         # Render from the stored state, not the caller's snapshot: with several workers another
