@@ -9,8 +9,6 @@ was approved (:func:`bot.risk.fingerprint`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 from bot.iam import IamError, IamGateway
@@ -22,6 +20,7 @@ from bot.models import (
     PermissionMode,
     RequestForm,
 )
+from bot.plan import policy_document_sha256
 from bot.risk import allows_everything
 
 log = logging.getLogger(__name__)
@@ -74,9 +73,8 @@ def _read(form: RequestForm, iam: IamGateway) -> PermissionExpansion:
 
 def _inline_copy(iam: IamGateway, user_name: str, policy_name: str) -> InlinePolicyCopy:
     document = iam.user_policy_document(user_name, policy_name)
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return InlinePolicyCopy(
         name=policy_name,
-        sha256=hashlib.sha256(canonical.encode()).hexdigest(),
+        sha256=policy_document_sha256(document),
         broad=allows_everything(document),
     )

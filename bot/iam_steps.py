@@ -30,7 +30,7 @@ from bot.iam import (
     error_code,
     retry_no_such_entity,
 )
-from bot.plan import MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, Step, StepKind, bot_policy_arn
+from bot.plan import MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, Step, StepKind, bot_policy_arn, policy_document_sha256
 from bot.rules import PasswordPolicy, generate_password
 
 T = TypeVar("T")
@@ -143,8 +143,16 @@ class StepRunner:
         if kind is StepKind.PUT_USER_POLICY:
             # PutUserPolicy overwrites a policy of the same name, so a re-run is harmless.
             document = self.iam.get_user_policy(UserName=step.source_user, PolicyName=step.target)["PolicyDocument"]
-            if not isinstance(document, str):
-                document = json.dumps(document)  # boto3 decodes the URL-encoded JSON into a dict
+            if isinstance(document, str):
+                document = json.loads(document)
+            # What was approved is what runs: a document edited since the approval is not copied.
+            if step.document_sha256 and policy_document_sha256(document) != step.document_sha256:
+                raise IamError(
+                    "PlanChanged",
+                    f"inline policy {step.target} of {step.source_user} changed after approval; file the request again",
+                    "PutUserPolicy",
+                )
+            document = json.dumps(document)
             self._retry_consistency(
                 lambda: self.iam.put_user_policy(UserName=name, PolicyName=step.target, PolicyDocument=document)
             )

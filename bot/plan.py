@@ -9,6 +9,9 @@ the API), so the plan shows exactly what will be copied.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,7 +43,8 @@ class Step(BaseModel):
     ``target`` is the group name (``add_user_to_group``), the policy ARN
     (``attach_user_policy``), the inline policy name (``put_user_policy``) or the bot policy
     name (``ensure_bot_policy``). ``source_user`` is the user an inline policy is copied from.
-    ``user_name`` is empty for account-wide steps.
+    ``user_name`` is empty for account-wide steps. ``document_sha256`` is the digest of the
+    copied inline policy's document as the approvers saw it (:func:`policy_document_sha256`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -52,6 +56,7 @@ class Step(BaseModel):
     permissions_boundary_arn: str | None = None
     password_reset_required: bool = False
     source_user: str | None = None
+    document_sha256: str | None = None
 
     @property
     def label(self) -> str:
@@ -66,6 +71,12 @@ def provenance_tags(request: OnboardingRequest, approver: str) -> tuple[Tag, ...
     return tuple(Tag(key=key, value=value) for key, value in zip(PROVENANCE_TAG_KEYS, values, strict=True))
 
 
+def policy_document_sha256(document: Mapping[str, object]) -> str:
+    """sha256 (hex) of a policy document's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def bot_policy_arn(account_id: str, name: str) -> str:
     """ARN of a bot-managed customer managed policy (created at path ``/``)."""
     return f"arn:aws:iam::{account_id}:policy/{name}"
@@ -78,6 +89,7 @@ def build_plan(
     account_id: str,
     copy_source: UserPermissions | None = None,
     users_may_change_password: bool = True,
+    inline_digests: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """The IAM steps for every user of ``request``.
 
@@ -86,6 +98,8 @@ def build_plan(
         account_id: the AWS account, for the ARNs of the bot-managed policies.
         copy_source: the expanded "copy from user" source; required when the request's
             permission mode is ``copy_user``.
+        inline_digests: the approved digest of each copied inline policy, by name; the step
+            refuses to copy a document that has changed since (what was approved is what runs).
         users_may_change_password: the account password policy's ``AllowUsersToChangePassword``.
             When a reset is required and users may not change their password, the AWS managed
             policy ``IAMUserChangePassword`` is attached so the first sign-in can complete.
@@ -143,6 +157,7 @@ def build_plan(
                 user_name=user_name,
                 target=name,
                 source_user=copy_source.user_name if copy_source else None,
+                document_sha256=(inline_digests or {}).get(name),
             )
             for name in inline
         )

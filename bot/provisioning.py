@@ -122,15 +122,21 @@ class Provisioner:
         else:
             form = request.form
             console_url = self.iam.console_url() if form.console else None
-            copy_source = None
-            if form.permission_mode is PermissionMode.COPY_USER and form.copy_from_user:
+            # Build from what the approvers saw (the stored review), so a change to the source user
+            # after the approval check cannot slip in; re-read only when no review was stored.
+            review = self.store.get_review(request.id)
+            expansion = review.expansion if review is not None else None
+            copy_source = expansion.copy_source if expansion is not None else None
+            if copy_source is None and form.permission_mode is PermissionMode.COPY_USER and form.copy_from_user:
                 copy_source = self.iam.user_permissions(form.copy_from_user)
+            digests = {p.name: p.sha256 for p in expansion.inline_policies} if expansion is not None else None
             steps = build_plan(
                 request,
                 approver=request.decided_by or "unknown",
                 account_id=context.account_id,
                 copy_source=copy_source,
                 users_may_change_password=policy.allow_users_to_change_password,
+                inline_digests=digests,
             )
             self.journal.save_plan(request.id, steps, console_url)
         if not self.journal.entries(request.id):
