@@ -39,6 +39,12 @@ def mention(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id else "someone"
 
 
+def untrusted_id(value: str, limit: int = 24) -> str:
+    """An id taken from a button value or a typed command, safe to show and to audit: cut to
+    ``limit`` characters and escaped, since anyone who can click can put anything there."""
+    return escape(truncate(value, limit).replace("`", "'"))
+
+
 def user_names(request: OnboardingRequest) -> str:
     """The request's IAM user names as inline code, comma-separated."""
     return ", ".join(f"`{name}`" for name in request.form.user_names)

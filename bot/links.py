@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import link_blocks
-from bot.blocks import mention
+from bot.blocks import mention, untrusted_id
 from bot.config import Settings
 from bot.iam import IamError, IamGateway
 from bot.messenger import Messenger
@@ -202,9 +202,10 @@ class Links:
         for why the credentials must be new."""
         row = self.store.secret_row(secret_id)
         if row is None:
-            return self._refuse(secret_id, None, actor, "unknown link", "I know of no such credential link.")
+            return self._refuse("resend", secret_id, None, actor, "unknown link", "I know of no such credential link.")
         if actor != row.recipient:
             return self._refuse(
+                "resend",
                 secret_id,
                 row,
                 actor,
@@ -213,6 +214,7 @@ class Links:
             )
         if row.state == REVEALED:
             return self._refuse(
+                "resend",
                 secret_id,
                 row,
                 actor,
@@ -222,6 +224,7 @@ class Links:
             )
         if row.state == SUPERSEDED or row.reissued_at is not None:
             return self._refuse(
+                "resend",
                 secret_id,
                 row,
                 actor,
@@ -230,6 +233,7 @@ class Links:
             )
         if row.state == EXPIRED or row.expires_at <= self.store.clock():
             return self._refuse(
+                "resend",
                 secret_id,
                 row,
                 actor,
@@ -247,9 +251,10 @@ class Links:
         """
         row = self.store.secret_row(secret_id)
         if row is None:
-            return self._refuse(secret_id, None, actor, "unknown link", "I know of no such credential link.")
+            return self._refuse("rotate", secret_id, None, actor, "unknown link", "I know of no such credential link.")
         if actor == row.recipient:
             return self._refuse(
+                "rotate",
                 secret_id,
                 row,
                 actor,
@@ -258,10 +263,11 @@ class Links:
             )
         if actor not in self.approvers():
             return self._refuse(
-                secret_id, row, actor, "not an approver", "Only approvers can rotate or re-issue credentials."
+                "rotate", secret_id, row, actor, "not an approver", "Only approvers can rotate or re-issue credentials."
             )
         if row.reissued_at is not None:
             return self._refuse(
+                "rotate",
                 secret_id,
                 row,
                 actor,
@@ -275,13 +281,14 @@ class Links:
         return outcome
 
     def _refuse(
-        self, secret_id: str, row: SealedSecretRow | None, actor: str, reason: str, message: str
+        self, action: str, secret_id: str, row: SealedSecretRow | None, actor: str, reason: str, message: str
     ) -> LinkOutcome:
+        # The id came in a button value, which the clicker can forge: audit a short, escaped cut.
         self.store.audit(
-            "refused_reissue",
+            f"refused_{action}",
             request_id=row.request_id if row else None,
             actor=actor,
-            detail={"secret_id": secret_id, "reason": reason},
+            detail={"secret_id": untrusted_id(secret_id), "reason": reason},
         )
         return LinkOutcome(False, message)
 
@@ -293,10 +300,20 @@ class Links:
             current = self.store.secret_row(row.id) or row
             if current.reissued_at is not None:
                 return self._refuse(
-                    row.id, row, actor, "already re-issued", f"The link of `{row.user_name}` was already replaced."
+                    "reissue",
+                    row.id,
+                    row,
+                    actor,
+                    "already re-issued",
+                    f"The link of `{row.user_name}` was already replaced.",
                 )
             return self._refuse(
-                row.id, row, actor, "state changed", f"The link of `{row.user_name}` was just used or expired."
+                "reissue",
+                row.id,
+                row,
+                actor,
+                "state changed",
+                f"The link of `{row.user_name}` was just used or expired.",
             )
         if by_recipient:
             self._update_notice(claimed, link_blocks.superseded_words())

@@ -112,7 +112,8 @@ class Messenger:
 
     def user_info(self, user_id: str) -> dict | None:
         """A Slack user's ``users.info`` object (needs ``users:read``; the e-mail needs
-        ``users:read.email``), cached for five minutes; None when Slack refuses or fails."""
+        ``users:read.email``), cached for five minutes. When Slack refuses, ``{"error": code}``
+        (not cached), so callers can tell ``user_not_found`` from a passing failure."""
         now = time.monotonic()
         with self._lock:
             cached = self._users.get(user_id)
@@ -121,8 +122,9 @@ class Messenger:
         try:
             user = dict(self.client.users_info(user=user_id)["user"])
         except SlackApiError as error:
-            log.info("users.info %s failed: %s", user_id, error.response.get("error"))
-            return None
+            code = str(error.response.get("error") or "unknown_error")
+            log.info("users.info %s failed: %s", user_id, code)
+            return {"error": code}
         with self._lock:
             self._users[user_id] = (now, user)
         return user

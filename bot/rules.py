@@ -138,11 +138,13 @@ def user_names_error(
 def recipient_account_error(user_id: str, user: Mapping[str, Any] | None) -> str | None:
     """Why Slack user ``user_id`` cannot receive IAM credentials, or None.
 
-    ``user`` is Slack's ``users.info`` object (None: Slack could not say). A bot or app user, a
-    deactivated account, or one Slack cannot vouch for never gets an IAM user: nobody would hold
-    its credentials, or the wrong party would.
+    ``user`` is Slack's ``users.info`` object, or ``{"error": code}`` when Slack refused (None:
+    no answer at all). A bot or app user, a deactivated account, or one Slack cannot vouch for
+    never gets an IAM user: nobody would hold its credentials, or the wrong party would.
     """
-    if user is None:
+    if user is not None and user.get("error") == "user_not_found":
+        return f"<@{user_id}> is not a member of this Slack workspace; choose a person from the list."
+    if user is None or user.get("error"):
         return f"I could not look up <@{user_id}> in Slack just now; try again in a moment."
     if user.get("deleted"):
         return f"<@{user_id}> is a deactivated Slack account; choose an active person."

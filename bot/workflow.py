@@ -67,7 +67,11 @@ class Workflow(ApprovalFlow):
         self.journal = journal or Journal(store)
         self.provisioner = Provisioner(store, iam, self.journal, on_step_done=self._step_done)
         self._progress_shown: dict[str, float] = {}
+        self._refresh_locks: dict[str, threading.Lock] = {}
         self._progress_lock = threading.Lock()
+        # Progress updates go through their own thread: a slow or rate-limited chat.update must
+        # never hold up the IAM steps (or the lease they renew).
+        self._progress_pool = logs.ContextExecutor(max_workers=1, thread_name_prefix="progress")
         self.links = Links(settings, store, iam, messenger, self.approvers, self.executor, self._links_changed)
         self._change_listeners: list[Callable[[OnboardingRequest], None]] = []
 
@@ -169,18 +173,28 @@ class Workflow(ApprovalFlow):
             if now - self._progress_shown.get(request_id, 0.0) < PROGRESS_EVERY_SECONDS:
                 return
             self._progress_shown[request_id] = now
+        self._progress_pool.submit(self._show_progress, request_id)
+
+    def _show_progress(self, request_id: str) -> None:
         request = self.store.get_request(request_id)
         if request is not None and request.status is RequestStatus.PROVISIONING:
             self._refresh_views(request)
 
     def _refresh_views(self, request: OnboardingRequest) -> None:
         # Render from the stored state, not the caller's snapshot: with several workers another
-        # move may have landed since, and the newest state is the one to show.
-        request = self.store.get_request(request.id) or request
-        if request.approval_channel and request.approval_ts:
-            text, message_blocks = self._approval_message(request)
-            self.messenger.update(request.approval_channel, request.approval_ts, text, message_blocks)
+        # move may have landed since, and the newest state is the one to show. Reading and
+        # updating under one lock per request keeps an older rendering (a progress line) from
+        # landing after a newer one (the outcome).
+        with self._refresh_lock(request.id):
+            request = self.store.get_request(request.id) or request
+            if request.approval_channel and request.approval_ts:
+                text, message_blocks = self._approval_message(request)
+                self.messenger.update(request.approval_channel, request.approval_ts, text, message_blocks)
         self._changed(request)
+
+    def _refresh_lock(self, request_id: str) -> threading.Lock:
+        with self._progress_lock:
+            return self._refresh_locks.setdefault(request_id, threading.Lock())
 
     def check_decider(self, request_id: str, actor: str, approve: bool) -> Outcome | None:
         """Why ``actor`` may not decide on ``request_id`` now (audited), or None when they may.
@@ -191,7 +205,7 @@ class Workflow(ApprovalFlow):
         action = "approve" if approve else "deny"
         if request is None:
             # A button value is the clicker's to forge: keep only a short, printable prefix of it.
-            shown = blocks.escape(blocks.truncate(request_id, 20).replace("`", "'"))
+            shown = blocks.untrusted_id(request_id)
             self.store.audit("refused_decision", actor=actor, detail={"request_id": shown, "reason": "unknown request"})
             return Outcome(False, f"There is no request `{shown}`. Nothing was changed.")
         decision = may_decide(actor, request, self.approvers())
@@ -220,7 +234,8 @@ class Workflow(ApprovalFlow):
         changes nothing, is audited, and gets a sentence for the clicker. Approval schedules
         provisioning on :attr:`executor` and returns at once.
         """
-        logs.bind(request_id=request_id, slack_user=actor)
+        # Only a well-formed id goes on log lines: the value came from a button anyone can forge.
+        logs.bind(request_id=request_id if logs.REQUEST_ID_PATTERN.match(request_id) else None, slack_user=actor)
         if (refusal := self.check_decider(request_id, actor, approve)) is not None:
             return refusal
         if approve:
@@ -443,7 +458,7 @@ class Workflow(ApprovalFlow):
         """
         request = self.store.get_request(request_id)
         if request is None or request.requester != actor:
-            shown = blocks.escape(blocks.truncate(request_id, 20).replace("`", "'"))
+            shown = blocks.untrusted_id(request_id)
             self.store.audit("refused_cancel", actor=actor, detail={"request_id": shown, "reason": "not the requester"})
             return Outcome(False, f"You have no request `{shown}`. `status` lists yours.")
         moved = self.store.transition(

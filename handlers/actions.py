@@ -70,7 +70,7 @@ def register(app: App, workflow: Workflow) -> None:
         recipients = list(dict.fromkeys(action.get("selected_users") or []))
         # Through the messenger's cache: the details view's submission checks the same users.
         infos = {user_id: workflow.messenger.user_info(user_id) for user_id in recipients}
-        emails = {user_id: (info or {}).get("profile", {}).get("email") for user_id, info in infos.items()}
+        emails = {user_id: ((info or {}).get("profile") or {}).get("email") for user_id, info in infos.items()}
         suggested = suggestion_view(view, recipients, emails, workflow.catalog.user_names_lower())
         if suggested is None:
             return

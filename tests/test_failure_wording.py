@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot import blocks
+from bot import blocks, logs
 from bot.approval_blocks import outcome_line
 from bot.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm, RequestStatus
 
@@ -53,6 +53,16 @@ def test_a_forged_request_id_is_not_echoed_in_full(tmp_path) -> None:
     workflow = Workflow.__new__(Workflow)  # only the refusal path: no IAM, no Slack
     workflow.store, workflow.settings = store, Settings()
     forged = "R-" + "<!channel>" * 500
-    outcome = workflow.check_decider(forged, "U2", approve=True)
+    with logs.log_context(request_id="-", slack_user="-"):
+        outcome = workflow.decide(forged, "U2", approve=True)
+        assert logs.current_ids()["request_id"] == "-"  # the forged value never reaches log lines
     assert not outcome.ok and len(outcome.message) < 120 and "<!channel>" not in outcome.message
     assert [len(str(e.detail["request_id"])) <= 40 for e in store.audit_events()] == [True]
+
+
+def test_provisioning_shows_progress_and_the_outcome_wins() -> None:
+    running = failed("").model_copy(update={"status": RequestStatus.PROVISIONING, "error": None})
+    assert "(3 of 8 IAM steps done)" in outcome_line(running, None, (3, 8))
+    assert "IAM steps done" not in outcome_line(running, None, None)
+    done = running.model_copy(update={"status": RequestStatus.PROVISIONED})
+    assert "IAM steps done" not in outcome_line(done, None, (8, 8))

@@ -259,7 +259,7 @@ def test_send_a_new_link_mints_new_credentials_and_kills_the_old_link(world: Wor
     refused = world.links.resend(new_id, RECIPIENT)
     assert not refused.ok and "already revealed" in refused.message
     events = [e.event for e in world.store.audit_events()]
-    assert "credentials_rotated" in events and "link_reissued" in events and events.count("refused_reissue") >= 2
+    assert "credentials_rotated" in events and "link_reissued" in events and events.count("refused_resend") >= 2
 
 
 def test_two_racing_resend_clicks_mint_credentials_once(world: World) -> None:
@@ -368,3 +368,12 @@ def test_build_bot_starts_the_link_expiry_sweeper(moto_server, slack, tmp_path: 
         bot.link_sweeper.stop()
         bot.workflow.shutdown()
     assert bot.link_sweeper._thread is None
+
+
+def test_a_forged_link_id_is_cut_in_the_audit_log(world) -> None:
+    forged = "<!channel>`*" + "B" * 4990
+    for action in (world.links.resend, world.links.rotate):
+        assert not action(forged, RECIPIENT).ok
+    refusals = [e for e in world.store.audit_events() if e.event in ("refused_resend", "refused_rotate")]
+    assert [e.event for e in refusals] == ["refused_resend", "refused_rotate"]
+    assert all(len(str(e.detail["secret_id"])) <= 40 and "<!channel>" not in str(e.detail) for e in refusals)

@@ -95,7 +95,9 @@ def wizard(store: Store, catalog: Catalog, iam: Any) -> Wizard:
 def slack_people(user_id: str) -> dict[str, Any] | None:
     """``users.info`` as Slack would answer: people, a bot, a deactivated account, and one unknown."""
     if user_id == "U0UNKNOWN":
-        return None
+        return {"error": "user_not_found"}
+    if user_id == "U0LIMITED":
+        return {"error": "ratelimited"}
     return {"id": user_id, "is_bot": user_id == "U0SOMEBOT", "deleted": user_id == "U0GONE01"}
 
 
@@ -415,7 +417,12 @@ def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: St
 
 @pytest.mark.parametrize(
     ("recipient", "words"),
-    [("U0SOMEBOT", "bot or app"), ("U0GONE01", "deactivated"), ("U0UNKNOWN", "could not look up")],
+    [
+        ("U0SOMEBOT", "bot or app"),
+        ("U0GONE01", "deactivated"),
+        ("U0UNKNOWN", "not a member"),
+        ("U0LIMITED", "could not look up"),
+    ],
 )
 def test_bots_deactivated_and_unknown_accounts_never_receive_credentials(
     wizard: Wizard, store: Store, recipient: str, words: str
