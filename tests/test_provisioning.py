@@ -488,3 +488,13 @@ def test_network_loss_mid_run_is_rolled_back_by_a_later_round(moto_server, slack
     failed = bot.store.get_request(request.id)
     assert failed.status is RequestStatus.FAILED and "EndpointConnectionError" in failed.error
     assert [u["UserName"] for u in iam.list_users()["Users"]] == [TEMPLATE_USER]
+
+
+def test_each_step_done_reports_progress_from_the_journal(moto_server, slack, iam, world, tmp_path) -> None:
+    bot = make_harness(moto_server, slack, tmp_path / "bot.db")
+    request = file_and_approve(bot, full_form(world))
+    seen: list[tuple[int, int] | None] = []
+    bot.workflow.provisioner.on_step_done = lambda request_id: seen.append(bot.workflow.journal.progress(request_id))
+
+    assert bot.workflow.provision(request.id).status == "provisioned"
+    assert seen == [(done, FULL_PLAN_STEPS) for done in range(1, FULL_PLAN_STEPS + 1)]
