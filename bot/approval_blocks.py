@@ -135,6 +135,20 @@ def _summary(request: OnboardingRequest) -> str:
     )
 
 
+def request_summary(request: OnboardingRequest) -> str:
+    """A request in mrkdwn for status replies and the App Home: who, for whom, what access, the
+    permission choice as filed (the approval message shows it expanded from IAM instead), why."""
+    form = request.form
+    if form.permission_mode is PermissionMode.COPY_USER:
+        chosen = f"copied from IAM user `{escape(form.copy_from_user or '')}`"
+    elif form.permission_mode is PermissionMode.POLICIES:
+        # Display only: the name is the ARN's last part (the plan reads names from the API).
+        chosen = f"managed policies {_names([arn.rsplit('/', 1)[-1] for arn in form.policy_arns])}"
+    else:
+        chosen = f"IAM groups {_names(form.groups)}"
+    return truncate(f"{_summary(request)}\n*Permissions* {chosen}", SECTION_TEXT_MAX)
+
+
 def _names(items: Sequence[str]) -> str:
     return ", ".join(f"`{escape(i)}`" for i in items) or "none"
 
@@ -219,12 +233,15 @@ def outcome_line(
     )
 
 
-def _buttons(request: OnboardingRequest, review: Review) -> ActionsBlock:
+def decision_buttons(request: OnboardingRequest, review: Review | None, block_id: str = "decision") -> ActionsBlock:
+    """Approve/Deny with the request id as value (contract, "Approval"), for the channel message
+    and the App Home alike. Approve is left out when IAM could not be read (the review says so);
+    without a review (the Home) it is shown and the click-time check decides."""
     elements = []
-    if not review.expansion.error:
+    if review is None or not review.expansion.error:
         count = len(request.form.user_names)
         more = ""
-        if review.approvals_required > 1:
+        if review is not None and review.approvals_required > 1:
             more = f" It needs {review.approvals_required} distinct approvers; yours counts as one."
         elements.append(
             ButtonElement(
@@ -241,7 +258,7 @@ def _buttons(request: OnboardingRequest, review: Review) -> ActionsBlock:
             )
         )
     elements.append(ButtonElement(action_id="deny_request", text="Deny", value=request.id, style="danger"))
-    return ActionsBlock(block_id="decision", elements=elements)
+    return ActionsBlock(block_id=block_id, elements=elements)
 
 
 def approval_message(
@@ -271,7 +288,7 @@ def approval_message(
     head.append(SectionBlock(block_id="approvals", text=MarkdownTextObject(text=approvals)))
     tail: list[Block] = [DividerBlock(block_id="end")]
     if request.status is RequestStatus.PENDING:
-        tail.append(_buttons(request, review))
+        tail.append(decision_buttons(request, review))
     elif line := outcome_line(request, review, progress):
         tail.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
     cli_header = ContextBlock(block_id="cli_title", elements=[MarkdownTextObject(text="*Equivalent AWS CLI*")])

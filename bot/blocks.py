@@ -105,25 +105,6 @@ def _onboarding_modal_json() -> str:
     return json.dumps(details_view().to_dict())
 
 
-def request_summary(request: OnboardingRequest) -> str:
-    """A request in mrkdwn: who, for whom, what access, why."""
-    form = request.form
-    users = "\n".join(
-        f"• `{name}` for {mention(recipient)}" for name, recipient in zip(form.user_names, form.recipients, strict=True)
-    )
-    access = ", ".join(sorted(a.value for a in form.access_types))
-    groups = ", ".join(f"`{g}`" for g in form.groups) or "none"
-    lines = [
-        f"*Requested by* {mention(request.requester)} · request `{request.id}`",
-        f"*IAM users*\n{users}",
-        f"*Access* {access}"
-        + (" · password reset required at first sign-in" if form.console and form.require_reset else ""),
-        f"*Groups* {groups}",
-        "*Justification*\n" + "\n".join(f">{escape(line)}" for line in form.justification.splitlines() or [""]),
-    ]
-    return truncate("\n".join(lines), SECTION_TEXT_MAX)
-
-
 def requester_notice(request: OnboardingRequest) -> str:
     """The DM the requester gets on each state change."""
     names = user_names(request)

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
     ButtonElement,
-    ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -30,7 +28,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks import SECTION_TEXT_MAX, escape, mention, request_summary, slack_date, truncate, user_names
+from bot.approval_blocks import decision_buttons, request_summary
+from bot.blocks import SECTION_TEXT_MAX, escape, mention, slack_date, truncate, user_names
 from bot.models import OnboardingRequest, RequestStatus
 from bot.store import SealedSecretRow
 
@@ -201,28 +200,6 @@ def pending_reply(queue: Sequence[QueueItem], more: int = 0) -> str:
     return truncate(f"*{len(queue) + more} request(s) waiting for a decision:*\n{lines}{tail}", SECTION_TEXT_MAX)
 
 
-def decision_buttons(request: OnboardingRequest, block_id: str) -> ActionsBlock:
-    """Approve/Deny with the channel message's action_ids and value (contract: "Approval")."""
-    return ActionsBlock(
-        block_id=block_id,
-        elements=[
-            ButtonElement(
-                action_id="approve_request",
-                text="Approve",
-                value=request.id,
-                style="primary",
-                confirm=ConfirmObject(
-                    title="Create these IAM users?",
-                    text=f"This creates {len(request.form.user_names)} IAM user(s) in AWS now.",
-                    confirm="Approve",
-                    deny="Back",
-                ),
-            ),
-            ButtonElement(action_id="deny_request", text="Deny", value=request.id, style="danger"),
-        ],
-    )
-
-
 def _section(text: str, block_id: str | None = None) -> SectionBlock:
     return SectionBlock(block_id=block_id, text=MarkdownTextObject(text=truncate(text, SECTION_TEXT_MAX)))
 
@@ -275,7 +252,7 @@ def home_view(content: HomeContent) -> View:
             context = MarkdownTextObject(text=" · ".join(when))
             blocks.append(ContextBlock(block_id=f"queue_context_{request.id}", elements=[context]))
             if item.refusal is None:
-                blocks.append(decision_buttons(request, f"queue_{request.id}"))
+                blocks.append(decision_buttons(request, None, f"queue_{request.id}"))
         blocks += _more(content.queue_more + max(0, len(content.queue) - HOME_QUEUE_MAX), "DM me `pending`.")
         blocks.append(DividerBlock())
     if content.secrets:

@@ -66,3 +66,28 @@ def test_provisioning_shows_progress_and_the_outcome_wins() -> None:
     assert "IAM steps done" not in outcome_line(running, None, None)
     done = running.model_copy(update={"status": RequestStatus.PROVISIONED})
     assert "IAM steps done" not in outcome_line(done, None, (8, 8))
+
+
+def test_status_and_home_summary_names_the_permission_choice() -> None:
+    from bot.approval_blocks import request_summary
+    from bot.models import PermissionMode
+
+    base = failed("")
+    by_policy = base.model_copy(
+        update={
+            "form": base.form.model_copy(
+                update={
+                    "permission_mode": PermissionMode.POLICIES,
+                    "policy_arns": ("arn:aws:iam::aws:policy/job-function/ViewOnlyAccess",),
+                }
+            )
+        }
+    )
+    assert "managed policies `ViewOnlyAccess`" in request_summary(by_policy)
+    copied = base.model_copy(
+        update={
+            "form": base.form.model_copy(update={"permission_mode": PermissionMode.COPY_USER, "copy_from_user": "tpl"})
+        }
+    )
+    assert "copied from IAM user `tpl`" in request_summary(copied)
+    assert "IAM groups none" in request_summary(base)
