@@ -12,7 +12,7 @@ import gc
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.iam import CatalogSnapshot, ManagedPolicy
@@ -111,10 +111,6 @@ class Catalog:
     def loaded(self) -> bool:
         """Whether a first snapshot has arrived (before that, menus offer nothing)."""
         return self._loaded.is_set()
-
-    def wait_loaded(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for the first load; True once loaded."""
-        return self._loaded.wait(timeout)
 
     def set_snapshot(self, snapshot: CatalogSnapshot) -> None:
         """Install ``snapshot`` (what :meth:`refresh` does with the loader's answer)."""
@@ -235,7 +231,3 @@ class Catalog:
     def policy_for_arn(self, arn: str) -> ManagedPolicy | None:
         """The managed policy with this ARN, or None if IAM did not have it at the last refresh."""
         return self._index.policy_by_arn.get(arn)
-
-    def policy_names(self, arns: Sequence[str]) -> list[str]:
-        """Display names of ``arns`` (the ARN itself when the catalog does not know it)."""
-        return [p.name if (p := self.policy_for_arn(arn)) else arn for arn in arns]

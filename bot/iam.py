@@ -183,11 +183,6 @@ class IamGateway:
             account_id=account_id,
         )
 
-    def user_exists(self, user_name: str) -> bool:
-        """Whether IAM holds a user whose name equals ``user_name`` ignoring case."""
-        lowered = user_name.lower()
-        return any(u["UserName"].lower() == lowered for u in self._paginate("list_users", "Users"))
-
     def password_policy(self) -> PasswordPolicy:
         """The account password policy, or AWS's default policy when none is set."""
         try:

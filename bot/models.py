@@ -39,10 +39,6 @@ class RequestStatus(enum.StrEnum):
     EXPIRED = "expired"
 
     @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-    @property
     def words(self) -> str:
         """The state as a person would say it, for replies and messages."""
         return STATUS_WORDS[self]

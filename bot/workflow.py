@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from bot import blocks, logs
 from bot.access import Decision, may_decide, may_request
@@ -486,7 +486,3 @@ class Workflow(ApprovalFlow):
     def shutdown(self, wait: bool = False) -> None:
         """Stop taking new provisioning work."""
         self.executor.shutdown(wait=wait)
-
-    def after(self, future_fn: Callable[[], None]) -> Future[None]:
-        """Run ``future_fn`` on the background executor (slow work after an ack)."""
-        return self.executor.submit(future_fn)
