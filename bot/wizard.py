@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,7 @@ from bot.forms import (
 )
 from bot.iam import IamError, IamGateway
 from bot.models import AccessType, OnboardingRequest, PasswordMode, RequestForm, RequestStatus
-from bot.rules import suggest_user_name
+from bot.rules import MAX_RECIPIENTS, suggest_user_name
 from bot.sealing import PasswordSealer, SealError
 from bot.store import Store
 
@@ -206,6 +207,12 @@ class Wizard:
         return WizardAnswer(view=self.view_after(next_step, result.draft, user_id, key))
 
     def _details(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
+        # Each recipient is looked up in Slack before this ack (users.info, usually cached by the
+        # name suggestion); ten cache misses one after another could eat Slack's 3 s, so in parallel.
+        recipients = selected_users(values, "recipients")[:MAX_RECIPIENTS]
+        if recipients:
+            with ThreadPoolExecutor(max_workers=len(recipients)) as pool:
+                list(pool.map(self.lookup.slack_user, recipients))
         result = parse_details(values, draft, self.lookup)
         if result.draft is not None and result.password is not None:
             sealed = self.sealer.seal(result.password, user_id)
