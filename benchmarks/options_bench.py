@@ -30,9 +30,9 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
-from bot import modal_blocks
-from bot.catalog import Catalog
-from bot.iam import IamGateway
+from bot.aws.catalog import Catalog
+from bot.aws.iam import IamGateway
+from bot.wizard import views as modal_blocks
 from handlers import options
 
 SECRET = "benchmark-signing-secret-000000"

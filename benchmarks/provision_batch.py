@@ -1,6 +1,6 @@
 """Benchmark: provisioning a batch of 10 users, sequentially vs. a few users at once.
 
-Runs the real :class:`bot.provisioning.Provisioner` (journal, idempotent steps, rollback
+Runs the real :class:`bot.provisioning.runner.Provisioner` (journal, idempotent steps, rollback
 machinery) against moto server. moto answers in about a millisecond, real IAM in tens to
 hundreds, so every IAM call is delayed by ``--latency`` seconds (a botocore ``before-send``
 hook) to model IAM's round trip. Prints wall-clock seconds per setting.
@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.iam import IamGateway
-from bot.journal import Journal
-from bot.models import AccessType, PermissionMode, RequestForm, RequestStatus
-from bot.provisioning import Provisioner
+from bot.aws.iam import IamGateway
+from bot.domain.models import AccessType, PermissionMode, RequestForm, RequestStatus
+from bot.provisioning.journal import Journal
+from bot.provisioning.runner import Provisioner
 from bot.sandbox.harness import MotoServer
-from bot.store import Store
+from bot.storage.sqlite import Store
 
 
 def run(moto: MotoServer, parallel: int, latency: float, users: int, tag: str) -> float:

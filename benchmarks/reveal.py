@@ -23,11 +23,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.models import AccessType, CreatedCredentials, RequestForm, utcnow  # noqa: E402
+from bot.credentials.vault import credentials_plaintext, seal  # noqa: E402
+from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow  # noqa: E402
 from bot.sandbox.harness import BotProcess, MotoServer, http  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
-from bot.store import Store  # noqa: E402
-from bot.vault import credentials_plaintext, seal  # noqa: E402
+from bot.storage.sqlite import Store  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"
 REVEAL = {"X-Requested-With": "reveal"}

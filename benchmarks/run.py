@@ -43,7 +43,7 @@ from bot.sandbox.harness import (  # noqa: E402
     wait_http,
 )
 from bot.sandbox.slack_standin import SlackStandIn, make_trigger_id  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.storage.sqlite import Store  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"
 SIGNING_SECRET = "bench-signing-secret-not-a-real-one"
@@ -445,7 +445,7 @@ FINDINGS = """
 - `/iam-user new` built the wizard's first view with slack_sdk's models on every command: about
   0.9 ms of CPU, more than the rest of the command path, which at concurrency 16 showed as
   p50 23 → 16 ms against the bare app's 13-16 ms. The empty first view is now built once per
-  process (`bot.blocks.onboarding_modal`).
+  process (`bot.slack.blocks.onboarding_modal`).
 - Bolt runs every listener, ack and slow part alike, in a pool of 5 threads by default; a burst of
   slow parts (approval posts, IAM reads after filing) held later acks back: approve-click p99
   148 → 27 ms while 20 requests provisioned. The pool now has 32 threads (`bot.web.LISTENER_THREADS`).

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/self_service.py --quick    # a smoke run
 
 The bot runs under gunicorn against the bundled Slack stand-in and moto server, with a database
-seeded through :class:`bot.store.Store` (every pending request has a real approval message in
+seeded through :class:`bot.storage.sqlite.Store` (every pending request has a real approval message in
 the stand-in, so permalinks resolve). Slash answers are the HTTP ack, which Slack wants within
 3 s; DM and Home times run from the signed event to the Web API call the bot makes in answer.
 Prints one JSON object.
@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from slack_sdk import WebClient  # noqa: E402
 
-from bot.models import AccessType, RequestForm, RequestStatus  # noqa: E402
+from bot.domain.models import AccessType, RequestForm, RequestStatus  # noqa: E402
 from bot.sandbox.harness import BotProcess, MotoServer, SlackUser  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.storage.sqlite import Store  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"
 SIGNING_SECRET = "bench-signing-secret-not-a-real-one"

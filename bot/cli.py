@@ -60,7 +60,7 @@ def _audit(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from bot.store import Store
+    from bot.storage.sqlite import Store
 
     path = Path(os.environ.get("DATABASE_PATH", "iam-user-bot.db"))
     if not path.exists():
@@ -93,19 +93,19 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bot.check import main as check_main
+    from bot.ops.check import main as check_main
 
     return check_main()
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bot import demo
+    from bot.sandbox import demo
 
     return demo.main(keep=args.keep)
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from bot.manifest import ManifestError, render, to_text
+    from bot.slack.manifest import ManifestError, render, to_text
 
     try:
         manifest = render(url=args.url, socket_mode=args.socket_mode)

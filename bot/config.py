@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.risk import DEFAULT_SENSITIVE_PERMISSIONS
+from bot.domain.risk import DEFAULT_SENSITIVE_PERMISSIONS
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 # The rules across variables (README, "Configuration"), worded once for Settings and ``check``.

@@ -61,7 +61,7 @@ def redact(text: str) -> str:
     Shapes: Slack tokens (``xoxb-``, ``xoxp-``, ``xapp-``…), the fragment of a one-time link,
     ``password=…`` / ``secret_access_key=…`` values, 40-character AWS secret access keys,
     43-character base64url link keys, and 20+-character tokens shaped like a password from
-    :func:`bot.rules.generate_password`. A safety net only: code must not log secrets at all.
+    :func:`bot.domain.rules.generate_password`. A safety net only: code must not log secrets at all.
     """
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)

@@ -42,16 +42,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import handlers
 from bot import logs
-from bot.catalog import Catalog
+from bot.approval.expiry import ExpirySweeper
+from bot.approval.workflow import Workflow
+from bot.aws.catalog import Catalog
+from bot.aws.iam import IamGateway, make_clients
 from bot.config import Settings, load_settings
-from bot.expiry import ExpirySweeper
-from bot.iam import IamGateway, make_clients
-from bot.link_expiry import LinkExpirySweeper
-from bot.links import Links
-from bot.messenger import Messenger, make_web_client
-from bot.store import SCHEMA_VERSION, Store
-from bot.vault import SECRET_ID_PATTERN, b64url
-from bot.workflow import Workflow
+from bot.credentials.expiry import LinkExpirySweeper
+from bot.credentials.links import Links
+from bot.credentials.vault import SECRET_ID_PATTERN, b64url
+from bot.slack.messenger import Messenger, make_web_client
+from bot.storage.sqlite import SCHEMA_VERSION, Store
 
 log = logging.getLogger(__name__)
 LISTENER_THREADS = 32
@@ -145,10 +145,10 @@ def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> F
     """The HTTP routes. Every response carries :data:`SECURITY_HEADERS`.
 
     Args:
-        links: hands out sealed secrets (:meth:`bot.links.Links.reveal`).
+        links: hands out sealed secrets (:meth:`bot.credentials.links.Links.reveal`).
         settings: ``TRUSTED_PROXY_COUNT``, ``REVEAL_RATE_LIMIT``, ``RATE_LIMIT_STORAGE_URI``.
     """
-    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app = Flask(__name__, static_folder="credentials/static", static_url_path="/static")
     if settings.trusted_proxy_count:
         hops = settings.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
@@ -160,7 +160,7 @@ def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> F
         strategy="fixed-window",  # supported by every storage Flask-Limiter offers
     )
     slack_handler = SlackRequestHandler(bolt)
-    page = resources.files("bot").joinpath("static/credentials.html").read_bytes()
+    page = resources.files("bot.credentials").joinpath("static/credentials.html").read_bytes()
 
     @app.after_request
     def secure(response: Response) -> Response:

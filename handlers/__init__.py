@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.workflow import Workflow
+from bot.approval.workflow import Workflow
 from handlers import actions, commands, events, options, views
 
 

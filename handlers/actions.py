@@ -10,11 +10,12 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, link_blocks
-from bot.forms import DETAILS
-from bot.modal_blocks import read_metadata
-from bot.wizard import suggestion_view
-from bot.workflow import Workflow
+from bot.approval.workflow import Workflow
+from bot.credentials import messages as link_blocks
+from bot.slack import blocks
+from bot.wizard.forms import DETAILS
+from bot.wizard.service import suggestion_view
+from bot.wizard.views import read_metadata
 
 log = logging.getLogger(__name__)
 

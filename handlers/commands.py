@@ -13,9 +13,9 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.status import StatusDesk, parse_command
-from bot.workflow import Workflow
+from bot.approval.workflow import Workflow
+from bot.selfservice.desk import StatusDesk, parse_command
+from bot.slack import blocks
 
 log = logging.getLogger(__name__)
 COMMAND = "/iam-user"

@@ -2,7 +2,7 @@
 
 Bolt acks every event before these listeners run, so they may take their time. Slack repeats
 an event it believes was missed (``X-Slack-Retry-Num``, same ``event_id``); each is answered
-once (:meth:`bot.status.StatusDesk.first_delivery`).
+once (:meth:`bot.selfservice.desk.StatusDesk.first_delivery`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from slack_bolt import App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.home import HomeTab
-from bot.status import StatusDesk
-from bot.workflow import Workflow
+from bot.approval.workflow import Workflow
+from bot.selfservice.desk import StatusDesk
+from bot.selfservice.home import HomeTab
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from slack_bolt import Ack, App
 
-from bot import modal_blocks
-from bot.workflow import Workflow
+from bot.approval.workflow import Workflow
+from bot.wizard import views as modal_blocks
 
 
 def register(app: App, workflow: Workflow) -> None:

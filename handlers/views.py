@@ -8,9 +8,10 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, modal_blocks
-from bot.wizard import Wizard
-from bot.workflow import Workflow
+from bot.approval.workflow import Workflow
+from bot.slack import blocks
+from bot.wizard import views as modal_blocks
+from bot.wizard.service import Wizard
 from handlers import actions
 
 log = logging.getLogger(__name__)

@@ -17,18 +17,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bot.approval_records import ApprovalVerdict
-from bot.catalog import Catalog
+from bot.approval.workflow import Workflow
+from bot.aws.catalog import Catalog
+from bot.aws.iam import IamGateway
 from bot.config import load_settings
-from bot.iam import IamGateway
-from bot.journal import Journal
-from bot.messenger import Messenger, make_web_client
-from bot.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
-from bot.plan import StepKind
-from bot.risk import fingerprint
-from bot.store import Store
-from bot.vault import open_sealed
-from bot.workflow import Workflow
+from bot.credentials.vault import open_sealed
+from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
+from bot.domain.plan import StepKind
+from bot.domain.risk import fingerprint
+from bot.provisioning.journal import Journal
+from bot.slack.messenger import Messenger, make_web_client
+from bot.storage.sqlite import Store
+from bot.storage.sqlite_approvals import ApprovalVerdict
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER
 
 SECOND_RECIPIENT = "U0NEWHIRE2"

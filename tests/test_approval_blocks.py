@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from bot.access import may_decide, may_request
-from bot.approval_blocks import approval_message, cli_lines_for, split_text
-from bot.models import (
+from bot.approval.message import approval_message, cli_lines_for, split_text
+from bot.domain.access import may_decide, may_request
+from bot.domain.models import (
     AccessType,
     Approval,
     AttachedPolicy,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from bot.sandbox.harness import SlackUser
-from bot.store import Store
+from bot.storage.sqlite import Store
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import wait_catalog

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 from bot import logs
-from bot.catalog import Catalog
+from bot.approval.expiry import ExpirySweeper
+from bot.approval.workflow import Workflow
+from bot.aws.catalog import Catalog
+from bot.aws.iam import IamGateway
 from bot.config import load_settings
-from bot.expiry import ExpirySweeper
-from bot.iam import IamGateway
-from bot.messenger import Messenger, make_web_client
-from bot.models import AccessType, PermissionMode, RequestForm, RequestStatus
-from bot.status import StatusDesk
-from bot.store import Store
-from bot.workflow import Workflow
+from bot.domain.models import AccessType, PermissionMode, RequestForm, RequestStatus
+from bot.selfservice.desk import StatusDesk
+from bot.slack.messenger import Messenger, make_web_client
+from bot.storage.sqlite import Store
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, SECOND_APPROVER
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.models import AccessType, RequestForm, RequestStatus
-from bot.store import Store
+from bot.domain.models import AccessType, RequestForm, RequestStatus
+from bot.storage.sqlite import Store
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

@@ -21,9 +21,9 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
-from bot.catalog import POLICY_KEY_PREFIX, Catalog, policy_value
-from bot.iam import CatalogSnapshot, IamGateway, ManagedPolicy
-from bot.rules import AccountQuotas, PasswordPolicy
+from bot.aws.catalog import POLICY_KEY_PREFIX, Catalog, policy_value
+from bot.aws.iam import CatalogSnapshot, IamGateway, ManagedPolicy
+from bot.domain.rules import AccountQuotas, PasswordPolicy
 from handlers import options
 
 SIGNING_SECRET = "test-signing-secret-0123456789"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.check import REQUIRED_ACTIONS, role_arn
-from bot.iam_steps import StepRunner
-from bot.models import RequestStatus
+from bot.aws.writes import StepRunner
+from bot.domain.models import RequestStatus
+from bot.ops.check import REQUIRED_ACTIONS, role_arn
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN
 from tests.provisioning_support import (
     FailOnCall,
@@ -170,7 +170,7 @@ def test_simulation_reports_denied_and_conditional_actions() -> None:
     import boto3
     from botocore.stub import Stubber
 
-    from bot.check import _simulate
+    from bot.ops.check import _simulate
 
     iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     principal = "arn:aws:iam::123456789012:role/iam-user-bot"

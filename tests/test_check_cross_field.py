@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.check import check_configuration
+from bot.ops.check import check_configuration
 
 VARIABLES = (
     "SLACK_BOT_TOKEN",

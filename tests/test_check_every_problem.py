@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.manifest import load_template
 from bot.sandbox.slack_standin import SlackStandIn
+from bot.slack.manifest import load_template
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, REQUESTER
 from tests.test_check_and_policies import run_check
 

@@ -9,9 +9,17 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cli_preview import cli_lines, cli_script, step_command
-from bot.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, RequestStatus, Tag, UserPermissions
-from bot.plan import Step, StepKind, build_plan
+from bot.domain.cli_preview import cli_lines, cli_script, step_command
+from bot.domain.models import (
+    AccessType,
+    OnboardingRequest,
+    PermissionMode,
+    RequestForm,
+    RequestStatus,
+    Tag,
+    UserPermissions,
+)
+from bot.domain.plan import Step, StepKind, build_plan
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

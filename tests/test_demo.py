@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import demo
-from bot.demo_form import NarratedFormFiller, Transcript, blocks_as_text, mask
+from bot.sandbox import demo
+from bot.sandbox.demo_form import NarratedFormFiller, Transcript, blocks_as_text, mask
 from bot.sandbox.harness import HttpAnswer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.harness import http
-from bot.store import Store
-from bot.vault import b64url_decode, open_sealed
+from bot.storage.sqlite import Store
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
 from tests.wizard_driver import JUSTIFICATION  # noqa: F401 - other end-to-end tests import it from here

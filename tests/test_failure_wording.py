@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot import blocks, logs
-from bot.approval_blocks import outcome_line
-from bot.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm, RequestStatus
+from bot import logs
+from bot.approval.message import outcome_line
+from bot.domain.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm, RequestStatus
+from bot.slack import blocks
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -42,8 +43,8 @@ def test_failed_rollback_never_claims_iam_is_clean() -> None:
 
 
 def test_a_forged_request_id_is_not_echoed_in_full(tmp_path) -> None:
-    from bot.store import Store
-    from bot.workflow import Workflow
+    from bot.approval.workflow import Workflow
+    from bot.storage.sqlite import Store
 
     class Settings:
         approver_user_ids = ("U2",)
@@ -69,8 +70,8 @@ def test_provisioning_shows_progress_and_the_outcome_wins() -> None:
 
 
 def test_status_and_home_summary_names_the_permission_choice() -> None:
-    from bot.approval_blocks import request_summary
-    from bot.models import PermissionMode
+    from bot.approval.message import request_summary
+    from bot.domain.models import PermissionMode
 
     base = failed("")
     by_policy = base.model_copy(

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bot.iam import IamError, IamGateway
-from bot.iam_steps import RunContext, StepRunner
-from bot.plan import Step, StepKind, policy_document_sha256
-from bot.rules import PasswordPolicy
+from bot.aws.iam import IamError, IamGateway
+from bot.aws.writes import RunContext, StepRunner
+from bot.domain.plan import Step, StepKind, policy_document_sha256
+from bot.domain.rules import PasswordPolicy
 
 APPROVED = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}]}
 EDITED = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}

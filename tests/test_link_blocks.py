@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot import link_blocks
-from bot.models import utcnow
+from bot.credentials import messages as link_blocks
+from bot.domain.models import utcnow
 
 LINK = "https://bot.example.com/credentials/ABCDEFGHabcdefgh12345678#" + "k" * 43
 

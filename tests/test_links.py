@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from bot.aws.iam import IamGateway
 from bot.config import Settings, load_settings
-from bot.iam import IamGateway
-from bot.link_expiry import LinkExpirySweeper
-from bot.links import IssuedLink, Links
-from bot.messenger import Messenger, make_web_client
-from bot.models import AccessType, CreatedCredentials, RequestForm, utcnow
-from bot.store import Store
-from bot.vault import b64url_decode, open_sealed
+from bot.credentials.expiry import LinkExpirySweeper
+from bot.credentials.links import IssuedLink, Links
+from bot.credentials.vault import b64url_decode, open_sealed
+from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
+from bot.slack.messenger import Messenger, make_web_client
+from bot.storage.sqlite import Store
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, STRANGER
 
 

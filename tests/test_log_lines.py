@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot import logs
+from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.harness import FormFiller, http
-from bot.vault import b64url_decode, open_sealed
 from bot.web import INVALID_SIGNATURE_LOG
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot import logs
-from bot.rules import PasswordPolicy, generate_password
-from bot.vault import b64url
+from bot.credentials.vault import b64url
+from bot.domain.rules import PasswordPolicy, generate_password
 
 
 def fake_secrets() -> dict[str, str]:

@@ -24,7 +24,7 @@ import yaml
 from slack_sdk import WebClient
 
 import handlers
-from bot import manifest
+from bot.slack import manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Code that runs inside the bot; bot/sandbox is the fake Slack and the test harness, not the bot.
@@ -257,5 +257,5 @@ def test_cli_prints_yaml_and_json_that_parse_back() -> None:
 def test_top_level_manifest_is_the_packaged_template() -> None:
     # The fixed layout keeps manifest.yml at the top (what a person pastes); the package ships it too.
     root = Path(__file__).resolve().parent.parent
-    assert (root / "manifest.yml").read_text() == (root / "bot" / "manifest.yml").read_text()
+    assert (root / "manifest.yml").read_text() == (root / "bot" / "slack" / "manifest.yml").read_text()
     assert not (root / "manifest.yml").is_symlink()

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from bot.models import RequestStatus
-from bot.store import Store
+from bot.domain.models import RequestStatus
+from bot.storage.sqlite import Store
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 from tests.provisioning_support import (
     SECOND_RECIPIENT,

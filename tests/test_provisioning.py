@@ -2,7 +2,7 @@
 leaves nothing behind, a crash at any step resumes to exactly one complete user.
 
 The workflow runs in-process (fast), talks HTTP to moto server and the Slack stand-in. A crash
-is the test-only exit hook of :mod:`bot.provisioning` with ``hard_exit`` swapped for an
+is the test-only exit hook of :mod:`bot.provisioning.runner` with ``hard_exit`` swapped for an
 exception that, like a killed process, skips every ``except Exception`` and ``finally`` that
 matters (it is a ``BaseException``). ``test_process_restart.py`` kills a real server process.
 """
@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from bot import provisioning
-from bot.iam_steps import MANAGED_TAG, StepRunner
-from bot.journal import JournalState
-from bot.models import RequestStatus
-from bot.plan import MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
-from bot.vault import open_sealed
+from bot.aws.writes import MANAGED_TAG, StepRunner
+from bot.credentials.vault import open_sealed
+from bot.domain.models import RequestStatus
+from bot.domain.plan import MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
+from bot.provisioning import runner as provisioning
+from bot.provisioning.journal import JournalState
 from tests.conftest import APPROVER, RECIPIENT, REQUESTER
 from tests.provisioning_support import (
     CHANGE_PASSWORD_ARN,

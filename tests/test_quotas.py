@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.models import Tag
-from bot.plan import Step, StepKind
-from bot.quotas import quota_problems
+from bot.domain.models import Tag
+from bot.domain.plan import Step, StepKind
+from bot.domain.quotas import quota_problems
 
 SUMMARY = {
     "Users": 10,

@@ -19,11 +19,11 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.models import AccessType, CreatedCredentials, RequestForm, utcnow
-from bot.rules import PasswordPolicy, generate_password
+from bot.credentials.vault import b64url_decode, credentials_plaintext, open_sealed, seal
+from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
+from bot.domain.rules import PasswordPolicy, generate_password
 from bot.sandbox.harness import http
-from bot.store import Store
-from bot.vault import b64url_decode, credentials_plaintext, open_sealed, seal
+from bot.storage.sqlite import Store
 from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, REQUESTER, STRANGER
 
 REVEAL = {"X-Requested-With": "reveal"}

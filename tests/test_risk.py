@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import load_settings
-from bot.models import (
+from bot.domain.models import (
     AccessType,
     AttachedPolicy,
     GroupGrant,
@@ -15,7 +15,7 @@ from bot.models import (
     RequestForm,
     UserPermissions,
 )
-from bot.risk import (
+from bot.domain.risk import (
     DEFAULT_SENSITIVE_PERMISSIONS,
     allows_everything,
     approvals_required,

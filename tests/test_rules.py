@@ -14,8 +14,8 @@ import regex
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bot.models import Tag
-from bot.rules import (
+from bot.domain.models import Tag
+from bot.domain.rules import (
     IAM_PASSWORD_SYMBOLS,
     PASSWORD_MAX,
     AccountQuotas,

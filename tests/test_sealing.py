@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.sealing import PasswordSealer, SealError, sealer_from_bot_token
+from bot.credentials.sealing import PasswordSealer, SealError, sealer_from_bot_token
 
 SECRET = b"xoxb-0000-1111-server-side-secret"
 

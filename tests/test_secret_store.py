@@ -6,8 +6,8 @@ import sqlite3
 import threading
 from datetime import timedelta
 
-from bot.models import AccessType, RequestForm, utcnow
-from bot.store import MIGRATIONS, SCHEMA_VERSION, Store
+from bot.domain.models import AccessType, RequestForm, utcnow
+from bot.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, Store
 
 FORM = RequestForm(
     recipients=("U1",), user_names=("alice",), access_types=frozenset({AccessType.CONSOLE}), justification="x" * 12

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.sandbox.harness import http
 from bot.sandbox.slack_standin import WORKSPACE_URL
-from bot.store import Store
+from bot.storage.sqlite import Store
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import JUSTIFICATION, approval_message, link_from_ephemeral, open_modal

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import status_blocks
-from bot.models import AccessType, OnboardingRequest, RequestForm, RequestStatus
-from bot.status import Command, normalize_request_id, parse_command
-from bot.status_blocks import HOME_BLOCKS_MAX, HomeContent, QueueItem
-from bot.store import REQUEST_ID_ALPHABET, SealedSecretRow, Store
+from bot.domain.models import AccessType, OnboardingRequest, RequestForm, RequestStatus
+from bot.selfservice import messages as status_blocks
+from bot.selfservice.desk import Command, normalize_request_id, parse_command
+from bot.selfservice.messages import HOME_BLOCKS_MAX, HomeContent, QueueItem
+from bot.storage.sqlite import REQUEST_ID_ALPHABET, SealedSecretRow, Store
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SECRET_JUSTIFICATION = "Project Bluebird, do not share"

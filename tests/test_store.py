@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.models import AccessType, RequestForm, RequestStatus, utcnow
-from bot.store import SCHEMA_VERSION, Store
+from bot.domain.models import AccessType, RequestForm, RequestStatus, utcnow
+from bot.storage.sqlite import SCHEMA_VERSION, Store
 
 FORM = RequestForm(
     recipients=("U1",), user_names=("alice",), access_types=frozenset({AccessType.CONSOLE}), justification="x" * 12

@@ -7,8 +7,8 @@ import json
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from bot.models import CreatedCredentials
-from bot.vault import b64url, b64url_decode, credentials_plaintext, open_sealed, seal
+from bot.credentials.vault import b64url, b64url_decode, credentials_plaintext, open_sealed, seal
+from bot.domain.models import CreatedCredentials
 
 
 def test_seal_round_trip_and_fresh_key_each_time() -> None:

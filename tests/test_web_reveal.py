@@ -18,12 +18,12 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
+from bot.aws.iam import IamGateway
 from bot.config import load_settings
-from bot.iam import IamGateway
-from bot.links import Links
-from bot.messenger import Messenger
-from bot.models import AccessType, CreatedCredentials, RequestForm, utcnow
-from bot.store import Store
+from bot.credentials.links import Links
+from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
+from bot.slack.messenger import Messenger
+from bot.storage.sqlite import Store
 from bot.web import SLACK_BODY_LIMIT_BYTES, create_flask
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 
@@ -235,7 +235,7 @@ class _Inline(HTMLParser):
 
 def test_the_page_has_no_inline_script_or_style() -> None:
     parser = _Inline()
-    parser.feed(resources.files("bot").joinpath("static/credentials.html").read_text())
+    parser.feed(resources.files("bot.credentials").joinpath("static/credentials.html").read_text())
     assert parser.problems == []
 
 

@@ -20,15 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from bot.catalog import Catalog
-from bot.forms import Draft
-from bot.iam import CatalogSnapshot, IamGateway, ManagedPolicy
-from bot.modal_blocks import details_view
-from bot.models import RequestStatus
-from bot.rules import AccountQuotas, PasswordPolicy
-from bot.sealing import PasswordSealer
-from bot.store import Store
-from bot.wizard import Wizard, WizardAnswer, suggestion_view
+from bot.aws.catalog import Catalog
+from bot.aws.iam import CatalogSnapshot, IamGateway, ManagedPolicy
+from bot.credentials.sealing import PasswordSealer
+from bot.domain.models import RequestStatus
+from bot.domain.rules import AccountQuotas, PasswordPolicy
+from bot.storage.sqlite import Store
+from bot.wizard.forms import Draft
+from bot.wizard.service import Wizard, WizardAnswer, suggestion_view
+from bot.wizard.views import details_view
 from tests import wizard_driver as wiz
 
 REQUESTER = "U0REQUEST1"

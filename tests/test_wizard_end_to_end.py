@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.harness import http
-from bot.store import Store
-from bot.vault import b64url_decode, open_sealed
+from bot.storage.sqlite import Store
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import approval_message, link_from_ephemeral, open_modal, wait_catalog

@@ -1,0 +1,233 @@
+"""An in-memory copy of what IAM holds, refreshed in the background, and searched by options menus.
+
+Slack gives options menus and view submissions 3 s; a full IAM scan can take longer on a big
+account (1,300+ AWS managed policies, 100 a page), so requests read this snapshot and never
+scan IAM themselves. Searches are linear over pre-lower-cased names: well under a millisecond
+for a few thousand entries (``benchmarks/options_bench.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bot.aws.iam import CatalogSnapshot, ManagedPolicy
+from bot.domain.rules import AccountQuotas, PasswordPolicy
+
+log = logging.getLogger(__name__)
+
+EMPTY = CatalogSnapshot(user_names=(), group_names=(), loaded_at=0.0)
+# Slack: an option's value is at most 150 characters, and a response holds at most 100 options.
+OPTION_VALUE_MAX = 150
+OPTIONS_MAX = 100
+POLICY_KEY_PREFIX = "policy-sha256:"
+
+
+def policy_value(arn: str) -> str:
+    """The option value of a policy: its ARN when it fits Slack's 150 characters, else a short
+    stable key (``policy-sha256:`` + 40 hex digits of the ARN's SHA-256) that
+    :meth:`Catalog.policy_for_value` maps back. ARNs with long paths exceed 150 characters."""
+    if len(arn) <= OPTION_VALUE_MAX:
+        return arn
+    return POLICY_KEY_PREFIX + hashlib.sha256(arn.encode("utf-8")).hexdigest()[:40]
+
+
+def rank(names: Iterable[tuple[str, str, object]], query: str) -> list[object]:
+    """Entries whose lower-cased name contains ``query`` (lower-cased, trimmed): names starting
+    with it first, then the others, each part in the input's (alphabetical) order.
+
+    Args:
+        names: ``(lower-cased name, name, entry)`` triples, already sorted by name.
+    """
+    needle = query.strip().lower()
+    if not needle:
+        return [entry for _, _, entry in names]
+    starts: list[object] = []
+    contains: list[object] = []
+    for lowered, _, entry in names:
+        position = lowered.find(needle)
+        if position == 0:
+            starts.append(entry)
+        elif position > 0:
+            contains.append(entry)
+    return starts + contains
+
+
+@dataclass(frozen=True)
+class PolicyMatches:
+    """Policies matching a search, split as Slack's option groups show them."""
+
+    customer_managed: tuple[ManagedPolicy, ...]
+    aws_managed: tuple[ManagedPolicy, ...]
+
+
+class _Index:
+    """A snapshot prepared for search: sorted ``(lower, name, entry)`` lists and lookup maps."""
+
+    def __init__(self, snapshot: CatalogSnapshot) -> None:
+        self.users = [(n.lower(), n, n) for n in sorted(snapshot.user_names, key=str.lower)]
+        self.groups = [(n.lower(), n, n) for n in sorted(snapshot.group_names, key=str.lower)]
+        ordered = sorted(snapshot.policies, key=lambda p: (p.name.lower(), p.arn))
+        self.customer = [(p.name.lower(), p.name, p) for p in ordered if not p.aws_managed]
+        self.aws = [(p.name.lower(), p.name, p) for p in ordered if p.aws_managed]
+        self.group_names = frozenset(snapshot.group_names)
+        self.users_lower = {n.lower(): n for n in snapshot.user_names}
+        self.policy_by_value = {policy_value(p.arn): p for p in snapshot.policies}
+        self.policy_by_arn = {p.arn: p for p in snapshot.policies}
+
+
+class Catalog:
+    """Holds the latest :class:`CatalogSnapshot` and refreshes it every ``interval`` seconds.
+
+    Readers never block on a refresh: a new snapshot and its search index replace the old
+    ones in one reference swap.
+
+    Args:
+        loader: returns a fresh snapshot (``IamGateway.load_catalog``); may be slow.
+        interval: seconds between background refreshes.
+    """
+
+    def __init__(self, loader: Callable[[], CatalogSnapshot], interval: float = 300.0) -> None:
+        self._loader = loader
+        self._interval = interval
+        self._snapshot = EMPTY
+        self._index = _Index(EMPTY)
+        self._added_users: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loaded = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def snapshot(self) -> CatalogSnapshot:
+        """The latest snapshot (an empty one until the first load)."""
+        return self._snapshot
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a first snapshot has arrived (before that, menus offer nothing)."""
+        return self._loaded.is_set()
+
+    def set_snapshot(self, snapshot: CatalogSnapshot) -> None:
+        """Install ``snapshot`` (what :meth:`refresh` does with the loader's answer)."""
+        index = _Index(snapshot)
+        with self._lock:
+            self._snapshot, self._index = snapshot, index
+            self._added_users.clear()
+        self._loaded.set()
+
+    def refresh(self) -> None:
+        """Load a new snapshot now (in the caller's thread). Errors are logged, the old copy kept."""
+        try:
+            snapshot = self._loader()
+        except Exception as error:
+            log.warning("catalog refresh failed, keeping the previous copy: %s", error)
+            return
+        self.set_snapshot(snapshot)
+        # Thousands of long-lived policy objects made each full garbage collection pause every
+        # request thread for tens of ms (p99 of acks). Frozen objects are skipped by the cyclic
+        # collector; unfreezing first lets this one collection per refresh reclaim whatever
+        # cyclic garbage the previous freeze kept (the old snapshot goes by reference counting).
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "catalog loaded: %d users, %d groups, %d managed policies",
+            len(snapshot.user_names),
+            len(snapshot.group_names),
+            len(snapshot.policies),
+        )
+
+    def start(self) -> None:
+        """Load now and then every ``interval`` seconds, in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="catalog-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background refresh after the current one (the thread is a daemon)."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        self.refresh()
+        while not self._stop.wait(self._interval):
+            self.refresh()
+
+    # -- account facts ---------------------------------------------------------------------------
+
+    @property
+    def password_policy(self) -> PasswordPolicy:
+        """The account password policy as of the last refresh (AWS's default when none is set)."""
+        return self._snapshot.password_policy
+
+    @property
+    def quotas(self) -> AccountQuotas:
+        """Per-user quotas from ``get_account_summary`` as of the last refresh."""
+        return self._snapshot.quotas
+
+    @property
+    def account_id(self) -> str | None:
+        """The AWS account id (``sts:GetCallerIdentity``), or None if it could not be read."""
+        return self._snapshot.account_id
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def note_user_created(self, user_name: str) -> None:
+        """Count a user the bot just made as existing before the next refresh sees it."""
+        with self._lock:
+            self._added_users.add(user_name)
+
+    def user_names_lower(self) -> set[str]:
+        """Existing IAM user names, lower-cased (IAM user names ignore case)."""
+        with self._lock:
+            names = (*self._snapshot.user_names, *self._added_users)
+        return {name.lower() for name in names}
+
+    def user_named(self, name: str) -> str | None:
+        """The existing user's name as IAM spells it, matching ``name`` ignoring case, or None."""
+        return self._index.users_lower.get(name.lower())
+
+    def search_users(self, query: str, limit: int = OPTIONS_MAX) -> list[str]:
+        """User names containing ``query`` ignoring case (prefix matches first), at most ``limit``."""
+        return rank(self._index.users, query)[:limit]  # type: ignore[return-value]
+
+    # -- groups ----------------------------------------------------------------------------------
+
+    def search_groups(self, query: str, limit: int = OPTIONS_MAX) -> list[str]:
+        """Group names containing ``query`` ignoring case (prefix matches first), at most ``limit``."""
+        return rank(self._index.groups, query)[:limit]  # type: ignore[return-value]
+
+    def has_group(self, name: str) -> bool:
+        """Whether IAM has a group of exactly this name (group names are case-sensitive in ARNs)."""
+        return name in self._index.group_names
+
+    # -- managed policies ------------------------------------------------------------------------
+
+    def search_policies(self, query: str, limit: int = OPTIONS_MAX) -> PolicyMatches:
+        """Managed policies whose name contains ``query`` ignoring case, at most ``limit`` in all.
+
+        When both kinds match, each kind gets at least half of ``limit`` (or all it has), so a
+        flood of AWS managed matches never hides the account's own policies, and vice versa.
+        """
+        customer = rank(self._index.customer, query)
+        aws = rank(self._index.aws, query)
+        half = limit // 2
+        customer_n = min(len(customer), max(half, limit - len(aws)))
+        aws_n = min(len(aws), limit - customer_n)
+        return PolicyMatches(
+            customer_managed=tuple(customer[:customer_n]),  # type: ignore[arg-type]
+            aws_managed=tuple(aws[:aws_n]),  # type: ignore[arg-type]
+        )
+
+    def policy_for_value(self, value: str) -> ManagedPolicy | None:
+        """The policy an option value (:func:`policy_value`) stands for, or None if unknown."""
+        return self._index.policy_by_value.get(value)
+
+    def policy_for_arn(self, arn: str) -> ManagedPolicy | None:
+        """The managed policy with this ARN, or None if IAM did not have it at the last refresh."""
+        return self._index.policy_by_arn.get(arn)

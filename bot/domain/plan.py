@@ -1,0 +1,164 @@
+"""Turn an approved request into the ordered IAM steps that create its users. Pure: no I/O.
+
+A plan holds names and ARNs only, never a secret: passwords and keys are made while the
+steps run. Step order follows what IAM needs: the user first, then what hangs off it.
+"Copy from user" arrives already expanded (:class:`~bot.domain.models.UserPermissions`, read from
+the API), so the plan shows exactly what will be copied.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.domain.models import OnboardingRequest, PermissionMode, Tag, UserPermissions
+
+# IAM: at most 50 tags per user; the bot adds these provenance tags to the requester's.
+PROVENANCE_TAG_KEYS = ("iam-user-bot:request-id", "iam-user-bot:requested-by", "iam-user-bot:approved-by")
+# Bot-managed customer managed policies (documents in bot/policies/, reasoning in docs/).
+MFA_POLICY_NAME = "iam-user-bot-require-mfa"
+SELF_MANAGE_POLICY_NAME = "iam-user-bot-self-manage-credentials"
+CHANGE_PASSWORD_POLICY_ARN = "arn:aws:iam::aws:policy/IAMUserChangePassword"  # noqa: S105 - an ARN
+
+
+class StepKind(enum.StrEnum):
+    """One IAM API call the plan needs, named after the call."""
+
+    ENSURE_BOT_POLICY = "ensure_bot_policy"  # create_policy once if absent (account-wide)
+    CREATE_USER = "create_user"
+    CREATE_LOGIN_PROFILE = "create_login_profile"
+    CREATE_ACCESS_KEY = "create_access_key"
+    ADD_USER_TO_GROUP = "add_user_to_group"
+    ATTACH_USER_POLICY = "attach_user_policy"
+    PUT_USER_POLICY = "put_user_policy"  # copies an inline policy of the source user
+
+
+class Step(BaseModel):
+    """One IAM call.
+
+    ``target`` is the group name (``add_user_to_group``), the policy ARN
+    (``attach_user_policy``), the inline policy name (``put_user_policy``) or the bot policy
+    name (``ensure_bot_policy``). ``source_user`` is the user an inline policy is copied from.
+    ``user_name`` is empty for account-wide steps. ``document_sha256`` is the digest of the
+    copied inline policy's document as the approvers saw it (:func:`policy_document_sha256`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: StepKind
+    user_name: str = ""
+    target: str | None = None
+    tags: tuple[Tag, ...] = ()
+    permissions_boundary_arn: str | None = None
+    password_reset_required: bool = False
+    source_user: str | None = None
+    document_sha256: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short human text, for journals and progress lines."""
+        suffix = f" → {self.target}" if self.target else ""
+        return f"{self.kind.value} {self.user_name}{suffix}".replace("  ", " ")
+
+
+def provenance_tags(request: OnboardingRequest, approver: str) -> tuple[Tag, ...]:
+    """Tags that tie an IAM user to the request that made it (request id, requester, approver)."""
+    values = (request.id, request.requester, approver)
+    return tuple(Tag(key=key, value=value) for key, value in zip(PROVENANCE_TAG_KEYS, values, strict=True))
+
+
+def policy_document_sha256(document: Mapping[str, object]) -> str:
+    """sha256 (hex) of a policy document's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def bot_policy_arn(account_id: str, name: str) -> str:
+    """ARN of a bot-managed customer managed policy (created at path ``/``)."""
+    return f"arn:aws:iam::{account_id}:policy/{name}"
+
+
+def build_plan(
+    request: OnboardingRequest,
+    approver: str,
+    *,
+    account_id: str,
+    copy_source: UserPermissions | None = None,
+    users_may_change_password: bool = True,
+    inline_digests: Mapping[str, str] | None = None,
+) -> list[Step]:
+    """The IAM steps for every user of ``request``.
+
+    Args:
+        approver: Slack id of the approver (a provenance tag).
+        account_id: the AWS account, for the ARNs of the bot-managed policies.
+        copy_source: the expanded "copy from user" source; required when the request's
+            permission mode is ``copy_user``.
+        inline_digests: the approved digest of each copied inline policy, by name; the step
+            refuses to copy a document that has changed since (what was approved is what runs).
+        users_may_change_password: the account password policy's ``AllowUsersToChangePassword``.
+            When a reset is required and users may not change their password, the AWS managed
+            policy ``IAMUserChangePassword`` is attached so the first sign-in can complete.
+
+    Order: account-wide bot policies first; then per user ``create_user`` (tags, boundary),
+    ``create_login_profile``, ``create_access_key``, groups, managed policies, inline policies.
+
+    Raises:
+        ValueError: ``copy_user`` mode without ``copy_source``.
+    """
+    form = request.form
+    groups: tuple[str, ...] = ()
+    policies: list[str] = []
+    inline: tuple[str, ...] = ()
+    boundary = form.permissions_boundary_arn
+    if form.permission_mode is PermissionMode.GROUPS:
+        groups = form.groups
+    elif form.permission_mode is PermissionMode.POLICIES:
+        policies = list(form.policy_arns)
+    else:
+        if copy_source is None:
+            raise ValueError("a copy_user request needs the expanded source user")
+        groups = copy_source.groups
+        policies = list(copy_source.managed_policy_arns)
+        inline = copy_source.inline_policy_names
+        boundary = boundary or copy_source.permissions_boundary_arn
+
+    steps: list[Step] = []
+    for wanted, name in ((form.mfa_required, MFA_POLICY_NAME), (form.self_manage_credentials, SELF_MANAGE_POLICY_NAME)):
+        if wanted:
+            steps.append(Step(kind=StepKind.ENSURE_BOT_POLICY, target=name))
+            policies.append(bot_policy_arn(account_id, name))
+    if form.console and form.require_reset and not users_may_change_password:
+        policies.append(CHANGE_PASSWORD_POLICY_ARN)
+    policies = list(dict.fromkeys(policies))
+
+    tags = (*form.tags, *provenance_tags(request, approver))
+    for user_name in form.user_names:
+        steps.append(Step(kind=StepKind.CREATE_USER, user_name=user_name, tags=tags, permissions_boundary_arn=boundary))
+        if form.console:
+            steps.append(
+                Step(
+                    kind=StepKind.CREATE_LOGIN_PROFILE,
+                    user_name=user_name,
+                    password_reset_required=form.require_reset,
+                )
+            )
+        if form.programmatic:
+            steps.append(Step(kind=StepKind.CREATE_ACCESS_KEY, user_name=user_name))
+        steps.extend(Step(kind=StepKind.ADD_USER_TO_GROUP, user_name=user_name, target=g) for g in groups)
+        steps.extend(Step(kind=StepKind.ATTACH_USER_POLICY, user_name=user_name, target=arn) for arn in policies)
+        steps.extend(
+            Step(
+                kind=StepKind.PUT_USER_POLICY,
+                user_name=user_name,
+                target=name,
+                source_user=copy_source.user_name if copy_source else None,
+                document_sha256=(inline_digests or {}).get(name),
+            )
+            for name in inline
+        )
+    return steps

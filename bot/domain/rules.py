@@ -1,0 +1,423 @@
+"""IAM and Slack limits as pure validation. No I/O: callers pass in what IAM holds.
+
+Each check cites the rule it implements. moto enforces almost none of these, so they live here.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.domain.models import Tag
+
+# IAM CreateUser API reference: UserName pattern [\w+=,.@-]+, length 1-64.
+USER_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}\Z", re.ASCII)  # \Z: "$" would let "name\n" through
+USER_NAME_MAX = 64
+# Slack: a multi users select in a modal takes at most 10 users when we set max_selected_items.
+MAX_RECIPIENTS = 10
+# IAM's password symbol set (account password policy documentation), less "," and '"' and "'"
+# because `aws configure import` splits the credentials CSV on plain commas and a quote confuses
+# spreadsheet tools that open the same file.
+PASSWORD_SYMBOLS = "!@#$%^&*()_+-=[]{}|"  # noqa: S105 - an alphabet, not a password
+PASSWORD_MIN_GENERATED = 20
+PASSWORD_MAX = 128  # CreateLoginProfile: 1-128 characters
+
+
+class PasswordPolicy(BaseModel):
+    """The account password policy (``get_account_password_policy``), or AWS's default.
+
+    AWS's default when no custom policy exists: at least 8 characters and at least three of
+    the four character classes (upper, lower, digit, symbol), which :attr:`min_classes` models.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    minimum_length: int = 8
+    require_symbols: bool = False
+    require_numbers: bool = False
+    require_uppercase: bool = False
+    require_lowercase: bool = False
+    allow_users_to_change_password: bool = True
+    min_classes: int = 3
+    is_default: bool = True
+
+    @classmethod
+    def from_api(cls, policy: dict[str, object]) -> PasswordPolicy:
+        """Build from the ``PasswordPolicy`` dict of ``get_account_password_policy``."""
+        return cls(
+            minimum_length=int(policy.get("MinimumPasswordLength", 6)),  # type: ignore[call-overload]
+            require_symbols=bool(policy.get("RequireSymbols", False)),
+            require_numbers=bool(policy.get("RequireNumbers", False)),
+            require_uppercase=bool(policy.get("RequireUppercaseCharacters", False)),
+            require_lowercase=bool(policy.get("RequireLowercaseCharacters", False)),
+            allow_users_to_change_password=bool(policy.get("AllowUsersToChangePassword", False)),
+            min_classes=0,
+            is_default=False,
+        )
+
+
+def user_name_error(name: str) -> str | None:
+    """Why ``name`` is not a valid IAM user name, or None when it is.
+
+    Rule: IAM CreateUser, ``UserName`` matches ``[\\w+=,.@-]+`` (ASCII word characters and
+    ``+=,.@-``), 1 to 64 characters.
+    """
+    if not name:
+        return "a user name cannot be empty"
+    if len(name) > USER_NAME_MAX:
+        return f"“{name[:20]}…” is {len(name)} characters; IAM allows at most {USER_NAME_MAX}"
+    if not USER_NAME_PATTERN.match(name):
+        bad = sorted({ch for ch in name if not re.match(r"[\w+=,.@-]", ch, re.ASCII)})
+        shown = " ".join(repr(ch) for ch in bad)
+        return f"“{name}” has characters IAM does not allow ({shown}); use letters, digits and + = , . @ _ -"
+    return None
+
+
+def parse_user_names(text: str) -> list[str]:
+    """One user name per line; blank lines and surrounding spaces ignored."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def user_names_error(
+    names: Sequence[str],
+    recipient_count: int,
+    existing_lower: Iterable[str],
+    requested_lower: Mapping[str, str] | None = None,
+) -> str | None:
+    """Validate the ``user_names`` field against the recipients and the users IAM already holds.
+
+    Args:
+        names: the requested IAM user names, in recipient order.
+        recipient_count: how many Slack recipients were chosen (one IAM user each).
+        existing_lower: names of existing IAM users, lower-cased.
+        requested_lower: names (lower-cased) of IAM users that open requests will create, to
+            the id of that request: the later of two such requests would fail at provisioning.
+
+    Rules: each name valid (:func:`user_name_error`); as many names as recipients; unique
+    ignoring case within the request and against IAM (IAM user names are not case-sensitive:
+    ``Bob`` and ``bob`` cannot both exist).
+    """
+    if not names:
+        return "Enter one IAM user name per line, one for each recipient."
+    if len(names) != recipient_count:
+        return (
+            f"You chose {recipient_count} recipient(s) but entered {len(names)} user name(s); "
+            "enter exactly one name per recipient, in the same order."
+        )
+    for name in names:
+        if error := user_name_error(name):
+            return error
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.lower() in seen:
+            return (
+                f"“{name}” and “{seen[name.lower()]}” are the same IAM user name "
+                "(IAM ignores case); use different names."
+            )
+        seen[name.lower()] = name
+    existing = set(existing_lower)
+    taken = [name for name in names if name.lower() in existing]
+    if taken:
+        return f"An IAM user named “{taken[0]}” already exists (IAM ignores case); choose another name."
+    requested = requested_lower or {}
+    if pending := [name for name in names if name.lower() in requested]:
+        return (
+            f"“{pending[0]}” is already requested in {requested[pending[0].lower()]}, which is not finished yet "
+            "(IAM ignores case); choose another name."
+        )
+    return None
+
+
+def recipient_account_error(user_id: str, user: Mapping[str, Any] | None) -> str | None:
+    """Why Slack user ``user_id`` cannot receive IAM credentials, or None.
+
+    ``user`` is Slack's ``users.info`` object, or ``{"error": code}`` when Slack refused (None:
+    no answer at all). A bot or app user, a deactivated account, or one Slack cannot vouch for
+    never gets an IAM user: nobody would hold its credentials, or the wrong party would.
+    """
+    if user is not None and user.get("error") == "user_not_found":
+        return f"<@{user_id}> is not a member of this Slack workspace; choose a person from the list."
+    if user is None or user.get("error"):
+        return f"I could not look up <@{user_id}> in Slack just now; try again in a moment."
+    if user.get("deleted"):
+        return f"<@{user_id}> is a deactivated Slack account; choose an active person."
+    if user.get("is_bot") or user.get("is_app_user") or user_id == "USLACKBOT":
+        return f"<@{user_id}> is a bot or app, not a person; only people receive IAM credentials."
+    return None
+
+
+def recipients_error(recipients: Sequence[str]) -> str | None:
+    """1 to :data:`MAX_RECIPIENTS` distinct Slack users (one IAM user each)."""
+    if not recipients:
+        return "Choose at least one person to receive credentials."
+    if len(recipients) > MAX_RECIPIENTS:
+        return f"Choose at most {MAX_RECIPIENTS} recipients per request."
+    return None
+
+
+def generate_password(policy: PasswordPolicy) -> str:
+    """A random password that satisfies ``policy`` and survives the credentials CSV.
+
+    Length is ``max(policy.minimum_length, 20)`` (capped at IAM's 128). One character of every
+    class (upper, lower, digit, symbol) is always included, which satisfies any policy's class
+    requirements and AWS's default "three of four classes" rule. Symbols come only from IAM's
+    set without ``,`` ``"`` ``'`` (see :data:`PASSWORD_SYMBOLS`). Uses :mod:`secrets`.
+    """
+    length = min(max(policy.minimum_length, PASSWORD_MIN_GENERATED), PASSWORD_MAX)
+    classes = [string.ascii_uppercase, string.ascii_lowercase, string.digits, PASSWORD_SYMBOLS]
+    alphabet = "".join(classes)
+    chars = [secrets.choice(cls) for cls in classes]
+    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
+    # Fisher-Yates with a CSPRNG so the guaranteed characters are not always first.
+    for i in range(len(chars) - 1, 0, -1):
+        j = secrets.randbelow(i + 1)
+        chars[i], chars[j] = chars[j], chars[i]
+    return "".join(chars)
+
+
+# -- custom passwords -----------------------------------------------------------------------------
+
+# CreateLoginProfile: Password matches [\u0009\u000A\u000D\u0020-\u00FF]+, 1-128 characters.
+PASSWORD_ALLOWED = re.compile(r"^[\t\n\r\u0020-\u00ff]+$")
+# The account password policy's "symbol" class is exactly this set (IAM user guide,
+# "Setting an account password policy"); other printable characters are allowed in a password
+# but do not count as a symbol.
+IAM_PASSWORD_SYMBOLS = frozenset("!@#$%^&*()_+-=[]{}|'")
+# Contract ("Credentials"): the credentials CSV is split on plain commas by `aws configure
+# import`, so a password holding either of these would break the file it is downloaded in.
+PASSWORD_FORBIDDEN = frozenset(',"')
+
+
+def _password_classes(password: str) -> dict[str, bool]:
+    return {
+        "an uppercase letter (A-Z)": any("A" <= ch <= "Z" for ch in password),
+        "a lowercase letter (a-z)": any("a" <= ch <= "z" for ch in password),
+        "a number (0-9)": any("0" <= ch <= "9" for ch in password),
+        "a symbol (! @ # $ % ^ & * ( ) _ + - = [ ] { } | ')": any(ch in IAM_PASSWORD_SYMBOLS for ch in password),
+    }
+
+
+def custom_password_error(password: str, policy: PasswordPolicy) -> str | None:
+    """Why IAM (or the credentials CSV) would refuse ``password``, or None when it is fine.
+
+    Rules, in order: CreateLoginProfile's 1-128 characters of ``[\\t\\n\\r\\u0020-\\u00FF]``;
+    no ``,`` or ``"`` (contract: the CSV that ``aws configure import`` reads); the account
+    password policy's minimum length and required classes (:class:`PasswordPolicy`), or AWS's
+    default policy (8 characters, three of the four classes) when the account has none.
+    The message never repeats the password.
+    """
+    if not password:
+        return "Enter the password, or choose an autogenerated one."
+    if len(password) > PASSWORD_MAX:
+        return f"The password is {len(password)} characters; IAM allows at most {PASSWORD_MAX}."
+    if not PASSWORD_ALLOWED.match(password):
+        return "The password has characters IAM does not allow; use printable Latin-1 characters only."
+    if any(ch in PASSWORD_FORBIDDEN for ch in password):
+        return 'The password may not contain a comma (,) or a double quote ("): they break the credentials CSV.'
+    if len(password) < policy.minimum_length:
+        return (
+            f"The password is {len(password)} characters; the account password policy needs at least "
+            f"{policy.minimum_length}."
+        )
+    classes = _password_classes(password)
+    required = {
+        "an uppercase letter (A-Z)": policy.require_uppercase,
+        "a lowercase letter (a-z)": policy.require_lowercase,
+        "a number (0-9)": policy.require_numbers,
+        "a symbol (! @ # $ % ^ & * ( ) _ + - = [ ] { } | ')": policy.require_symbols,
+    }
+    missing = [name for name, needed in required.items() if needed and not classes[name]]
+    if missing:
+        return "The account password policy needs " + ", ".join(missing) + "."
+    present = sum(classes.values())
+    if present < policy.min_classes:
+        absent = [name for name, there in classes.items() if not there]
+        return (
+            f"AWS's default password policy needs at least {policy.min_classes} of: uppercase letter, lowercase "
+            f"letter, number, symbol; add {' or '.join(absent)}."
+        )
+    return None
+
+
+# -- tags -----------------------------------------------------------------------------------------
+
+# IAM Tag (API reference, "Tag"): at most 50 tags per user, key 1-128 and value 0-256 characters
+# of [\p{L}\p{Z}\p{N}_.:/=+\-@]*; keys starting "aws:" (any case) are reserved for AWS; keys are
+# case-insensitive on users (Department and department are the same tag).
+TAGS_PER_USER_MAX = 50
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+TAG_EXTRA_CHARS = frozenset("_.:/=+-@")
+RESERVED_TAG_PREFIXES = ("aws:", "iam-user-bot:")
+
+
+def tag_char_allowed(ch: str) -> bool:
+    """Whether ``ch`` is in IAM's tag alphabet: a Unicode letter (L*), separator (Z*), number (N*),
+    or one of ``_ . : / = + - @``. Python's ``re`` has no ``\\p{…}``, so this reads the category."""
+    return ch in TAG_EXTRA_CHARS or unicodedata.category(ch)[0] in "LZN"
+
+
+def _bad_tag_chars(text: str) -> str:
+    bad = sorted({ch for ch in text if not tag_char_allowed(ch)})
+    return " ".join(repr(ch) for ch in bad)
+
+
+@dataclass(frozen=True)
+class TagsResult:
+    """Parsed tags, or the first problem found (with its 1-based line number in the message)."""
+
+    tags: tuple[Tag, ...] = ()
+    error: str | None = None
+
+
+def parse_tags(text: str, bot_tag_count: int = 0) -> TagsResult:
+    """Parse the ``tags`` field: one ``Key=Value`` a line, blank lines ignored.
+
+    The line is split at its first ``=``, so values may hold ``=``, keys may not; spaces around
+    key and value are trimmed. ``Key=`` gives an empty value (IAM allows 0-character values).
+
+    Args:
+        text: the field's text.
+        bot_tag_count: tags the bot adds itself (``bot.domain.plan.PROVENANCE_TAG_KEYS``); they count
+            towards IAM's 50 tags per user.
+
+    Rules (IAM ``Tag``): key 1-128 characters, value 0-256, both of
+    ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``; no ``aws:`` prefix in any case (reserved by AWS) and no
+    ``iam-user-bot:`` prefix (the bot's provenance tags); keys unique ignoring case; at most
+    ``50 - bot_tag_count`` tags.
+    """
+    tags: list[Tag] = []
+    seen: dict[str, int] = {}
+    limit = TAGS_PER_USER_MAX - bot_tag_count
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        where = f"Line {number} (“{line[:40]}”)"
+        if "=" not in line:
+            return TagsResult(error=f"{where} has no “=”; write one tag a line as Key=Value.")
+        key, _, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not key:
+            return TagsResult(error=f"{where} has no key before “=”; write Key=Value.")
+        if len(key) > TAG_KEY_MAX:
+            return TagsResult(error=f"Line {number}: the key is {len(key)} characters; IAM allows 1 to {TAG_KEY_MAX}.")
+        if len(value) > TAG_VALUE_MAX:
+            return TagsResult(
+                error=f"Line {number}: the value is {len(value)} characters; IAM allows 0 to {TAG_VALUE_MAX}."
+            )
+        for part, label in ((key, "key"), (value, "value")):
+            if bad := _bad_tag_chars(part):
+                return TagsResult(
+                    error=f"Line {number}: the {label} has characters IAM does not allow in tags ({bad}); "
+                    "use letters, numbers, spaces and _ . : / = + - @"
+                )
+        # Upper-case, then casefold: "ß"/"SS" and "ı"/"I" must each count as one key. AWS does not
+        # document its case mapping, so the coarser comparison is the safe one.
+        lowered = key.upper().casefold()
+        if prefix := next((p for p in RESERVED_TAG_PREFIXES if lowered.startswith(p)), None):
+            owner = "AWS" if prefix == "aws:" else "the bot's own provenance tags"
+            return TagsResult(error=f"Line {number}: keys starting “{prefix}” are reserved for {owner}; rename it.")
+        if lowered in seen:
+            return TagsResult(
+                error=f"Lines {seen[lowered]} and {number} have the same key “{key}” "
+                "(IAM ignores case in tag keys); keep one."
+            )
+        seen[lowered] = number
+        tags.append(Tag(key=key, value=value))
+    if len(tags) > limit:
+        return TagsResult(
+            error=f"{len(tags)} tags: IAM allows {TAGS_PER_USER_MAX} per user and the bot adds {bot_tag_count} "
+            f"of its own, so enter at most {limit}."
+        )
+    return TagsResult(tags=tuple(tags))
+
+
+def format_tags(tags: Iterable[Tag]) -> str:
+    """Inverse of :func:`parse_tags`: ``Key=Value`` lines (to pre-fill the field again)."""
+    return "\n".join(f"{tag.key}={tag.value}" for tag in tags)
+
+
+# -- quotas ---------------------------------------------------------------------------------------
+
+
+class AccountQuotas(BaseModel):
+    """The per-user quotas of ``get_account_summary()["SummaryMap"]`` that a request can hit.
+
+    Defaults are IAM's default quotas (IAM user guide, "IAM and AWS STS quotas"): 10 managed
+    policies attached per user (raisable to 20), 10 groups per user.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    attached_policies_per_user: int = 10
+    groups_per_user: int = 10
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, int]) -> AccountQuotas:
+        """Build from ``get_account_summary()["SummaryMap"]``; missing keys keep the defaults."""
+        defaults = cls()
+        return cls(
+            attached_policies_per_user=int(
+                summary.get("AttachedPoliciesPerUserQuota", defaults.attached_policies_per_user)
+            ),
+            groups_per_user=int(summary.get("GroupsPerUserQuota", defaults.groups_per_user)),
+        )
+
+
+def groups_quota_error(count: int, quotas: AccountQuotas) -> str | None:
+    """IAM ``GroupsPerUserQuota``: a user is in at most that many groups (10 by default)."""
+    if count > quotas.groups_per_user:
+        return (
+            f"That puts each user in {count} groups; this account allows {quotas.groups_per_user} per user "
+            f"(GroupsPerUserQuota). Remove {count - quotas.groups_per_user}."
+        )
+    return None
+
+
+def policies_quota_error(chosen: int, added_by_bot: int, quotas: AccountQuotas) -> str | None:
+    """IAM ``AttachedPoliciesPerUserQuota``: managed policies attached to one user (10 by default).
+
+    Args:
+        chosen: the managed policies the request attaches (chosen, or copied from a user).
+        added_by_bot: the policies the bot attaches itself (MFA, self-manage, IAMUserChangePassword).
+    """
+    total = chosen + added_by_bot
+    if total > quotas.attached_policies_per_user:
+        extra = f" ({chosen} chosen + {added_by_bot} the bot attaches for the options ticked)" if added_by_bot else ""
+        return (
+            f"That attaches {total} managed policies to each user{extra}; this account allows "
+            f"{quotas.attached_policies_per_user} per user (AttachedPoliciesPerUserQuota). "
+            f"Remove {total - quotas.attached_policies_per_user}, or use a group."
+        )
+    return None
+
+
+# -- suggested user names -------------------------------------------------------------------------
+
+
+def suggest_user_name(email: str | None, fallback: str, taken_lower: set[str]) -> str:
+    """An IAM user name for a Slack user: the e-mail's local part made IAM-valid, else ``fallback``.
+
+    Characters outside ``[\\w+=,.@-]`` (ASCII) are dropped after accents are stripped
+    (``josé`` → ``jose``), the result is cut to 64 characters, and a number is appended when
+    the name (ignoring case) is in ``taken_lower``, which is updated with the name chosen.
+    """
+    local = (email or "").partition("@")[0] or fallback
+    ascii_text = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode("ascii")
+    name = "".join(ch for ch in ascii_text if re.match(r"[\w+=,.@-]", ch, re.ASCII)) or "user"
+    name = name[:USER_NAME_MAX]
+    candidate, number = name, 1
+    while candidate.lower() in taken_lower:
+        number += 1
+        suffix = str(number)
+        candidate = name[: USER_NAME_MAX - len(suffix)] + suffix
+    taken_lower.add(candidate.lower())
+    return candidate

@@ -1,0 +1,122 @@
+"""The Slack half of ``iam-user-bot check``: the bot token, its scopes, the people, Socket Mode.
+
+Read-only: ``auth.test``, ``users.info``, ``usergroups.users.list`` and, in Socket Mode,
+``apps.connections.open`` (which hands out a websocket URL; nothing connects to it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.ops.check import CheckLine, Inputs
+
+MAX_PEOPLE_CHECKED = 50  # users.info calls at most; Slack's tier-4 limit is 100 a minute
+
+
+def manifest_scopes() -> set[str]:
+    """The bot scopes the app manifest asks for (``manifest.yml``)."""
+    from bot.slack.manifest import load_template
+
+    return set(load_template()["oauth_config"]["scopes"]["bot"])
+
+
+def check_scopes(headers: dict[str, Any]) -> CheckLine:
+    """The token's scopes (Slack's ``X-OAuth-Scopes`` answer header) against the manifest's."""
+    granted_text = {str(k).lower(): v for k, v in (headers or {}).items()}.get("x-oauth-scopes")
+    if granted_text is None:
+        return CheckLine("slack scopes", True, "Slack did not name the token's scopes (no X-OAuth-Scopes); not checked")
+    if isinstance(granted_text, list):
+        granted_text = ",".join(granted_text)
+    granted = {s.strip() for s in str(granted_text).split(",") if s.strip()}
+    needed = manifest_scopes()
+    missing, extra = sorted(needed - granted), sorted(granted - needed)
+    if missing:
+        return CheckLine(
+            "slack scopes",
+            False,
+            "the bot token lacks " + ", ".join(missing),
+            "paste the output of `iam-user-bot manifest --url <PUBLIC_BASE_URL>` (or --socket-mode) into the app's "
+            "App Manifest page, then reinstall the app to the workspace",
+        )
+    note = f"; also granted, not needed: {', '.join(extra)}" if extra else ""
+    return CheckLine("slack scopes", True, f"all {len(needed)} scopes the bot uses are granted{note}")
+
+
+def check_people(client: Any, inputs: Inputs) -> CheckLine:
+    """Approvers and requesters named by id exist in the workspace, their user groups too."""
+    from slack_sdk.errors import SlackApiError
+
+    problems: list[str] = []
+    fixes: list[str] = []
+    named = list(dict.fromkeys((*inputs.approver_ids, *inputs.requester_ids)))
+    for user_id in named[:MAX_PEOPLE_CHECKED]:
+        try:
+            user = client.users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            problems.append(f"{user_id}: users.info answered {error.response.get('error')}")
+            continue
+        if user.get("deleted") or user.get("is_bot"):
+            problems.append(f"{user_id} is {'deactivated' if user.get('deleted') else 'a bot'}")
+    if problems:
+        fixes.append("use member IDs of active people (profile → ⋮ → Copy member ID)")
+    groups = {"APPROVER_USERGROUP_ID": inputs.approver_group, "REQUESTER_USERGROUP_ID": inputs.requester_group}
+    for variable, group in groups.items():
+        if not group:
+            continue
+        try:
+            members = client.usergroups_users_list(usergroup=group)["users"]
+        except SlackApiError as error:
+            problems.append(f"{variable} {group}: usergroups.users.list answered {error.response.get('error')}")
+            fixes.append(f"set {variable} to the user group's ID (S…), from the group's page in Slack")
+            continue
+        if variable == "APPROVER_USERGROUP_ID" and not members and not inputs.approver_ids:
+            problems.append(f"user group {group} has no members, so nobody can approve")
+            fixes.append("add approvers to the group, or set APPROVER_USER_IDS")
+    if problems:
+        return CheckLine("slack people", False, "; ".join(problems), "; ".join(dict.fromkeys(fixes)))
+    checked = f"{min(len(named), MAX_PEOPLE_CHECKED)} user id(s)" + (
+        " and user group(s)" if any(groups.values()) else ""
+    )
+    return CheckLine("slack people", True, f"{checked} found in the workspace")
+
+
+def check_app_token(client: Any, app_token: str) -> CheckLine:
+    """Socket Mode: the app-level token can open a connection (``apps.connections.open``; nothing connects)."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        client.apps_connections_open(app_token=app_token)
+    except SlackApiError as error:
+        return CheckLine(
+            "slack socket mode",
+            False,
+            f"apps.connections.open answered {error.response.get('error')}",
+            "check SLACK_APP_TOKEN (an xapp- token with connections:write) and that Socket Mode is on for the app",
+        )
+    except OSError as error:
+        return CheckLine("slack socket mode", False, f"cannot reach Slack: {error}", "check outbound HTTPS")
+    return CheckLine("slack socket mode", True, "the app-level token opens Socket Mode connections")
+
+
+def check_slack(inputs: Inputs) -> list[CheckLine]:
+    """auth.test with the bot token, then (when it works) scopes, people and the app-level token."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    base_url = inputs.slack_base_url
+    client = WebClient(token=inputs.bot_token, base_url=base_url, timeout=10)
+    try:
+        answer = client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error", "unknown")
+        fix = "check SLACK_BOT_TOKEN (reinstall the app for a new token)"
+        return [CheckLine("slack", False, f"auth.test answered {code}", fix)]
+    except OSError as error:
+        return [CheckLine("slack", False, f"cannot reach {base_url}: {error}", "check SLACK_API_URL and the network")]
+    lines = [CheckLine("slack", True, f"bot user {answer.get('user')} in workspace {answer.get('team')}")]
+    lines.append(check_scopes(dict(answer.headers)))
+    if inputs.approver_ids or inputs.requester_ids or inputs.approver_group or inputs.requester_group:
+        lines.append(check_people(client, inputs))
+    if inputs.app_token:
+        lines.append(check_app_token(client, inputs.app_token))
+    return lines
