@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
-            from bot.web import create_app
+            from bot.app import create_app
 
             return create_app()
 
@@ -60,7 +60,7 @@ def _audit(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from bot.storage.sqlite import Store
+    from bot.storage import open_database
 
     path = Path(os.environ.get("DATABASE_PATH", "iam-user-bot.db"))
     if not path.exists():
@@ -79,7 +79,7 @@ def _audit(args: argparse.Namespace) -> int:
             from datetime import UTC
 
             since = since.replace(tzinfo=UTC)
-    events = Store(path).audit_events(since=since)
+    events = open_database(path).audit_events(since=since)
     rows = [e.model_dump(mode="json") for e in events]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)

@@ -3,7 +3,7 @@
 Every line carries the request id and the Slack user id it concerns, when there is one. Code
 can pass them as ``extra={"request_id": …, "slack_user": …}``; otherwise they come from context
 variables: :func:`bolt_log_context` (a Bolt middleware) sets the Slack user of each incoming
-request, the workflow binds the request id (:func:`bind`), and :class:`ContextExecutor` carries
+request, the approval stage binds the request id (:func:`bind`), and :class:`ContextExecutor` carries
 both into the threads that run listeners and provisioning after the ack.
 
 The first line of defence is that no code logs a secret. The filter catches mistakes: anything
@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn.glogging import Logger as _GunicornLogger
+from pythonjsonlogger.json import JsonFormatter
+
+from bot.domain.ids import is_request_id
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _slack_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("slack_user", default=None)
-REQUEST_ID_PATTERN = re.compile(r"^R-[A-Z0-9]{4,16}$")
 
 REDACTED = "[REDACTED]"
 # The alphabet of bot.rules.generate_password: letters, digits and IAM's symbols less , " '.
@@ -159,7 +159,7 @@ def slack_ids(body: dict[str, Any]) -> dict[str, str | None]:
     request_id = None
     for action in body.get("actions") or []:
         value = str(action.get("value") or "")
-        if REQUEST_ID_PATTERN.match(value):
+        if is_request_id(value):
             request_id = value
     return {"slack_user": user if isinstance(user, str) else None, "request_id": request_id}
 
@@ -170,24 +170,16 @@ def bolt_log_context(body: dict[str, Any], next: Callable[[], Any]) -> Any:
         return next()
 
 
-class JsonFormatter(logging.Formatter):
-    """``LOG_FORMAT=json``: one JSON object a line with time, level, logger, message, ids, and for
-    an audit event its name as ``event`` (so pipelines can filter without parsing the message)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
-            "slack_user": getattr(record, "slack_user", None),
-        }
-        if getattr(record, "audit_event", None):
-            entry["event"] = record.audit_event
-        if record.exc_text:
-            entry["exception"] = record.exc_text
-        return json.dumps(entry)
+def json_formatter() -> logging.Formatter:
+    """``LOG_FORMAT=json`` (python-json-logger): one object a line with ``time`` (ISO UTC),
+    ``level``, ``logger``, ``message``, ``request_id``, ``slack_user``, for an audit event its name
+    as ``event`` (pipelines filter without parsing the message), and ``exception`` when there is one."""
+    return JsonFormatter(
+        ["levelname", "name", "message", "request_id", "slack_user"],
+        rename_fields={"levelname": "level", "name": "logger", "audit_event": "event", "exc_info": "exception"},
+        timestamp="time",
+        json_ensure_ascii=True,
+    )
 
 
 class TextFormatter(logging.Formatter):
@@ -210,7 +202,7 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter())
     if log_format == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(json_formatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()

@@ -27,7 +27,6 @@ no indexing, a strict Content-Security-Policy with no inline script, no framing,
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from importlib import resources
 
 from flask import Flask, Response, jsonify, request
@@ -36,25 +35,14 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
-from slack_bolt.error import BoltError
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import handlers
-from bot import logs
-from bot.approval.expiry import ExpirySweeper
-from bot.approval.workflow import Workflow
-from bot.aws.catalog import Catalog
-from bot.aws.iam import IamGateway, make_clients
-from bot.config import Settings, load_settings
-from bot.credentials.expiry import LinkExpirySweeper
-from bot.credentials.links import Links
+from bot.config import Settings
+from bot.credentials.reveal import Reveals
 from bot.credentials.vault import SECRET_ID_PATTERN, b64url
-from bot.slack.messenger import Messenger, make_web_client
-from bot.storage.sqlite import SCHEMA_VERSION, Store
 
 log = logging.getLogger(__name__)
-LISTENER_THREADS = 32
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -85,67 +73,13 @@ INVALID_SIGNATURE_LOG = "refused a request on /slack/events: invalid or missing 
 RATE_LIMITED_MESSAGE = "Too many attempts from your address. Wait a minute and try again; nothing was used up."
 
 
-@dataclass
-class Bot:
-    """Everything one serving process holds."""
-
-    settings: Settings
-    store: Store
-    workflow: Workflow
-    bolt: App
-    flask: Flask
-    link_sweeper: LinkExpirySweeper | None = None
-
-
-def build_bot(settings: Settings | None = None, *, start_background: bool = True) -> Bot:
-    """Wire settings, store, IAM, Slack and the Flask app together.
-
-    ``App(client=…)`` calls Slack's ``auth.test`` here, so Slack (or the stand-in) must answer.
-    """
-    settings = settings or load_settings()
-    store = Store(settings.database_path)
-    gateway = IamGateway(*make_clients())
-    catalog = Catalog(gateway.load_catalog)
-    client = make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
-    messenger = Messenger(client)
-    workflow = Workflow(settings, store, gateway, catalog, messenger)
-    signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    bolt = App(
-        client=client,
-        signing_secret=signing,
-        process_before_response=False,
-        raise_error_for_unhandled_request=False,
-        # Every listener runs in this pool, its ack first and then its slow part (Slack posts, IAM
-        # reads). Bolt's default of 5 threads let a burst of slow parts hold back later acks
-        # (BENCHMARKS.md: 50 submissions at once); the pool carries each request's log ids too.
-        listener_executor=logs.ContextExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
-    )
-    bolt.use(logs.bolt_log_context)
-    handlers.register(bolt, workflow)
-    sweeper = LinkExpirySweeper(workflow.links)
-    if start_background:
-        catalog.start()
-        sweeper.start()
-        # Provisioning a stopped or crashed process left half-done: resume or roll back (issue 5).
-        workflow.start_resume_loop()
-        ExpirySweeper(
-            workflow,
-            ttl_seconds=settings.pending_request_ttl_seconds,
-            interval_seconds=settings.expiry_check_interval_seconds,
-        ).start()
-        if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).connect()
-    flask = create_flask(bolt, store, workflow.links, settings)
-    return Bot(settings=settings, store=store, workflow=workflow, bolt=bolt, flask=flask, link_sweeper=sweeper)
-
-
-def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> Flask:
+def create_flask(bolt: App, reveals: Reveals, settings: Settings, schema_version: int = 0) -> Flask:
     """The HTTP routes. Every response carries :data:`SECURITY_HEADERS`.
 
     Args:
-        links: hands out sealed secrets (:meth:`bot.credentials.links.Links.reveal`).
+        bolt: the Slack app behind ``POST /slack/events``.
+        reveals: hands out sealed secrets (:meth:`bot.credentials.reveal.Reveals.reveal`).
+        schema_version: the store's schema version, shown by ``/healthz``.
         settings: ``TRUSTED_PROXY_COUNT``, ``REVEAL_RATE_LIMIT``, ``RATE_LIMIT_STORAGE_URI``.
     """
     app = Flask(__name__, static_folder="credentials/static", static_url_path="/static")
@@ -190,7 +124,7 @@ def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> F
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return jsonify(ok=True, schema_version=SCHEMA_VERSION)
+        return jsonify(ok=True, schema_version=schema_version)
 
     @app.get("/favicon.ico")
     def favicon() -> tuple[str, int]:
@@ -207,34 +141,10 @@ def create_flask(bolt: App, store: Store, links: Links, settings: Settings) -> F
         name, value = REVEAL_HEADER
         if request.headers.get(name) != value or request.get_data():
             return jsonify(error="bad_request", message=BAD_REVEAL_MESSAGE), 400
-        claimed = links.reveal(secret_id) if SECRET_ID_PATTERN.match(secret_id) else None
+        claimed = reveals.reveal(secret_id) if SECRET_ID_PATTERN.match(secret_id) else None
         if claimed is None:
             return jsonify(error="gone", message=GONE_MESSAGE), 410
         nonce, ciphertext = claimed
         return jsonify(iv=b64url(nonce), ciphertext=b64url(ciphertext)), 200
 
     return app
-
-
-def create_app() -> Flask:
-    """WSGI entry point for gunicorn (``bot.web:create_app()``), one bot per worker process."""
-    import sys
-
-    from bot.config import ConfigError
-
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        raise SystemExit(3) from None  # gunicorn's "worker failed to boot": the master stops too
-    logs.configure(settings.log_format, settings.log_level)
-    try:
-        return build_bot(settings).flask
-    except (BoltError, OSError) as error:
-        # Bolt checks the token with auth.test at start-up: say what failed in one line, not a traceback.
-        where = settings.slack_base_url
-        if isinstance(error, BoltError):
-            log.error("start-up: Slack refused the bot token (%s); check SLACK_BOT_TOKEN", error)
-        else:
-            log.error("start-up: cannot reach Slack at %s (%s); check SLACK_API_URL and outbound HTTPS", where, error)
-        raise SystemExit(3) from None

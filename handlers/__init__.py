@@ -1,14 +1,18 @@
-"""Thin Bolt listeners, grouped by Slack kind. Each acks fast, calls the workflow, renders blocks."""
+"""Thin Bolt listeners, grouped by Slack kind. Each acks fast, calls a service, renders blocks."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from slack_bolt import App
 
-from bot.approval.workflow import Workflow
 from handlers import actions, commands, events, options, views
 
+if TYPE_CHECKING:
+    from bot.app import Services
 
-def register(app: App, workflow: Workflow) -> None:
+
+def register(app: App, services: Services) -> None:
     """Attach every listener of the bot to ``app``."""
     for group in (commands, views, actions, options, events):
-        group.register(app, workflow)
+        group.register(app, services)

@@ -5,17 +5,21 @@ and choosing recipients in the request form, which suggests IAM user names."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approval.workflow import Workflow
-from bot.credentials import messages as link_blocks
-from bot.slack import blocks
+from bot.approval.message import deny_reason_modal
+from bot.credentials.messages import REISSUE_ACTION, RESEND_ACTION, ROTATE_ACTION
+from bot.slack.messenger import Messenger
 from bot.wizard.forms import DETAILS
 from bot.wizard.service import suggestion_view
 from bot.wizard.views import read_metadata
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -24,35 +28,37 @@ def _where(body: dict) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 
 
-def tell(workflow: Workflow, channel: str | None, user_id: str, message: str) -> None:
+def tell(messenger: Messenger, channel: str | None, user_id: str, message: str) -> None:
     """Tell the clicker why nothing happened: ephemeral where they clicked, by DM when the click
     came from a view (the App Home or a modal), which has no channel to post in."""
     if channel:
-        workflow.messenger.ephemeral(channel, user_id, message)
+        messenger.ephemeral(channel, user_id, message)
     else:
-        workflow.messenger.dm(user_id, message)
+        messenger.dm(user_id, message)
 
 
-def register(app: App, workflow: Workflow) -> None:
+def register(app: App, services: Services) -> None:
+    approvals, messenger = services.approvals, services.messenger
+
     def approve(ack: Ack, body: dict, action: dict) -> None:
         ack()
         user_id = body["user"]["id"]
         # Authorisation and the compare-and-set happen in decide, at click time: a double click,
         # a Slack retry or another worker's click loses there and only hears why.
-        outcome = workflow.decide(action["value"], user_id, approve=True)
+        outcome = approvals.decide(action["value"], user_id, approve=True)
         if not outcome.ok or outcome.tell:
-            tell(workflow, _where(body), user_id, outcome.message)
+            tell(messenger, _where(body), user_id, outcome.message)
 
     def deny(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
         user_id = body["user"]["id"]
         channel = _where(body)
-        refusal = workflow.check_decider(action["value"], user_id, approve=False)
+        refusal = approvals.check_decider(action["value"], user_id, approve=False)
         if refusal is not None:
-            tell(workflow, channel, user_id, refusal.message)
+            tell(messenger, channel, user_id, refusal.message)
             return
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(action["value"], channel))
+            client.views_open(trigger_id=body["trigger_id"], view=deny_reason_modal(action["value"], channel))
         except SlackApiError as error:
             log.warning(
                 "views.open (deny reason) failed: %s", error.response.get("error"), extra={"slack_user": user_id}
@@ -70,9 +76,9 @@ def register(app: App, workflow: Workflow) -> None:
             return
         recipients = list(dict.fromkeys(action.get("selected_users") or []))
         # Through the messenger's cache: the details view's submission checks the same users.
-        infos = {user_id: workflow.messenger.user_info(user_id) for user_id in recipients}
+        infos = {user_id: messenger.user_info(user_id) for user_id in recipients}
         emails = {user_id: ((info or {}).get("profile") or {}).get("email") for user_id, info in infos.items()}
-        suggested = suggestion_view(view, recipients, emails, workflow.catalog.user_names_lower())
+        suggested = suggestion_view(view, recipients, emails, services.catalog.user_names_lower())
         if suggested is None:
             return
         try:
@@ -85,7 +91,7 @@ def register(app: App, workflow: Workflow) -> None:
     app.action("approve_request")(approve)
     app.action("deny_request")(deny)
     app.action("open_credential_link")(link_clicked)
-    register_link_actions(app, workflow)
+    register_link_actions(app, services)
 
 
 def _message_ref(body: dict) -> tuple[str, str] | None:
@@ -95,7 +101,7 @@ def _message_ref(body: dict) -> tuple[str, str] | None:
     return (channel, ts) if channel and ts and not container.get("is_ephemeral") else None
 
 
-def register_link_actions(app: App, workflow: Workflow) -> None:
+def register_link_actions(app: App, services: Services) -> None:
     """``resend_credential_link`` (recipient), ``rotate_credentials`` and ``reissue_credentials``
     (approvers, never the recipient); each button's value is a secret id. The ack comes first;
     IAM and Slack work follows in Bolt's worker thread, and the clicker hears the outcome in an
@@ -104,14 +110,15 @@ def register_link_actions(app: App, workflow: Workflow) -> None:
     def resend(ack: Ack, body: dict, action: dict) -> None:
         ack()
         user_id = body["user"]["id"]
-        tell(workflow, _where(body), user_id, workflow.links.resend(action.get("value") or "", user_id).message)
+        outcome = services.reissues.resend(action.get("value") or "", user_id)
+        tell(services.messenger, _where(body), user_id, outcome.message)
 
     def rotate(ack: Ack, body: dict, action: dict) -> None:
         ack()
         user_id = body["user"]["id"]
-        outcome = workflow.links.rotate(action.get("value") or "", user_id, _message_ref(body))
-        tell(workflow, _where(body), user_id, outcome.message)
+        outcome = services.reissues.rotate(action.get("value") or "", user_id, _message_ref(body))
+        tell(services.messenger, _where(body), user_id, outcome.message)
 
-    app.action(link_blocks.RESEND_ACTION)(resend)
-    app.action(link_blocks.ROTATE_ACTION)(rotate)
-    app.action(link_blocks.REISSUE_ACTION)(rotate)
+    app.action(RESEND_ACTION)(resend)
+    app.action(ROTATE_ACTION)(rotate)
+    app.action(REISSUE_ACTION)(rotate)

@@ -8,45 +8,49 @@ approver list and at most one cached ``chat.getPermalink``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approval.workflow import Workflow
-from bot.selfservice.desk import StatusDesk, parse_command
-from bot.slack import blocks
+from bot.selfservice.commands import parse_command
+from bot.slack.blocks import escape
+from bot.wizard.views import onboarding_modal
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 log = logging.getLogger(__name__)
 COMMAND = "/iam-user"
 
 
-def register(app: App, workflow: Workflow) -> None:
-    desk = StatusDesk(workflow)
+def register(app: App, services: Services) -> None:
+    desk, messenger = services.desk, services.messenger
 
     def iam_user(ack: Ack, command: dict, client: WebClient) -> None:
         text = command.get("text") or ""
         parsed = parse_command(text)
         user_id = command["user_id"]
         if parsed.verb in ("new", ""):
-            decision = workflow.may_request(user_id)
+            decision = services.approvals.may_request(user_id)
             if not decision.allowed:
                 ack(text=decision.reason)
                 return
             ack()
             # A trigger_id lives 3 s and works once: open the modal before anything slow.
             try:
-                client.views_open(trigger_id=command["trigger_id"], view=blocks.onboarding_modal())
+                client.views_open(trigger_id=command["trigger_id"], view=onboarding_modal())
             except SlackApiError as error:
                 log.warning("views.open failed: %s", error.response.get("error"), extra={"slack_user": user_id})
             return
         if parsed.verb == "cancel" and parsed.request_id is not None:
             # Cancelling updates the approval message: answer first, report the outcome by DM.
             ack(text=f"Cancelling `{parsed.request_id}`… I'll confirm in a direct message.")
-            workflow.messenger.dm(user_id, desk.cancel(user_id, parsed.request_id).message)
+            messenger.dm(user_id, desk.cancel(user_id, parsed.request_id).message)
             return
         if parsed.verb == "unknown":
-            ack(text=f"I don't know `{blocks.escape(parsed.argument or '')}`. Try `/iam-user help`.")
+            ack(text=f"I don't know `{escape(parsed.argument or '')}`. Try `/iam-user help`.")
             return
         ack(text=desk.reply(user_id, text, links=False))
 

@@ -2,20 +2,20 @@
 
 Bolt acks every event before these listeners run, so they may take their time. Slack repeats
 an event it believes was missed (``X-Slack-Retry-Num``, same ``event_id``); each is answered
-once (:meth:`bot.selfservice.desk.StatusDesk.first_delivery`).
+once (:meth:`bot.slack.retries.EventLedger.first_delivery`).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approval.workflow import Workflow
-from bot.selfservice.desk import StatusDesk
-from bot.selfservice.home import HomeTab
+if TYPE_CHECKING:
+    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,13 @@ def is_question(event: dict, bot_user_id: str | None) -> bool:
     )
 
 
-def register(app: App, workflow: Workflow) -> None:
-    desk = StatusDesk(workflow)
-    home = HomeTab(workflow, desk).attach()
+def register(app: App, services: Services) -> None:
+    desk, home, ledger = services.desk, services.home, services.events
 
     def direct_message(event: dict, body: dict, client: WebClient, context: BoltContext, request: BoltRequest) -> None:
         if not is_question(event, context.bot_user_id):
             return
-        if not desk.first_delivery(body.get("event_id"), retry_num(request)):
+        if not ledger.first_delivery(body.get("event_id"), retry_num(request)):
             return  # Slack retried an event we already answered
         answer = desk.reply(event["user"], event.get("text") or "")
         # A question asked in a thread is answered in that thread. Not Bolt's say(): in a DM
@@ -62,7 +61,7 @@ def register(app: App, workflow: Workflow) -> None:
     def home_opened(event: dict, body: dict, request: BoltRequest) -> None:
         if event.get("tab") != "home":
             return  # the Messages tab needs nothing from us
-        if not desk.first_delivery(body.get("event_id"), retry_num(request)):
+        if not ledger.first_delivery(body.get("event_id"), retry_num(request)):
             return
         # Through the same serial queue as change-driven refreshes, so an older view can
         # never be published after a newer one.

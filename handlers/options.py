@@ -6,24 +6,28 @@ Slack: an options response within 3 s, at most 100 options (or option groups), o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from slack_bolt import Ack, App
 
-from bot.approval.workflow import Workflow
-from bot.wizard import views as modal_blocks
+from bot.wizard import views
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 
-def register(app: App, workflow: Workflow) -> None:
+def register(app: App, services: Services) -> None:
     """Options for ``groups``, ``copy_from_user`` (users), ``policies`` and ``permissions_boundary``."""
-    catalog = workflow.catalog
+    catalog = services.catalog
 
     def groups(ack: Ack, payload: dict) -> None:
-        ack(options=modal_blocks.name_options(catalog.search_groups(payload.get("value") or "")))
+        ack(options=views.name_options(catalog.search_groups(payload.get("value") or "")))
 
     def users(ack: Ack, payload: dict) -> None:
-        ack(options=modal_blocks.name_options(catalog.search_users(payload.get("value") or "")))
+        ack(options=views.name_options(catalog.search_users(payload.get("value") or "")))
 
     def policies(ack: Ack, payload: dict) -> None:
-        ack(**modal_blocks.policy_option_groups(catalog.search_policies(payload.get("value") or "")))
+        ack(**views.policy_option_groups(catalog.search_policies(payload.get("value") or "")))
 
     app.options("groups")(groups)
     app.options("copy_from_user")(users)

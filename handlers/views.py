@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approval.workflow import Workflow
-from bot.slack import blocks
-from bot.wizard import views as modal_blocks
-from bot.wizard.service import Wizard
+from bot.approval.message import DENY_CALLBACK_ID, parse_deny_metadata
+from bot.wizard.views import BACK_ACTION_ID, MODAL_CALLBACK_ID, message_view
 from handlers import actions
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
 
-def make_wizard(workflow: Workflow) -> Wizard:
-    """The wizard wired to the workflow's store, catalog and IAM gateway."""
-    return Wizard(
-        workflow.store, workflow.catalog, workflow.iam, workflow.sealer, workflow.file, workflow.messenger.user_info
-    )
-
-
-def register(app: App, workflow: Workflow) -> None:
+def register(app: App, services: Services) -> None:
     """The wizard's submissions and Back button, and the deny-reason modal."""
-    wizard = make_wizard(workflow)
+    wizard, approvals = services.wizard, services.approvals
 
     def onboarding_submitted(ack: Ack, body: dict, view: dict) -> None:
         user_id = body["user"]["id"]
-        decision = workflow.may_request(user_id)
+        decision = approvals.may_request(user_id)
         if not decision.allowed:
-            ack(response_action="update", view=modal_blocks.message_view(decision.reason))
+            ack(response_action="update", view=message_view(decision.reason))
             return
         answer = wizard.submit(user_id, view)
         if answer.errors:
@@ -43,7 +38,7 @@ def register(app: App, workflow: Workflow) -> None:
             return
         ack()
         if answer.request is not None:
-            workflow.announce(answer.request)
+            approvals.announce(answer.request)
 
     def back_clicked(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
@@ -62,11 +57,11 @@ def register(app: App, workflow: Workflow) -> None:
             ack(response_action="errors", errors={"reason": "Say why, so the requester knows what to change."})
             return
         ack()
-        request_id, channel = blocks.parse_deny_metadata(view.get("private_metadata", ""))
-        outcome = workflow.decide(request_id, body["user"]["id"], approve=False, reason=reason)
+        request_id, channel = parse_deny_metadata(view.get("private_metadata", ""))
+        outcome = approvals.decide(request_id, body["user"]["id"], approve=False, reason=reason)
         if not outcome.ok:
-            actions.tell(workflow, channel, body["user"]["id"], outcome.message)
+            actions.tell(services.messenger, channel, body["user"]["id"], outcome.message)
 
-    app.view(modal_blocks.MODAL_CALLBACK_ID)(onboarding_submitted)
-    app.action(modal_blocks.BACK_ACTION_ID)(back_clicked)
-    app.view(blocks.DENY_CALLBACK_ID)(deny_reason_submitted)
+    app.view(MODAL_CALLBACK_ID)(onboarding_submitted)
+    app.action(BACK_ACTION_ID)(back_clicked)
+    app.view(DENY_CALLBACK_ID)(deny_reason_submitted)

@@ -6,6 +6,7 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,35 @@ RECIPIENT = "U0NEWHIRE1"
 STRANGER = "U0STRANGE1"
 APPROVAL_CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-standin-0000000000-test"
+
+
+class Clock:
+    """A clock tests move by hand: a callable giving "now" (aware UTC, whole seconds)."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(autouse=True)
+def close_in_process_bots() -> Iterator[None]:
+    """Stop the background threads of every in-process bot a test built (tests.provisioning_support.OPEN)."""
+    yield
+    from tests.provisioning_support import OPEN
+
+    while OPEN:
+        OPEN.pop().close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The one controllable clock; stores and services under test take it as ``clock``."""
+    return Clock()
 
 
 @pytest.fixture(scope="session")

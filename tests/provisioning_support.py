@@ -17,18 +17,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bot.approval.workflow import Workflow
-from bot.aws.catalog import Catalog
+from bot.app import Services, build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.credentials.vault import open_sealed
 from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
 from bot.domain.plan import StepKind
+from bot.domain.records import ApprovalVerdict
 from bot.domain.risk import fingerprint
-from bot.provisioning.journal import Journal
-from bot.slack.messenger import Messenger, make_web_client
-from bot.storage.sqlite import Store
-from bot.storage.sqlite_approvals import ApprovalVerdict
+from bot.provisioning.lease import Leases
+from bot.provisioning.service import Provisioning
+from bot.slack.messenger import make_web_client
+from bot.storage.base import Store
+from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER
 
 SECOND_RECIPIENT = "U0NEWHIRE2"
@@ -134,20 +135,31 @@ class FailOnCall:
             )
 
 
+# Every in-process bot a test builds; closed after the test (tests/conftest.py), so no thread of
+# theirs outlives the Slack stand-in it talks to.
+OPEN: list[Services] = []
+
+
 @dataclass
 class Harness:
-    """An in-process bot: its workflow, store, gateway, and the recorder on its IAM client."""
+    """An in-process bot: its services, store, gateway, and the recorder on its IAM client."""
 
-    workflow: Workflow
+    services: Services
     store: Store
     gateway: IamGateway
     recorder: Recorder
 
+    @property
+    def provisioning(self) -> Provisioning:
+        return self.services.provisioning
 
-def make_harness(
-    moto_server: Any, slack: Any, db: Path, journal_owner: str | None = None, **journal_kw: Any
-) -> Harness:
-    """A workflow as one bot process would build it (``journal_owner`` names the process)."""
+    @property
+    def leases(self) -> Leases:
+        return self.services.provisioning.leases
+
+
+def make_harness(moto_server: Any, slack: Any, db: Path, journal_owner: str | None = None, **lease_kw: Any) -> Harness:
+    """The services as one bot process would build them (``journal_owner`` names the process)."""
     settings = load_settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret="s" * 32,
@@ -161,26 +173,26 @@ def make_harness(
     recorder = Recorder()
     client.meta.events.register("before-parameter-build.iam", recorder)
     gateway = IamGateway(client, moto_server.boto3_client("sts"), sleep=lambda _seconds: None)
-    store = Store(db)
-    messenger = Messenger(make_web_client(BOT_TOKEN, slack.base_url))
-    journal = Journal(store, owner=journal_owner, **journal_kw)
-    workflow = Workflow(
+    store = SqliteStore(db)
+    if journal_owner is not None:
+        lease_kw["owner"] = journal_owner
+    services = build_services(
         settings,
-        store,
-        gateway,
-        Catalog(gateway.load_catalog),
-        messenger,
+        store=store,
+        iam=gateway,
+        client=make_web_client(BOT_TOKEN, slack.base_url),
+        leases=Leases(clock=store.clock, **lease_kw),
         executor=ThreadPoolExecutor(max_workers=1),
-        journal=journal,
     )
-    return Harness(workflow, store, gateway, recorder)
+    OPEN.append(services)
+    return Harness(services, store, gateway, recorder)
 
 
 def file_and_approve(bot: Harness, form: RequestForm) -> OnboardingRequest:
     """File ``form`` and approve it as the bot does: the review is read from IAM and the approval
-    fixes its fingerprint, so provisioning's approved-plan check passes (bot.approval_flow)."""
+    fixes its fingerprint, so provisioning's approved-plan check passes."""
     request = bot.store.create_request(REQUESTER, form)
-    review = bot.workflow.prepare_review(request)
+    review = bot.services.approvals.prepare_review(request)
     result = bot.store.record_approval(request.id, APPROVER, fingerprint(form, review.expansion))
     assert result.verdict is ApprovalVerdict.APPROVED and result.request is not None, result
     return result.request

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.domain.access import may_decide, may_request
-from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, RequestStatus, UserPermissions
+from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, UserPermissions
 from bot.domain.plan import CHANGE_PASSWORD_POLICY_ARN, StepKind, build_plan
+from bot.domain.states import RequestStatus
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -17,12 +17,12 @@ from bot.domain.models import (
     PermissionExpansion,
     PermissionMode,
     RequestForm,
-    RequestStatus,
     Review,
     RiskFlag,
     Tag,
     UserPermissions,
 )
+from bot.domain.states import RequestStatus
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"

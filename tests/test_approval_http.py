@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from bot.sandbox.harness import SlackUser
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SqliteStore
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import wait_catalog
@@ -48,11 +48,11 @@ def file_request(bot, slack, requester: str, user_name: str, groups: Sequence[st
 
 
 def status_of(bot, request_id: str) -> str:
-    return str(Store(bot.database_path).get_request(request_id).status)
+    return str(SqliteStore(bot.database_path).get_request(request_id).status)
 
 
 def audit(bot, request_id: str | None = None):
-    return Store(bot.database_path).audit_events(request_id=request_id)
+    return SqliteStore(bot.database_path).audit_events(request_id=request_id)
 
 
 def ephemeral_to(slack, user: str, needle: str) -> str:
@@ -167,12 +167,12 @@ def test_only_listed_people_may_request(start_bot, slack) -> None:
     )
     assert forged.json()["response_action"] == "update"
     assert "not on the list of people who may request" in json.dumps(forged.json()["view"])
-    assert Store(bot.database_path).requests_where() == []
+    assert SqliteStore(bot.database_path).requests_where() == []
     assert [c for c in slack.calls("views.open") if c.args.get("trigger_id") == stranger_trigger] == []
     assert {e.actor for e in audit(bot) if e.event == "refused_request"} == {STRANGER}
     # A member of the requester user group may file.
     file_request(bot, slack, SECOND_APPROVER, "group.member")
-    assert [r.requester for r in Store(bot.database_path).requests_where()] == [SECOND_APPROVER]
+    assert [r.requester for r in SqliteStore(bot.database_path).requests_where()] == [SECOND_APPROVER]
 
 
 def test_twenty_concurrent_approvals_on_two_workers_create_one_user(start_bot, slack, iam) -> None:
@@ -188,7 +188,7 @@ def test_twenty_concurrent_approvals_on_two_workers_create_one_user(start_bot, s
     assert len(iam.list_access_keys(UserName="race.winner")["AccessKeyMetadata"]) == 1
     # Clicks are acked before they are handled: wait until every loser has been told (each is
     # audited before it is told), then count.
-    winner = Store(bot.database_path).get_request(request_id).decided_by
+    winner = SqliteStore(bot.database_path).get_request(request_id).decided_by
     losers = slack.wait_for(
         "chat.postEphemeral",
         lambda c: f"already approved by <@{winner}>" in c.args.get("text", ""),

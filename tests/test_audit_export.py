@@ -12,26 +12,20 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.domain.models import AccessType, RequestForm, RequestStatus
-from bot.storage.sqlite import Store
+from bot.domain.models import AccessType, RequestForm
+from bot.domain.states import RequestEvent
+from bot.storage.sqlite import SqliteStore
+from tests.conftest import Clock
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     """A database with a filed request (09:00), a refused click (10:00) and an approval (11:00)."""
     path = tmp_path / "audit.db"
-    clock = Clock()
-    store = Store(path, clock=clock)
+    clock = Clock(START)
+    store = SqliteStore(path, clock=clock)
     form = RequestForm(
         recipients=("U0NEWHIRE1",),
         user_names=("nina",),
@@ -42,7 +36,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     clock.now = START + timedelta(hours=1)
     store.audit("refused_decision", request_id=request.id, actor="U0STRANGE1", detail={"reason": "Only approvers"})
     clock.now = START + timedelta(hours=2)
-    store.transition(request.id, RequestStatus.PENDING, RequestStatus.APPROVED, actor="U0APPROVE1", event="approved")
+    store.move_request(request.id, RequestEvent.APPROVED, actor="U0APPROVE1")
     store.close()
     monkeypatch.setenv("DATABASE_PATH", str(path))
     return path, request.id
@@ -98,7 +92,7 @@ def test_audit_log_and_approvals_are_append_only(db) -> None:
                 )
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute(statement)
-    assert len(Store(path).audit_events()) == 3
+    assert len(SqliteStore(path).audit_events()) == 3
 
 
 def test_audit_piped_into_head_ends_quietly(tmp_path: Path) -> None:
@@ -107,7 +101,7 @@ def test_audit_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     import sys
 
     path = tmp_path / "many.db"
-    store = Store(path)
+    store = SqliteStore(path)
     for number in range(3000):
         store.audit("refused_decision", actor="U0STRANGE1", detail={"reason": "x" * 40, "n": number})
     store.close()

@@ -21,9 +21,10 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
-from bot.aws.catalog import POLICY_KEY_PREFIX, Catalog, policy_value
-from bot.aws.iam import CatalogSnapshot, IamGateway, ManagedPolicy
-from bot.domain.rules import AccountQuotas, PasswordPolicy
+from bot.aws.catalog import POLICY_KEY_PREFIX, Catalog, CatalogSnapshot, ManagedPolicy, policy_value
+from bot.aws.iam import IamGateway
+from bot.domain.quotas import AccountQuotas
+from bot.domain.rules import PasswordPolicy
 from handlers import options
 
 SIGNING_SECRET = "test-signing-secret-0123456789"

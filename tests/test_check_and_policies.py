@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.aws.writes import StepRunner
-from bot.domain.models import RequestStatus
+from bot.aws.removal import Remover
+from bot.domain.states import RequestStatus
 from bot.ops.check import REQUIRED_ACTIONS, role_arn
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN
 from tests.provisioning_support import (
@@ -132,10 +132,10 @@ def test_every_iam_call_the_bot_makes_is_in_its_policy(moto_server, slack, iam, 
         bot.gateway.load_catalog()
         bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 1))
         bad = file_and_approve(bot, full_form(world, ("omar.newhire",)))
-        assert bot.workflow.provision(bad.id).status is RequestStatus.FAILED
+        assert bot.provisioning.provision(bad.id).status is RequestStatus.FAILED
         ok = file_and_approve(bot, full_form(world, ("nina.newhire",)))
-        assert bot.workflow.provision(ok.id).status is RequestStatus.PROVISIONED
-        StepRunner(bot.gateway).delete_user_completely("nina.newhire")
+        assert bot.provisioning.provision(ok.id).status is RequestStatus.PROVISIONED
+        Remover(bot.gateway).delete_user_completely("nina.newhire")
     finally:
         reset_password_policy(iam)
     used = {f"iam:{operation}" for operation in bot.recorder.operations()}

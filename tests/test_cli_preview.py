@@ -9,17 +9,10 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.cli_preview import cli_lines, cli_script, step_command
-from bot.domain.models import (
-    AccessType,
-    OnboardingRequest,
-    PermissionMode,
-    RequestForm,
-    RequestStatus,
-    Tag,
-    UserPermissions,
-)
+from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag, UserPermissions
 from bot.domain.plan import Step, StepKind, build_plan
+from bot.domain.plan_text import cli_lines, cli_script, step_command
+from bot.domain.states import RequestStatus
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.harness import http
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SqliteStore
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
 from tests.wizard_driver import JUSTIFICATION  # noqa: F401 - other end-to-end tests import it from here
@@ -83,7 +83,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     assert "already exists" in dup.json()["errors"]["user_names"]
     none_chosen = run.submit(wiz.details([RECIPIENT], "nina", access=[]))
     assert set(none_chosen.json()["errors"]) == {"access_types"}
-    assert Store(bot.database_path).requests_where() == []
+    assert SqliteStore(bot.database_path).requests_where() == []
 
     # A valid request goes details → permissions → tags → review, is stored as pending when the
     # review is submitted, and is posted for approval; the requester hears by DM.
@@ -93,20 +93,20 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
         wiz.tags("team=data platform"),
     )
     assert wiz.step_name(run.view) == "review"
-    assert Store(bot.database_path).requests_where() == []
+    assert SqliteStore(bot.database_path).requests_where() == []
     ok = run.submit(wiz.review())
     assert ok.status == 200 and not ok.body
     ts, request_id = approval_message(slack)
     slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and request_id in c.args["text"]
     )
-    assert Store(bot.database_path).get_request(request_id).status == "pending"
+    assert SqliteStore(bot.database_path).get_request(request_id).status == "pending"
 
     # Someone outside APPROVER_USER_IDS clicks Approve: an ephemeral refusal, nothing changes.
     refused = bot.user.block_action(STRANGER, "approve_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
     assert refused.status == 200
     slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == STRANGER)
-    assert Store(bot.database_path).get_request(request_id).status == "pending"
+    assert SqliteStore(bot.database_path).get_request(request_id).status == "pending"
     assert iam.list_users()["Users"][0]["UserName"] == "Existing.User" and len(iam.list_users()["Users"]) == 1
 
     # The approver approves: the message loses its buttons and names the approver; IAM gets the user.
@@ -118,7 +118,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     )[-1]
     final_blocks = json.dumps(final.args["blocks"])
     assert "approve_request" not in final_blocks and f"<@{APPROVER}>" in final_blocks
-    assert Store(bot.database_path).get_request(request_id).status == "provisioned"
+    assert SqliteStore(bot.database_path).get_request(request_id).status == "provisioned"
 
     user = iam.get_user(UserName="nina.newhire")["User"]
     user_tags = {t["Key"]: t["Value"] for t in user["Tags"]}
@@ -184,7 +184,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     assert leaks == []
 
     # The audit log holds every step, in order.
-    events = [e.event for e in Store(bot.database_path).audit_events(request_id=request_id)]
+    events = [e.event for e in SqliteStore(bot.database_path).audit_events(request_id=request_id)]
     for expected in ("filed", "approval_posted", "refused_decision", "approved", "provisioning_started", "provisioned"):
         assert expected in events
     assert events.index("approved") < events.index("provisioned") < events.index("link_revealed")
@@ -215,7 +215,7 @@ def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, i
     slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and "Use SSO" in c.args["text"]
     )
-    request = Store(bot.database_path).get_request(request_id)
+    request = SqliteStore(bot.database_path).get_request(request_id)
     assert request.status == "denied" and request.decided_by == APPROVER and request.reason == "Use SSO"
     assert iam.list_users()["Users"] == []
     # The late approve click loses: nothing created, the clicker is told who decided.
@@ -236,4 +236,4 @@ def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack) -
     unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
     assert http("POST", f"{bot.url}/slack/events", form.encode(), unsigned).status == 401
     assert slack.calls("views.open") == []
-    assert Store(bot.database_path).audit_events() == []
+    assert SqliteStore(bot.database_path).audit_events() == []

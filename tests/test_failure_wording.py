@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from bot import logs
 from bot.approval.message import outcome_line
-from bot.domain.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm, RequestStatus
-from bot.slack import blocks
+from bot.domain.models import CLEANUP_FAILED, AccessType, OnboardingRequest, RequestForm
+from bot.domain.states import RequestStatus
+from bot.slack.wording import requester_notice
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -31,31 +32,28 @@ def failed(error: str) -> OnboardingRequest:
 
 def test_clean_rollback_says_nothing_was_left() -> None:
     request = failed("CreateAccessKey: LimitExceeded: too many keys")
-    assert "nothing was left in IAM" in blocks.requester_notice(request)
+    assert "nothing was left in IAM" in requester_notice(request)
     assert "nothing was left in IAM" in outcome_line(request, None)
 
 
 def test_failed_rollback_never_claims_iam_is_clean() -> None:
     request = failed(f"CreateAccessKey: LimitExceeded: too many keys. {CLEANUP_FAILED}: user nina")
-    for text in (blocks.requester_notice(request), outcome_line(request, None)):
+    for text in (requester_notice(request), outcome_line(request, None)):
         assert "nothing was left" not in text
         assert "by hand" in text
 
 
 def test_a_forged_request_id_is_not_echoed_in_full(tmp_path) -> None:
-    from bot.approval.workflow import Workflow
-    from bot.storage.sqlite import Store
+    from bot.approval.service import Approvals
+    from bot.slack.people import People
+    from bot.storage.sqlite import SqliteStore
 
-    class Settings:
-        approver_user_ids = ("U2",)
-        approver_usergroup_id = None
-
-    store = Store(tmp_path / "bot.db")
-    workflow = Workflow.__new__(Workflow)  # only the refusal path: no IAM, no Slack
-    workflow.store, workflow.settings = store, Settings()
+    store = SqliteStore(tmp_path / "bot.db")
+    # Only the refusal path: no IAM, no Slack, no provisioning.
+    approvals = Approvals(store, None, People(None, ("U2",)), None, None, None, None, (), 1)  # type: ignore[arg-type]
     forged = "R-" + "<!channel>" * 500
     with logs.log_context(request_id="-", slack_user="-"):
-        outcome = workflow.decide(forged, "U2", approve=True)
+        outcome = approvals.decide(forged, "U2", approve=True)
         assert logs.current_ids()["request_id"] == "-"  # the forged value never reaches log lines
     assert not outcome.ok and len(outcome.message) < 120 and "<!channel>" not in outcome.message
     assert [len(str(e.detail["request_id"])) <= 40 for e in store.audit_events()] == [True]
@@ -70,8 +68,8 @@ def test_provisioning_shows_progress_and_the_outcome_wins() -> None:
 
 
 def test_status_and_home_summary_names_the_permission_choice() -> None:
-    from bot.approval.message import request_summary
     from bot.domain.models import PermissionMode
+    from bot.slack.request_blocks import request_summary
 
     base = failed("")
     by_policy = base.model_copy(

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from bot.aws.iam import IamError, IamGateway
-from bot.aws.writes import RunContext, StepRunner
+from bot.aws.steps import RunContext, StepRunner
 from bot.domain.plan import Step, StepKind, policy_document_sha256
 from bot.domain.rules import PasswordPolicy
 

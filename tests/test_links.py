@@ -12,41 +12,27 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from bot.app import Services, build_bot, build_services
 from bot.aws.iam import IamGateway
 from bot.config import Settings, load_settings
-from bot.credentials.expiry import LinkExpirySweeper
-from bot.credentials.links import IssuedLink, Links
+from bot.credentials.links import IssuedLink
 from bot.credentials.vault import b64url_decode, open_sealed
-from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
-from bot.slack.messenger import Messenger, make_web_client
-from bot.storage.sqlite import Store
-from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, STRANGER
-
-
-class Clock:
-    """A controllable "now" (aware UTC)."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from bot.domain.models import AccessType, CreatedCredentials, RequestForm
+from bot.slack.messenger import make_web_client
+from bot.storage.sqlite import SqliteStore
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, STRANGER, Clock
 
 
 @dataclass
 class World:
-    links: Links
-    store: Store
+    services: Services
+    store: SqliteStore
     clock: Clock
     iam: Any
     slack: Any
@@ -59,7 +45,7 @@ class World:
 
 
 @pytest.fixture
-def world(moto_server, iam, slack, tmp_path: Path):
+def world(moto_server, iam, slack, tmp_path: Path, clock: Clock):
     settings = load_settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret="unused-here",
@@ -69,8 +55,7 @@ def world(moto_server, iam, slack, tmp_path: Path):
         public_base_url="https://bot.example.com",
         credential_link_ttl_seconds=3600,
     )
-    clock = Clock()
-    store = Store(tmp_path / "links.db", clock=clock)
+    store = SqliteStore(tmp_path / "links.db", clock=clock)
     bot_iam = moto_server.boto3_client("iam")
     sent: list[dict[str, Any]] = []
 
@@ -80,10 +65,11 @@ def world(moto_server, iam, slack, tmp_path: Path):
 
     bot_iam.meta.events.register("provide-client-params.iam.*", record)
     gateway = IamGateway(bot_iam, moto_server.boto3_client("sts"), sleep=lambda _: None)
-    messenger = Messenger(make_web_client(BOT_TOKEN, slack.base_url))
     executor = ThreadPoolExecutor(max_workers=1)  # FIFO: one no-op submit drains earlier work
-    links = Links(settings, store, gateway, messenger, lambda: frozenset(settings.approver_user_ids), executor)
-    yield World(links, store, clock, iam, slack, executor, settings, sent)
+    client = make_web_client(BOT_TOKEN, slack.base_url)
+    services = build_services(settings, store=store, iam=gateway, client=client, executor=executor)
+    yield World(services, store, clock, iam, slack, executor, settings, sent)
+    services.close()
     executor.shutdown(wait=True)
 
 
@@ -110,8 +96,8 @@ def issue(world: World, name: str) -> tuple[CreatedCredentials, IssuedLink]:
         justification="test",
     )
     request = world.store.create_request(REQUESTER, form)
-    issued = world.links.issue(request.id, RECIPIENT, credentials)
-    world.links.deliver(request.id, RECIPIENT, name, credentials.console_url, issued)
+    issued = world.services.links.issue(request.id, RECIPIENT, credentials)
+    world.services.links.deliver(request.id, RECIPIENT, name, credentials.console_url, issued)
     return credentials, issued
 
 
@@ -134,7 +120,7 @@ def newest_link(world: World) -> str:
 def reveal(world: World, link: str) -> dict[str, Any] | None:
     """Reveal as the browser does; the decrypted credentials, or None for a 410."""
     secret_id, key = link.rsplit("/", 1)[1].split("#", 1)
-    claimed = world.links.reveal(secret_id)
+    claimed = world.services.reveals.reveal(secret_id)
     if claimed is None:
         return None
     return json.loads(open_sealed(secret_id, key, *claimed))
@@ -170,16 +156,15 @@ def test_delivery_puts_the_link_only_in_the_ephemeral_message(world: World) -> N
 
 def test_unopened_link_expires_key_deactivated_password_reset_everyone_told(world: World) -> None:
     credentials, issued = issue(world, "ed.expiry")
-    sweeper = LinkExpirySweeper(world.links)
-    assert sweeper.run_once() == []  # not due yet
-    world.clock.advance(3601)
+    assert world.services.link_expiry.expire_due() == []  # not due yet
+    world.clock.advance(seconds=3601)
     # Two workers sweep at once: the compare-and-set lets exactly one do the work.
     barrier = threading.Barrier(2)
     results: list[list[str]] = []
 
     def sweep() -> None:
         barrier.wait()
-        results.append(LinkExpirySweeper(world.links).run_once())
+        results.append(world.services.link_expiry.expire_due())
 
     threads = [threading.Thread(target=sweep) for _ in range(2)]
     for t in threads:
@@ -203,39 +188,39 @@ def test_unopened_link_expires_key_deactivated_password_reset_everyone_told(worl
     assert [(b["action_id"], b["value"]) for b in buttons(note)] == [("reissue_credentials", issued.secret_id)]
     notice = next(m for m in world.slack.messages(f"D{RECIPIENT}") if m["ts"] == row.notice_ts)
     assert "expired" in notice["text"] and "resend_credential_link" not in json.dumps(notice["blocks"])
-    assert sweeper.run_once() == []
+    assert world.services.link_expiry.expire_due() == []
     events = [e.event for e in world.store.audit_events()]
     assert events.count("link_expired") == 1 and events.count("link_expiry_done") == 1
 
     # Re-issue: refused for a stranger and for the recipient (even though an approver), done by an approver.
-    assert not world.links.rotate(issued.secret_id, STRANGER).ok
-    assert not world.links.rotate(issued.secret_id, RECIPIENT).ok
+    assert not world.services.reissues.rotate(issued.secret_id, STRANGER).ok
+    assert not world.services.reissues.rotate(issued.secret_id, RECIPIENT).ok
     assert key_ids(world, "ed.expiry") == {credentials.access_key_id: "Inactive"}
-    outcome = world.links.rotate(issued.secret_id, APPROVER)
+    outcome = world.services.reissues.rotate(issued.secret_id, APPROVER)
     assert outcome.ok, outcome.message
     fresh = reveal(world, newest_link(world))
     assert fresh is not None and fresh["user_name"] == "ed.expiry"
     assert key_ids(world, "ed.expiry") == {fresh["access_key_id"]: "Active"}
     assert fresh["access_key_id"] != credentials.access_key_id and fresh["password"] != credentials.password
     assert world.calls_to("UpdateLoginProfile")[-1]["PasswordResetRequired"] is True
-    assert not world.links.rotate(issued.secret_id, APPROVER).ok  # once per secret
+    assert not world.services.reissues.rotate(issued.secret_id, APPROVER).ok  # once per secret
 
 
 def test_stale_expiry_claim_is_retaken_after_the_lease(world: World) -> None:
     _, issued = issue(world, "lena.lease")
-    world.clock.advance(3601)
+    world.clock.advance(seconds=3601)
     assert world.store.claim_expiry(issued.secret_id, lease_seconds=300) is not None  # a worker that then died
-    assert world.links.expire_due(lease_seconds=300) == []
-    world.clock.advance(301)
-    assert world.links.expire_due(lease_seconds=300) == [issued.secret_id]
+    assert world.services.link_expiry.expire_due(lease_seconds=300) == []
+    world.clock.advance(seconds=301)
+    assert world.services.link_expiry.expire_due(lease_seconds=300) == [issued.secret_id]
     assert world.store.secret_row(issued.secret_id).expiry_done_at is not None
 
 
 def test_send_a_new_link_mints_new_credentials_and_kills_the_old_link(world: World) -> None:
     credentials, issued = issue(world, "rhea.resend")
-    assert not world.links.resend(issued.secret_id, STRANGER).ok
+    assert not world.services.reissues.resend(issued.secret_id, STRANGER).ok
     assert world.store.secret_row(issued.secret_id).state == "sealed"
-    outcome = world.links.resend(issued.secret_id, RECIPIENT)
+    outcome = world.services.reissues.resend(issued.secret_id, RECIPIENT)
     assert outcome.ok, outcome.message
     assert reveal(world, issued.link) is None  # the old link is dead
     new_link = newest_link(world)
@@ -253,10 +238,10 @@ def test_send_a_new_link_mints_new_credentials_and_kills_the_old_link(world: Wor
     assert old.state == "superseded" and old.reissued_by == RECIPIENT
     old_notice = next(m for m in world.slack.messages(f"D{RECIPIENT}") if m["ts"] == old.notice_ts)
     assert "resend_credential_link" not in json.dumps(old_notice["blocks"])
-    assert not world.links.resend(issued.secret_id, RECIPIENT).ok
+    assert not world.services.reissues.resend(issued.secret_id, RECIPIENT).ok
     new_id = new_link.rsplit("/", 1)[1].split("#")[0]
     assert world.store.secret_row(new_id).replaces == issued.secret_id
-    refused = world.links.resend(new_id, RECIPIENT)
+    refused = world.services.reissues.resend(new_id, RECIPIENT)
     assert not refused.ok and "already revealed" in refused.message
     events = [e.event for e in world.store.audit_events()]
     assert "credentials_rotated" in events and "link_reissued" in events and events.count("refused_resend") >= 2
@@ -269,7 +254,7 @@ def test_two_racing_resend_clicks_mint_credentials_once(world: World) -> None:
 
     def click() -> None:
         barrier.wait()
-        outcomes.append(world.links.resend(issued.secret_id, RECIPIENT).ok)
+        outcomes.append(world.services.reissues.resend(issued.secret_id, RECIPIENT).ok)
 
     threads = [threading.Thread(target=click) for _ in range(2)]
     for t in threads:
@@ -308,9 +293,9 @@ def test_second_reveal_attempt_alerts_once_and_approver_rotates(world: World) ->
     assert "revealed" in notice["text"] and "resend_credential_link" not in json.dumps(notice["blocks"])
 
     # Rotation: the recipient may not, an approver may, once; the alert message loses its button.
-    assert not world.links.rotate(issued.secret_id, RECIPIENT).ok
+    assert not world.services.reissues.rotate(issued.secret_id, RECIPIENT).ok
     alert_ts = alert[0].response["ts"]
-    assert world.links.rotate(issued.secret_id, APPROVER, (APPROVAL_CHANNEL, alert_ts)).ok
+    assert world.services.reissues.rotate(issued.secret_id, APPROVER, (APPROVAL_CHANNEL, alert_ts)).ok
     fresh = reveal(world, newest_link(world))
     assert fresh is not None and key_ids(world, "ivan.intercept") == {fresh["access_key_id"]: "Active"}
     updated = next(m for m in world.slack.messages(APPROVAL_CHANNEL) if m["ts"] == alert_ts)
@@ -337,17 +322,15 @@ def test_links_are_decryptable_only_with_their_fragment(world: World) -> None:
 
 
 def test_console_url_uses_the_account_alias_when_there_is_one(world: World) -> None:
-    assert world.links.iam.console_url() == "https://123456789012.signin.aws.amazon.com/console"
+    assert world.services.iam.console_url() == "https://123456789012.signin.aws.amazon.com/console"
     world.iam.create_account_alias(AccountAlias="example-dev")
     try:
-        assert world.links.iam.console_url() == "https://example-dev.signin.aws.amazon.com/console"
+        assert world.services.iam.console_url() == "https://example-dev.signin.aws.amazon.com/console"
     finally:
         world.iam.delete_account_alias(AccountAlias="example-dev")
 
 
-def test_build_bot_starts_the_link_expiry_sweeper(moto_server, slack, tmp_path: Path, monkeypatch) -> None:
-    from bot.web import build_bot
-
+def test_build_bot_runs_the_link_expiry_job(moto_server, slack, tmp_path: Path, monkeypatch) -> None:
     for name, value in moto_server.client_env().items():
         monkeypatch.setenv(name, value)
     settings = load_settings(
@@ -360,19 +343,20 @@ def test_build_bot_starts_the_link_expiry_sweeper(moto_server, slack, tmp_path: 
         database_path=tmp_path / "built.db",
     )
     bot = build_bot(settings)
+    jobs = bot.services.jobs
     try:
-        assert bot.link_sweeper is not None and bot.link_sweeper.links is bot.workflow.links
-        assert bot.link_sweeper._thread is not None and bot.link_sweeper._thread.is_alive()
-        assert bot.link_sweeper._thread.daemon
+        scheduler = jobs._scheduler
+        assert scheduler is not None and scheduler.running
+        job = scheduler.get_job("link_expiry")
+        assert job is not None and job.args[0].work == bot.services.link_expiry.expire_due
     finally:
-        bot.link_sweeper.stop()
-        bot.workflow.shutdown()
-    assert bot.link_sweeper._thread is None
+        jobs.shutdown()
+    assert jobs._scheduler is None
 
 
 def test_a_forged_link_id_is_cut_in_the_audit_log(world) -> None:
     forged = "<!channel>`*" + "B" * 4990
-    for action in (world.links.resend, world.links.rotate):
+    for action in (world.services.reissues.resend, world.services.reissues.rotate):
         assert not action(forged, RECIPIENT).ok
     refusals = [e for e in world.store.audit_events() if e.event in ("refused_resend", "refused_rotate")]
     assert [e.event for e in refusals] == ["refused_resend", "refused_rotate"]

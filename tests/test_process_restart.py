@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from bot.domain.models import RequestStatus
-from bot.storage.sqlite import Store
+from bot.domain.states import RequestStatus
+from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 from tests.provisioning_support import (
     SECOND_RECIPIENT,
@@ -36,10 +36,10 @@ def test_killed_worker_is_replaced_and_resumes_to_one_complete_user(
     world = build_world(iam)
     try:
         bot = start_bot(IAM_USER_BOT_TEST_EXIT_AT_STEP=f"{index}:after")
-        store = Store(bot.database_path)
+        store = SqliteStore(bot.database_path)
         request = store.create_request(REQUESTER, full_form(world))
         # What announcing it would store: the review approvers judge (the click needs one).
-        make_harness(moto_server, slack, bot.database_path).workflow.prepare_review(request)
+        make_harness(moto_server, slack, bot.database_path).services.approvals.prepare_review(request)
         answer = bot.user.block_action(
             APPROVER, "approve_request", request.id, channel=APPROVAL_CHANNEL, message_ts="1.1"
         )

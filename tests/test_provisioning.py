@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from bot.aws.writes import MANAGED_TAG, StepRunner
+from bot.aws.removal import Remover
 from bot.credentials.vault import open_sealed
-from bot.domain.models import RequestStatus
-from bot.domain.plan import MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
+from bot.domain.plan import MANAGED_TAG, MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
+from bot.domain.states import RequestEvent, RequestStatus, StepState
+from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning import runner as provisioning
-from bot.provisioning.journal import JournalState
 from tests.conftest import APPROVER, RECIPIENT, REQUESTER
 from tests.provisioning_support import (
     CHANGE_PASSWORD_ARN,
@@ -78,7 +78,7 @@ def test_full_plan_provisions_every_option(moto_server, slack, iam, world, tmp_p
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world))
 
-    done = bot.workflow.provision(request.id)
+    done = bot.provisioning.provision(request.id)
 
     assert done is not None and done.status is RequestStatus.PROVISIONED
     state = user_state(iam, "nina.newhire")
@@ -126,8 +126,8 @@ def test_full_plan_provisions_every_option(moto_server, slack, iam, world, tmp_p
         if creds[label] in text
     ]
     assert leaks == []
-    journal = bot.workflow.journal.entries(request.id)
-    assert len(journal) == FULL_PLAN_STEPS and {e.state for e in journal.values()} == {JournalState.DONE}
+    journal = bot.store.journal(request.id)
+    assert len(journal) == FULL_PLAN_STEPS and {e.state for e in journal.values()} == {StepState.DONE}
     assert journal[4].detail["access_key_id"] == state["access_keys"][0]
 
 
@@ -135,13 +135,13 @@ def test_full_plan_provisions_every_option(moto_server, slack, iam, world, tmp_p
 def test_failure_at_any_step_leaves_no_trace(moto_server, slack, iam, world, tmp_path, index) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world))
-    steps = bot.workflow.provisioner.prepare(request).steps
+    steps = bot.provisioning.provisioner.prepare(request).steps
     assert len(steps) == FULL_PLAN_STEPS
     kind = steps[index].kind
     nth = sum(1 for s in steps[: index + 1] if OPERATION_OF[s.kind] == OPERATION_OF[kind])
     bot.gateway.iam.meta.events.register(f"before-call.iam.{OPERATION_OF[kind]}", FailOnCall(OPERATION_OF[kind], nth))
 
-    failed = bot.workflow.provision(request.id)
+    failed = bot.provisioning.provision(request.id)
 
     assert failed is not None and failed.status is RequestStatus.FAILED
     assert "AccessDenied" in failed.error and "injected failure" in failed.error
@@ -149,9 +149,9 @@ def test_failure_at_any_step_leaves_no_trace(moto_server, slack, iam, world, tmp
     assert [u["UserName"] for u in iam.list_users()["Users"]] == [TEMPLATE_USER]
     assert local_policies(iam) == {"team-read", "dev-boundary"}
     assert iam.list_user_policies(UserName=TEMPLATE_USER)["PolicyNames"] == [INLINE_POLICY]
-    entries = bot.workflow.journal.entries(request.id)
-    assert entries[index].state == JournalState.FAILED
-    assert all(entries[i].state == JournalState.DONE for i in range(index))
+    entries = bot.store.journal(request.id)
+    assert entries[index].state == StepState.FAILED
+    assert all(entries[i].state == StepState.DONE for i in range(index))
     assert max(entries) == index  # nothing ran after the failure
     events = [e.event for e in bot.store.audit_events(request_id=request.id)]
     assert "failed" in events and "step_failed" in events
@@ -172,7 +172,7 @@ def test_users_of_a_request_fail_together(moto_server, slack, iam, world, tmp_pa
     # The second user's inline policy fails: the last step of the plan.
     bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 2))
 
-    failed = bot.workflow.provision(request.id)
+    failed = bot.provisioning.provision(request.id)
 
     assert failed.status is RequestStatus.FAILED
     assert [u["UserName"] for u in iam.list_users()["Users"]] == [TEMPLATE_USER]
@@ -193,14 +193,14 @@ def test_crash_at_any_step_resumes_to_one_complete_user(
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
-        first.workflow.provision(request.id)
+        first.provisioning.provision(request.id)
     assert first.store.get_request(request.id).status is RequestStatus.PROVISIONING
 
     # A new process starts (the hook stays set: it fires only on a step's first attempt).
     second = make_harness(
         moto_server, slack, tmp_path / "bot.db", journal_owner="host:2:second", is_gone=lambda o: o == "host:1:first"
     )
-    assert second.workflow.resume_interrupted() == [request.id]
+    assert second.provisioning.resume_interrupted() == [request.id]
 
     assert second.store.get_request(request.id).status is RequestStatus.PROVISIONED
     assert sorted(u["UserName"] for u in iam.list_users()["Users"]) == sorted([TEMPLATE_USER, "nina.newhire"])
@@ -215,7 +215,7 @@ def test_crash_at_any_step_resumes_to_one_complete_user(
     # A resumed login profile gets a new password with the same reset flag.
     sent = second.recorder.params("CreateLoginProfile") + second.recorder.params("UpdateLoginProfile")
     assert sent and all(p["PasswordResetRequired"] is True for p in sent)
-    assert second.workflow.resume_interrupted() == []  # nothing left to do
+    assert second.provisioning.resume_interrupted() == []  # nothing left to do
 
 
 def test_journal_failure_found_at_restart_is_rolled_back(moto_server, slack, iam, world, tmp_path) -> None:
@@ -223,15 +223,15 @@ def test_journal_failure_found_at_restart_is_rolled_back(moto_server, slack, iam
     request = file_and_approve(bot, full_form(world))
     bot.gateway.iam.meta.events.register("before-call.iam.PutUserPolicy", FailOnCall("PutUserPolicy", 1))
     # The process dies right after journaling the failure, before any rollback.
-    bot.workflow.provisioner.rollback = lambda *_a: (_ for _ in ()).throw(SimulatedCrash())  # type: ignore[method-assign]
+    bot.provisioning.provisioner.rollback = lambda *_a: (_ for _ in ()).throw(SimulatedCrash())  # type: ignore[method-assign]
     with pytest.raises(SimulatedCrash):
-        bot.workflow.provision(request.id)
+        bot.provisioning.provision(request.id)
     assert "nina.newhire" in [u["UserName"] for u in iam.list_users()["Users"]]
 
     second = make_harness(
         moto_server, slack, tmp_path / "bot.db", journal_owner="host:2:b", is_gone=lambda o: o == "host:1:first"
     )
-    assert second.workflow.resume_interrupted() == [request.id]
+    assert second.provisioning.resume_interrupted() == [request.id]
     assert second.store.get_request(request.id).status is RequestStatus.FAILED
     assert [u["UserName"] for u in iam.list_users()["Users"]] == [TEMPLATE_USER]
     assert local_policies(iam) == {"team-read", "dev-boundary"}
@@ -240,25 +240,20 @@ def test_journal_failure_found_at_restart_is_rolled_back(moto_server, slack, iam
 def test_approved_but_never_started_is_provisioned_at_start(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world))
-    assert bot.workflow.resume_interrupted() == [request.id]
+    assert bot.provisioning.resume_interrupted() == [request.id]
     assert bot.store.get_request(request.id).status is RequestStatus.PROVISIONED
 
 
 def test_live_lease_is_not_taken_and_one_of_many_starters_wins(moto_server, slack, iam, world, tmp_path) -> None:
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:live")
     request = file_and_approve(first, full_form(world))
-    moved = first.store.transition(
-        request.id,
-        RequestStatus.APPROVED,
-        RequestStatus.PROVISIONING,
-        actor=None,
-        event="provisioning_started",
-        **first.workflow.journal.lease_fields(),
+    moved = first.store.move_request(
+        request.id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=first.leases.lease()
     )
     assert moved is not None
     # The owner still runs: nobody else may take the request.
     other = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:2:x", is_gone=lambda o: False)
-    assert other.workflow.resume_interrupted() == []
+    assert other.provisioning.resume_interrupted() == []
     assert iam.list_users()["Users"][0]["UserName"] == TEMPLATE_USER and len(iam.list_users()["Users"]) == 1
 
     # The owner dies; four workers start at once: exactly one resumes it.
@@ -269,7 +264,9 @@ def test_live_lease_is_not_taken_and_one_of_many_starters_wins(moto_server, slac
         for n in range(10, 14)
     ]
     results: list[list[str]] = []
-    threads = [threading.Thread(target=lambda s=s: results.append(s.workflow.resume_interrupted())) for s in starters]
+    threads = [
+        threading.Thread(target=lambda s=s: results.append(s.provisioning.resume_interrupted())) for s in starters
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -287,7 +284,7 @@ def test_name_taken_by_someone_else_fails_first_and_their_user_is_untouched(
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world))
 
-    failed = bot.workflow.provision(request.id)
+    failed = bot.provisioning.provision(request.id)
 
     assert failed.status is RequestStatus.FAILED and "Nina.Newhire" in failed.error
     assert len(iam.list_access_keys(UserName="Nina.Newhire")["AccessKeyMetadata"]) == 1
@@ -303,7 +300,7 @@ def test_quota_rechecked_before_the_first_step(moto_server, slack, iam, world, t
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world))
 
-    failed = bot.workflow.provision(request.id)
+    failed = bot.provisioning.provision(request.id)
 
     assert failed.status is RequestStatus.FAILED
     assert "13 managed policies" in failed.error and "10 per user" in failed.error
@@ -318,7 +315,7 @@ def test_quota_rechecked_before_the_first_step(moto_server, slack, iam, world, t
 def test_two_users_provisioned_in_parallel(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world, ("nina.newhire", "omar.newhire")))
-    assert bot.workflow.provision(request.id).status is RequestStatus.PROVISIONED
+    assert bot.provisioning.provision(request.id).status is RequestStatus.PROVISIONED
     for name, recipient in (("nina.newhire", RECIPIENT), ("omar.newhire", SECOND_RECIPIENT)):
         state = user_state(iam, name)
         assert {k: state[k] for k in expected_state(world)} == expected_state(world)
@@ -342,17 +339,16 @@ def test_a_custom_password_reaches_the_login_profile_and_survives_a_resume(
     monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "3:after")  # right after create_login_profile
     bot = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:a")
     request = file_and_approve(bot, full_form(world))
-    lease = bot.workflow.journal.lease_fields()
-    bot.store.transition(request.id, RequestStatus.APPROVED, RequestStatus.PROVISIONING, actor=None, event="t", **lease)
-    prepared = bot.workflow.provisioner.prepare(request, custom_password=custom)
+    bot.store.move_request(request.id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=bot.leases.lease())
+    prepared = bot.provisioning.provisioner.prepare(request, custom_password=custom)
     assert custom not in repr(prepared)
     with pytest.raises(SimulatedCrash):
-        bot.workflow.provisioner.execute(request, prepared)
+        bot.provisioning.provisioner.execute(request, prepared)
 
-    resumed = bot.workflow.provisioner.execute(request, bot.workflow.provisioner.prepare(request, custom))
+    resumed = bot.provisioning.provisioner.execute(request, bot.provisioning.provisioner.prepare(request, custom))
     assert resumed["nina.newhire"]["password"] == custom  # not silently replaced by a generated one
     assert bot.recorder.params("UpdateLoginProfile") == [{"UserName": "nina.newhire", "PasswordResetRequired": True}]
-    StepRunner(bot.gateway).delete_user_completely("nina.newhire")
+    Remover(bot.gateway).delete_user_completely("nina.newhire")
 
 
 def test_eventual_consistency_and_rollback_races_are_retried(moto_server, slack, iam, world, tmp_path) -> None:
@@ -367,7 +363,7 @@ def test_eventual_consistency_and_rollback_races_are_retried(moto_server, slack,
     events.register("before-call.iam.DeleteUser", FailOnCall("DeleteUser", 1, "DeleteConflict"))
     request = file_and_approve(bot, full_form(world))
 
-    failed = bot.workflow.provision(request.id)
+    failed = bot.provisioning.provision(request.id)
 
     assert failed.status is RequestStatus.FAILED and "PutUserPolicy" in failed.error
     assert "Cleanup failed" not in failed.error
@@ -379,10 +375,9 @@ def test_eventual_consistency_and_rollback_races_are_retried(moto_server, slack,
 def test_a_lease_held_by_this_process_is_not_taken_again(moto_server, slack, iam, world, tmp_path) -> None:
     bot = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:me")
     request = file_and_approve(bot, full_form(world))
-    lease = bot.workflow.journal.lease_fields()
-    bot.store.transition(request.id, RequestStatus.APPROVED, RequestStatus.PROVISIONING, actor=None, event="t", **lease)
+    bot.store.move_request(request.id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=bot.leases.lease())
     # Another thread of the same process is (as far as the lease says) provisioning it now.
-    assert bot.workflow.resume_interrupted() == []
+    assert bot.provisioning.resume_interrupted() == []
     assert [u["UserName"] for u in iam.list_users()["Users"]] == [TEMPLATE_USER]
 
 
@@ -397,14 +392,14 @@ def test_crash_after_sealing_leaves_no_stale_link_to_expire_later(
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
-        first.workflow.provision(request.id)
+        first.provisioning.provision(request.id)
     assert [s.state for s in first.store.secrets_for_request(request.id)] == ["sealed"]
     monkeypatch.delenv(provisioning.TEST_EXIT_ENV)
 
     second = make_harness(
         moto_server, slack, tmp_path / "bot.db", journal_owner="host:2:b", is_gone=lambda o: o == "host:1:first"
     )
-    assert second.workflow.resume_interrupted() == [request.id]
+    assert second.provisioning.resume_interrupted() == [request.id]
     # The link sealed by the dead run (its key is lost) is retired, so its expiry can never
     # switch off the credentials that were actually sent.
     assert sorted(s.state for s in second.store.secrets_for_request(request.id)) == ["sealed", "superseded"]
@@ -427,14 +422,14 @@ def test_crash_while_sending_links_is_resumed_and_the_recipient_gets_a_working_l
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
-        first.workflow.provision(request.id)
+        first.provisioning.provision(request.id)
     assert first.store.get_request(request.id).status is RequestStatus.PROVISIONING
     monkeypatch.delenv(provisioning.TEST_EXIT_ENV)
 
     second = make_harness(
         moto_server, slack, tmp_path / "bot.db", journal_owner="host:2:b", is_gone=lambda o: o == "host:1:first"
     )
-    assert second.workflow.resume_interrupted() == [request.id]
+    assert second.provisioning.resume_interrupted() == [request.id]
     assert second.store.get_request(request.id).status is RequestStatus.PROVISIONED
     links = [
         element["url"]
@@ -470,21 +465,22 @@ def test_network_loss_mid_run_is_rolled_back_by_a_later_round(moto_server, slack
     bot.gateway.iam.meta.events.register("before-call.iam", send)
     # The step fails, and so does the rollback: the request must not claim "failed, nothing
     # left" while its user still exists. It stays provisioning, its journal says why.
-    assert bot.workflow.provision(request.id) is None
+    assert bot.provisioning.provision(request.id) is None
     assert bot.store.get_request(request.id).status is RequestStatus.PROVISIONING
     assert "nina.newhire" in [u["UserName"] for u in iam.list_users()["Users"]]
-    assert JournalState.FAILED in {e.state for e in bot.workflow.journal.entries(request.id).values()}
+    assert StepState.FAILED in {e.state for e in bot.store.journal(request.id).values()}
 
     network["down"] = False
     bot.gateway.iam.meta.events.unregister("before-call.iam", send)
-    stop = bot.workflow.start_resume_loop(interval=0.2)
+    jobs = PeriodicJobs([Job("resume_interrupted", 0.2, bot.provisioning.resume_interrupted, at_start=True)])
+    jobs.start()
     try:
         deadline = time.monotonic() + 20
         while bot.store.get_request(request.id).status is RequestStatus.PROVISIONING:
-            assert time.monotonic() < deadline, "the resume loop never finished the rollback"
+            assert time.monotonic() < deadline, "the resume job never finished the rollback"
             time.sleep(0.05)
     finally:
-        stop.set()
+        jobs.shutdown()
     failed = bot.store.get_request(request.id)
     assert failed.status is RequestStatus.FAILED and "EndpointConnectionError" in failed.error
     assert [u["UserName"] for u in iam.list_users()["Users"]] == [TEMPLATE_USER]
@@ -494,7 +490,7 @@ def test_each_step_done_reports_progress_from_the_journal(moto_server, slack, ia
     bot = make_harness(moto_server, slack, tmp_path / "bot.db")
     request = file_and_approve(bot, full_form(world))
     seen: list[tuple[int, int] | None] = []
-    bot.workflow.provisioner.on_step_done = lambda request_id: seen.append(bot.workflow.journal.progress(request_id))
+    bot.provisioning.provisioner.on_step_done = lambda request_id: seen.append(bot.services.board._progress(request_id))
 
-    assert bot.workflow.provision(request.id).status == "provisioned"
+    assert bot.provisioning.provision(request.id).status == "provisioned"
     assert seen == [(done, FULL_PLAN_STEPS) for done in range(1, FULL_PLAN_STEPS + 1)]

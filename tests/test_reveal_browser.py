@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot.credentials.vault import b64url_decode, credentials_plaintext, open_sealed, seal
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
+from bot.domain.records import NewSecret
 from bot.domain.rules import PasswordPolicy, generate_password
 from bot.sandbox.harness import http
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, REQUESTER, STRANGER
 
 REVEAL = {"X-Requested-With": "reveal"}
@@ -45,7 +46,7 @@ def fake_credentials(user_name: str, access_key_id: str | None = None) -> Create
 
 def seed(bot, credentials: CreatedCredentials) -> tuple[str, str]:
     """Seal ``credentials`` into the running bot's database as provisioning would; ``(id, link)``."""
-    store = Store(bot.database_path)
+    store = SqliteStore(bot.database_path)
     form = RequestForm(
         recipients=(RECIPIENT,),
         user_names=(credentials.user_name,),
@@ -55,22 +56,24 @@ def seed(bot, credentials: CreatedCredentials) -> tuple[str, str]:
     request = store.create_request(REQUESTER, form)
     sealed = seal(credentials_plaintext(credentials))
     store.put_secret(
-        sealed.secret_id,
-        request_id=request.id,
-        recipient=RECIPIENT,
-        user_name=credentials.user_name,
-        nonce=sealed.nonce,
-        ciphertext=sealed.ciphertext,
-        expires_at=utcnow() + timedelta(hours=1),
-        access_key_id=credentials.access_key_id,
-        console=True,
+        NewSecret(
+            secret_id=sealed.secret_id,
+            request_id=request.id,
+            recipient=RECIPIENT,
+            user_name=credentials.user_name,
+            nonce=sealed.nonce,
+            ciphertext=sealed.ciphertext,
+            expires_at=utcnow() + timedelta(hours=1),
+            access_key_id=credentials.access_key_id,
+            console=True,
+        )
     )
     store.close()
     return sealed.secret_id, f"{bot.url}/credentials/{sealed.secret_id}#{sealed.key}"
 
 
 def state(bot, secret_id: str) -> str:
-    return Store(bot.database_path).secret_row(secret_id).state
+    return SqliteStore(bot.database_path).secret_row(secret_id).state
 
 
 def parse_like_aws_configure_import(text: str) -> list[dict[str, str]]:
@@ -210,7 +213,7 @@ def test_database_holds_no_plaintext_and_nothing_that_decrypts_without_the_fragm
     leaks += ["link key (raw bytes)"] if raw_key in data else []
     assert leaks == []
 
-    with Store(module_bot.database_path).transaction() as conn:
+    with SqliteStore(module_bot.database_path).transaction() as conn:
         nonce, ciphertext = conn.execute("SELECT nonce, ciphertext FROM secrets WHERE id = ?", (secret_id,)).fetchone()
     aad = secret_id.encode()
     assert json.loads(open_sealed(secret_id, key, nonce, ciphertext))["user_name"] == "dana.database"  # control
@@ -227,7 +230,7 @@ def test_database_holds_no_plaintext_and_nothing_that_decrypts_without_the_fragm
 
     # Once revealed, the ciphertext is gone from the row.
     assert http("POST", link.split("#")[0], headers=REVEAL).status == 200
-    with Store(module_bot.database_path).transaction() as conn:
+    with SqliteStore(module_bot.database_path).transaction() as conn:
         row = conn.execute("SELECT nonce, ciphertext, state FROM secrets WHERE id = ?", (secret_id,)).fetchone()
     assert row == (None, None, "revealed")
 

@@ -15,22 +15,18 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.models import Tag
+from bot.domain.quotas import AccountQuotas, groups_quota_error, policies_quota_error
 from bot.domain.rules import (
     IAM_PASSWORD_SYMBOLS,
     PASSWORD_MAX,
-    AccountQuotas,
     PasswordPolicy,
     custom_password_error,
-    format_tags,
     generate_password,
-    groups_quota_error,
-    parse_tags,
-    policies_quota_error,
     suggest_user_name,
-    tag_char_allowed,
     user_name_error,
     user_names_error,
 )
+from bot.domain.tags import format_tags, parse_tags, tag_char_allowed
 
 # IAM CreateUser: UserName [\w+=,.@-]+ (ASCII word characters), 1-64.
 IAM_USER_NAME = regex.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")

@@ -7,35 +7,31 @@ import threading
 from datetime import timedelta
 
 from bot.domain.models import AccessType, RequestForm, utcnow
-from bot.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, Store
+from bot.domain.records import NewSecret
+from bot.storage.sqlite import SqliteStore
+from bot.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 FORM = RequestForm(
     recipients=("U1",), user_names=("alice",), access_types=frozenset({AccessType.CONSOLE}), justification="x" * 12
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self):
-        return self.now
-
-
-def put(store: Store, secret_id: str, request_id: str, **extra) -> None:
+def put(store: SqliteStore, secret_id: str, request_id: str, **extra) -> None:
     store.put_secret(
-        secret_id,
-        request_id=request_id,
-        recipient="U1",
-        user_name="alice",
-        nonce=b"n" * 12,
-        ciphertext=b"c" * 40,
-        expires_at=store.clock() + timedelta(hours=1),
-        **extra,
+        NewSecret(
+            secret_id=secret_id,
+            request_id=request_id,
+            recipient="U1",
+            user_name="alice",
+            nonce=b"n" * 12,
+            ciphertext=b"c" * 40,
+            expires_at=store.clock() + timedelta(hours=1),
+            **extra,
+        )
     )
 
 
-def test_a_version_1_file_with_a_live_secret_is_migrated_and_still_works(tmp_path) -> None:
+def test_a_version_1_file_with_a_live_secret_is_migrated_and_still_works(tmp_path, clock) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     for statement in MIGRATIONS[0].split(";\n"):
@@ -56,7 +52,7 @@ def test_a_version_1_file_with_a_live_secret_is_migrated_and_still_works(tmp_pat
     conn.commit()
     conn.close()
 
-    store = Store(path)
+    store = SqliteStore(path)
     assert store.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
     row = store.secret_row("oldsecretoldsecret123456")
     assert (row.state, row.access_key_id, row.console, row.reissued_at) == ("sealed", None, False, None)
@@ -64,9 +60,8 @@ def test_a_version_1_file_with_a_live_secret_is_migrated_and_still_works(tmp_pat
     assert store.claim_secret("oldsecretoldsecret123456") is None
 
 
-def test_reveal_reuse_mark_and_reissue_each_win_once(tmp_path) -> None:
-    clock = Clock()
-    store = Store(tmp_path / "bot.db", clock=clock)
+def test_reveal_reuse_mark_and_reissue_each_win_once(tmp_path, clock) -> None:
+    store = SqliteStore(tmp_path / "bot.db", clock=clock)
     request = store.create_request("U9", FORM)
     put(store, "secretAAAAAAAAAAAAAAAAAA", request.id, access_key_id="AKIAOLD", console=True)
 
@@ -75,7 +70,7 @@ def test_reveal_reuse_mark_and_reissue_each_win_once(tmp_path) -> None:
 
     def claim() -> None:
         barrier.wait()
-        won.append(Store(store.path, clock=clock).claim_secret("secretAAAAAAAAAAAAAAAAAA"))
+        won.append(SqliteStore(store.path, clock=clock).claim_secret("secretAAAAAAAAAAAAAAAAAA"))
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
     for t in threads:
@@ -102,9 +97,8 @@ def test_reveal_reuse_mark_and_reissue_each_win_once(tmp_path) -> None:
     ]
 
 
-def test_a_sealed_link_past_expiry_can_be_neither_revealed_nor_resent(tmp_path) -> None:
-    clock = Clock()
-    store = Store(tmp_path / "bot.db", clock=clock)
+def test_a_sealed_link_past_expiry_can_be_neither_revealed_nor_resent(tmp_path, clock) -> None:
+    store = SqliteStore(tmp_path / "bot.db", clock=clock)
     request = store.create_request("U9", FORM)
     put(store, "secretBBBBBBBBBBBBBBBBBB", request.id)
     clock.now += timedelta(hours=2)

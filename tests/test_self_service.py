@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.sandbox.harness import http
 from bot.sandbox.slack_standin import WORKSPACE_URL
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SqliteStore
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import JUSTIFICATION, approval_message, link_from_ephemeral, open_modal
@@ -112,7 +112,7 @@ def test_dm_words_answer_by_role_and_cancel_moves_only_the_requesters_own(start_
     # cancel: refused to anyone but the requester, without saying whether the request exists.
     not_yours = ask(bot, slack, APPROVER, f"cancel {request_id}")
     assert "You have no request" in not_yours
-    store = Store(bot.database_path)
+    store = SqliteStore(bot.database_path)
     assert store.get_request(request_id).status == "pending"
     assert request_id in ask(bot, slack, REQUESTER, "cancel")  # which one? lists the pending ones
 
@@ -197,7 +197,7 @@ def test_slash_command_answers_ephemerally_in_place(start_bot, slack) -> None:
     slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and "Cancelled" in c.args["text"]
     )
-    assert Store(bot.database_path).get_request(request_id).status == "cancelled"
+    assert SqliteStore(bot.database_path).get_request(request_id).status == "cancelled"
 
 
 def test_home_per_role_and_refreshed_on_every_change(start_bot, slack, iam) -> None:
@@ -229,7 +229,7 @@ def test_home_per_role_and_refreshed_on_every_change(start_bot, slack, iam) -> N
     clicked = bot.user.home_block_action(APPROVER, "approve_request", request_id, view=approver_home, block_id=block_id)
     assert clicked.status == 200
     link = link_from_ephemeral(slack, RECIPIENT)
-    store = Store(bot.database_path)
+    store = SqliteStore(bot.database_path)
     deadline = time.monotonic() + 30
     while store.get_request(request_id).status != "provisioned" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -284,7 +284,7 @@ def test_home_buttons_refuse_non_approvers_by_dm(start_bot, slack, iam) -> None:
     assert slack.calls("chat.postEphemeral") == []
     # No deny-reason modal for a refused deny.
     assert [c.args["view"]["callback_id"] for c in slack.calls("views.open")] == ["onboarding"]
-    store = Store(bot.database_path)
+    store = SqliteStore(bot.database_path)
     assert store.get_request(request_id).status == "pending"
     refusals = [e.actor for e in store.audit_events(request_id=request_id) if e.event == "refused_decision"]
     assert sorted(refusals) == sorted([STRANGER, STRANGER, REQUESTER])

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.models import AccessType, OnboardingRequest, RequestForm, RequestStatus
+from bot.domain.ids import REQUEST_ID_ALPHABET
+from bot.domain.models import AccessType, OnboardingRequest, RequestForm
+from bot.domain.records import NewSecret, SecretRow
+from bot.domain.states import RequestStatus
 from bot.selfservice import messages as status_blocks
-from bot.selfservice.desk import Command, normalize_request_id, parse_command
+from bot.selfservice.commands import Command, normalize_request_id, parse_command
 from bot.selfservice.messages import HOME_BLOCKS_MAX, HomeContent, QueueItem
-from bot.storage.sqlite import REQUEST_ID_ALPHABET, SealedSecretRow, Store
+from bot.storage.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SECRET_JUSTIFICATION = "Project Bluebird, do not share"
@@ -92,8 +95,8 @@ def test_replies_name_who_acted_and_when() -> None:
 
 
 def test_link_states_say_whether_each_link_was_opened() -> None:
-    def secret(state: str, expires: datetime, revealed: datetime | None = None) -> SealedSecretRow:
-        return SealedSecretRow("s" * 22, "R-7KQ2M9XD", "U0NINA", "user.nina", state, NOW, expires, revealed)
+    def secret(state: str, expires: datetime, revealed: datetime | None = None) -> SecretRow:
+        return SecretRow("s" * 22, "R-7KQ2M9XD", "U0NINA", "user.nina", state, NOW, expires, revealed)
 
     assert "link opened" in status_blocks.link_states([secret("revealed", NOW, NOW)], NOW)
     assert "not opened yet" in status_blocks.link_states([secret("sealed", NOW + timedelta(hours=1))], NOW)
@@ -142,7 +145,7 @@ def test_home_stays_within_slacks_100_blocks_whatever_the_counts() -> None:
     queue = [QueueItem(make_request(rid(i)), None) for i in range(40)]
     own = [make_request(rid(100 + i), requester="U0NINA") for i in range(40)]
     secrets = [
-        SealedSecretRow(f"secret{i:016d}", "R-7KQ2M9XD", "U0NINA", f"u{i}", "sealed", NOW, NOW, None) for i in range(40)
+        SecretRow(f"secret{i:016d}", "R-7KQ2M9XD", "U0NINA", f"u{i}", "sealed", NOW, NOW, None) for i in range(40)
     ]
     view = _home(queue=queue, own=own, received=own, secrets=secrets, queue_more=5)
     assert len(view["blocks"]) <= HOME_BLOCKS_MAX, len(view["blocks"])
@@ -151,7 +154,7 @@ def test_home_stays_within_slacks_100_blocks_whatever_the_counts() -> None:
 
 
 def test_home_offers_a_new_link_per_unopened_secret() -> None:
-    sealed = SealedSecretRow("abcDEF123_-xyz", "R-7KQ2M9XD", "U0NINA", "user.nina", "sealed", NOW, NOW, None)
+    sealed = SecretRow("abcDEF123_-xyz", "R-7KQ2M9XD", "U0NINA", "user.nina", "sealed", NOW, NOW, None)
     view = _home(secrets=[sealed])
     assert _buttons(view) == [("resend_credential_link", "abcDEF123_-xyz")]
     assert "link expired" in json.dumps(view)
@@ -159,7 +162,7 @@ def test_home_offers_a_new_link_per_unopened_secret() -> None:
 
 def test_store_reads_for_recipients_and_event_memory(tmp_path: Path) -> None:
     clock = [NOW]
-    store = Store(tmp_path / "s.db", clock=lambda: clock[0])
+    store = SqliteStore(tmp_path / "s.db", clock=lambda: clock[0])
     form = make_request().form
     a = store.create_request("U0REQ", form)
     b = store.create_request("U0REQ", form.model_copy(update={"recipients": ("U0ZED", "U0OMAR")}))
@@ -171,13 +174,15 @@ def test_store_reads_for_recipients_and_event_memory(tmp_path: Path) -> None:
 
     for secret_id, recipient in (("s1", "U0NINA"), ("s2", "U0OMAR")):
         store.put_secret(
-            secret_id,
-            request_id=a.id,
-            recipient=recipient,
-            user_name="x",
-            nonce=b"n" * 12,
-            ciphertext=b"c",
-            expires_at=NOW + timedelta(days=1),
+            NewSecret(
+                secret_id=secret_id,
+                request_id=a.id,
+                recipient=recipient,
+                user_name="x",
+                nonce=b"n" * 12,
+                ciphertext=b"c",
+                expires_at=NOW + timedelta(days=1),
+            )
         )
     assert [s.id for s in store.sealed_secrets_for_recipient("U0NINA")] == ["s1"]
     assert store.claim_secret("s1") is not None

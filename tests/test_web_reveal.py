@@ -18,14 +18,14 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
+from bot.app import Services, build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
-from bot.credentials.links import Links
-from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
-from bot.slack.messenger import Messenger
-from bot.storage.sqlite import Store
+from bot.domain.models import AccessType, CreatedCredentials, RequestForm
+from bot.storage.sqlite import SqliteStore
 from bot.web import SLACK_BODY_LIMIT_BYTES, create_flask
-from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, Clock
+from tests.provisioning_support import OPEN
 
 REVEAL = {"X-Requested-With": "reveal"}
 SLACKBOT = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
@@ -42,14 +42,6 @@ class Deferred(Executor):
         return Future()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self):
-        return self.now
-
-
 def make_app(tmp_path: Path, **overrides: object):
     settings = load_settings(
         slack_bot_token="xoxb-unused-0000",
@@ -60,20 +52,21 @@ def make_app(tmp_path: Path, **overrides: object):
         **overrides,
     )
     clock = Clock()
-    store = Store(tmp_path / "web.db", clock=clock)
+    store = SqliteStore(tmp_path / "web.db", clock=clock)
     client = WebClient(token="xoxb-unused-0000", base_url="http://127.0.0.1:9/")  # never called here
-    links = Links(settings, store, IamGateway(None, None), Messenger(client), lambda: frozenset(), Deferred())
+    services = build_services(settings, store=store, iam=IamGateway(None, None), client=client, executor=Deferred())
+    OPEN.append(services)
     bolt = App(client=client, signing_secret="unused", token_verification_enabled=False)
-    app = create_flask(bolt, store, links, settings)
-    return app, store, links, clock
+    app = create_flask(bolt, services.reveals, settings)
+    return app, store, services, clock
 
 
-def seal_one(store: Store, links: Links) -> tuple[str, str]:
+def seal_one(store: SqliteStore, services: Services) -> tuple[str, str]:
     form = RequestForm(
         recipients=(RECIPIENT,), user_names=("wes.web",), access_types=frozenset({AccessType.PROGRAMMATIC})
     )
     request = store.create_request(REQUESTER, form)
-    issued = links.issue(
+    issued = services.links.issue(
         request.id,
         RECIPIENT,
         CreatedCredentials(user_name="wes.web", access_key_id="AKIAEXAMPLE", secret_access_key="x" * 40),
@@ -98,8 +91,8 @@ def assert_secure(response) -> None:
 
 
 def test_every_response_carries_the_security_headers(web) -> None:
-    app, store, links, _ = web
-    secret_id, _ = seal_one(store, links)
+    app, store, services, _ = web
+    secret_id, _ = seal_one(store, services)
     client = app.test_client()
     for response in (
         client.get(f"/credentials/{secret_id}"),
@@ -116,11 +109,11 @@ def test_every_response_carries_the_security_headers(web) -> None:
 
 
 def test_get_is_the_same_for_every_id_and_consumes_nothing(web) -> None:
-    app, store, links, clock = web
+    app, store, services, clock = web
     client = app.test_client()
-    live, _ = seal_one(store, links)
-    used, _ = seal_one(store, links)
-    expired, _ = seal_one(store, links)
+    live, _ = seal_one(store, services)
+    used, _ = seal_one(store, services)
+    expired, _ = seal_one(store, services)
     assert client.post(f"/credentials/{used}", headers=REVEAL).status_code == 200
     clock.now += timedelta(days=2)
     pages = {
@@ -135,9 +128,9 @@ def test_get_is_the_same_for_every_id_and_consumes_nothing(web) -> None:
 
 
 def test_only_an_exact_reveal_post_hands_out_and_only_once(web) -> None:
-    app, store, links, _ = web
+    app, store, services, _ = web
     client = app.test_client()
-    secret_id, _ = seal_one(store, links)
+    secret_id, _ = seal_one(store, services)
     for kwargs in (
         {},
         {"headers": {"X-Requested-With": "XMLHttpRequest"}},
@@ -155,7 +148,7 @@ def test_only_an_exact_reveal_post_hands_out_and_only_once(web) -> None:
     unknown = client.post("/credentials/AAAAAAAAAAAAAAAAAAAAAAAA", headers=REVEAL)
     assert (unknown.status_code, unknown.json) == (410, gone.json)
     # The follow-up work (notice update, reuse check) was queued, not done before answering.
-    queued = [(fn.__name__, args[0].__name__, args[1]) for fn, args in links.executor.jobs]
+    queued = [(fn.__name__, args[0].__name__, args[1]) for fn, args in services.reveals.executor.jobs]
     assert queued == [
         ("_logged", "_after_reveal", secret_id),
         ("_logged", "_after_refused", secret_id),
@@ -164,9 +157,9 @@ def test_only_an_exact_reveal_post_hands_out_and_only_once(web) -> None:
 
 
 def test_rate_limit_answers_429_per_client_and_consumes_nothing(tmp_path: Path) -> None:
-    app, store, links, _ = make_app(tmp_path, reveal_rate_limit="3 per minute")
+    app, store, services, _ = make_app(tmp_path, reveal_rate_limit="3 per minute")
     client = app.test_client()
-    secret_id, _ = seal_one(store, links)
+    secret_id, _ = seal_one(store, services)
     here = {"REMOTE_ADDR": "198.51.100.7"}
     for _ in range(3):
         assert (

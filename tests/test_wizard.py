@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from bot.aws.catalog import Catalog
-from bot.aws.iam import CatalogSnapshot, IamGateway, ManagedPolicy
+from bot.aws.catalog import Catalog, CatalogSnapshot, ManagedPolicy
+from bot.aws.iam import IamGateway
 from bot.credentials.sealing import PasswordSealer
-from bot.domain.models import RequestStatus
-from bot.domain.rules import AccountQuotas, PasswordPolicy
-from bot.storage.sqlite import Store
+from bot.domain.quotas import AccountQuotas
+from bot.domain.rules import PasswordPolicy
+from bot.domain.states import RequestEvent
+from bot.storage.sqlite import SqliteStore
 from bot.wizard.forms import Draft
 from bot.wizard.service import Wizard, WizardAnswer, suggestion_view
 from bot.wizard.views import details_view
@@ -73,8 +74,8 @@ def iam() -> Iterator[Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "bot.db")
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "bot.db")
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def catalog() -> Catalog:
 
 
 @pytest.fixture
-def wizard(store: Store, catalog: Catalog, iam: Any) -> Wizard:
+def wizard(store: SqliteStore, catalog: Catalog, iam: Any) -> Wizard:
     gateway = IamGateway(iam, boto3.client("sts", region_name="us-east-1"))
     return Wizard(
         store, catalog, gateway, PasswordSealer(b"server-side-secret-for-tests"), store.create_request, slack_people
@@ -130,7 +131,7 @@ def to_review(run: Run, details: dict, permissions: dict, tags: dict | None = No
     assert wiz.step_name(run.view) == "review"
 
 
-def drafts(store: Store) -> list[str]:
+def drafts(store: SqliteStore) -> list[str]:
     """Every stored draft (JSON), whatever its key."""
     return [row[0] for row in store.db.conn.execute("SELECT data FROM wizard_drafts ORDER BY view_id")]
 
@@ -139,7 +140,7 @@ def text_of(view: dict[str, Any]) -> str:
     return json.dumps(view["blocks"], ensure_ascii=False)
 
 
-def test_copy_user_is_expanded_into_what_iam_holds_and_filed_on_review(wizard: Wizard, store: Store) -> None:
+def test_copy_user_is_expanded_into_what_iam_holds_and_filed_on_review(wizard: Wizard, store: SqliteStore) -> None:
     run = Run(wizard)
     to_review(
         run,
@@ -166,7 +167,7 @@ def test_copy_user_is_expanded_into_what_iam_holds_and_filed_on_review(wizard: W
     assert store.get_draft(run.draft_key, REQUESTER) is None and drafts(store) == []
 
 
-def test_custom_password_is_sealed_in_the_draft_and_the_request(wizard: Wizard, store: Store) -> None:
+def test_custom_password_is_sealed_in_the_draft_and_the_request(wizard: Wizard, store: SqliteStore) -> None:
     run = Run(wizard)
     to_review(
         run,
@@ -184,7 +185,7 @@ def test_custom_password_is_sealed_in_the_draft_and_the_request(wizard: Wizard, 
     assert GOOD_PASSWORD not in repr(filed.form)
 
 
-def test_custom_password_rules(wizard: Wizard, store: Store) -> None:
+def test_custom_password_rules(wizard: Wizard, store: SqliteStore) -> None:
     run = Run(wizard)
 
     def errors(**kw: Any) -> dict[str, str]:
@@ -232,7 +233,9 @@ def test_copy_source_quota_counts_its_policies(wizard: Wizard, catalog: Catalog,
     assert "Copying template.dev" in error and "11 managed policies" in error
 
 
-def test_iam_changes_before_filing_send_the_requester_back(wizard: Wizard, store: Store, catalog: Catalog) -> None:
+def test_iam_changes_before_filing_send_the_requester_back(
+    wizard: Wizard, store: SqliteStore, catalog: Catalog
+) -> None:
     run = Run(wizard)
     to_review(
         run, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups", groups=["admins"])
@@ -249,7 +252,7 @@ def test_iam_changes_before_filing_send_the_requester_back(wizard: Wizard, store
     assert store.requests_where() == []
 
 
-def test_a_later_view_without_its_draft_starts_over(wizard: Wizard, store: Store) -> None:
+def test_a_later_view_without_its_draft_starts_over(wizard: Wizard, store: SqliteStore) -> None:
     run = Run(wizard)
     run.submit(wiz.details(["U0NEW1"], "ana", access=["programmatic"]))
     stranger = wizard.submit("U0STRANGER", {**run.view, "state": {"values": wiz.state(run.view, wiz.permissions())}})
@@ -279,8 +282,8 @@ names_text = st.lists(
     st.sampled_from(["", "short", "A long enough justification."]),
 )
 def test_every_error_is_keyed_by_an_input_block_of_the_submitted_view(
-    wizard: Wizard, store: Store, stage, people, names, access, mode, password, perm_mode, groups, source, policies,
-    tags, why,
+    wizard: Wizard, store: SqliteStore, stage, people, names, access, mode, password, perm_mode, groups, source,
+    policies, tags, why,
 ) -> None:  # fmt: skip
     """Valid views up to ``stage``, then one view of arbitrary input; Run.submit checks the keys."""
     unique = f"ana.{time.monotonic_ns()}"  # earlier examples filed requests: their names are taken
@@ -391,7 +394,7 @@ def test_back_shows_the_earlier_view_filled_from_the_draft(wizard: Wizard) -> No
     assert wizard.back("U0STRANGER", run.view, "details") is None
 
 
-def test_the_same_review_submitted_twice_at_once_files_one_request(wizard: Wizard, store: Store) -> None:
+def test_the_same_review_submitted_twice_at_once_files_one_request(wizard: Wizard, store: SqliteStore) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     run = Run(wizard)
@@ -403,7 +406,7 @@ def test_the_same_review_submitted_twice_at_once_files_one_request(wizard: Wizar
     assert len(store.requests_where()) == 1
 
 
-def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: Store) -> None:
+def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: SqliteStore) -> None:
     first = Run(wizard, view_id="V1")
     to_review(first, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups"))
     filed = first.submit(wiz.review()).request
@@ -411,7 +414,7 @@ def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: St
     second = Run(wizard, view_id="V2")
     error = second.submit(wiz.details(["U0NEW2"], "ANA", access=["programmatic"])).errors["user_names"]
     assert f"already requested in {filed.id}" in error
-    store.transition(filed.id, RequestStatus.PENDING, RequestStatus.DENIED, actor="U0APPROVE", event="denied")
+    store.move_request(filed.id, RequestEvent.DENIED, actor="U0APPROVE")
     assert not second.submit(wiz.details(["U0NEW2"], "ANA", access=["programmatic"])).errors
 
 
@@ -425,7 +428,7 @@ def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: St
     ],
 )
 def test_bots_deactivated_and_unknown_accounts_never_receive_credentials(
-    wizard: Wizard, store: Store, recipient: str, words: str
+    wizard: Wizard, store: SqliteStore, recipient: str, words: str
 ) -> None:
     run = Run(wizard)
     errors = run.submit(wiz.details(["U0NEW1", recipient], "ana\nbo", access=["programmatic"])).errors

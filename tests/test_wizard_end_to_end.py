@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.harness import http
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SqliteStore
 from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.test_end_to_end import approval_message, link_from_ephemeral, open_modal, wait_catalog
@@ -90,7 +90,7 @@ def test_copy_user_with_custom_password_end_to_end(start_bot, slack, iam, tmp_pa
     assert CUSTOM_PASSWORD not in review
     assert run.submit(wiz.review()).body == b""
     ts, request_id = approval_message(slack)
-    stored = Store(bot.database_path).get_request(request_id)
+    stored = SqliteStore(bot.database_path).get_request(request_id)
     assert stored.form.permissions_boundary_arn == boundary and stored.form.custom_password_sealed
 
     bot.user.block_action(APPROVER, "approve_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
@@ -108,9 +108,11 @@ def test_copy_user_with_custom_password_end_to_end(start_bot, slack, iam, tmp_pa
     sealed = http("POST", page_url, headers={"X-Requested-With": "reveal"}).json()
     plain = json.loads(open_sealed(secret_id, key, b64url_decode(sealed["iv"]), b64url_decode(sealed["ciphertext"])))
     assert plain["password"] == CUSTOM_PASSWORD, "the revealed password is not the custom one"
-    final = Store(bot.database_path).get_request(request_id)
+    final = SqliteStore(bot.database_path).get_request(request_id)
     assert final.status == "provisioned" and final.form.custom_password_sealed is None
-    assert "custom_password_erased" in [e.event for e in Store(bot.database_path).audit_events(request_id=request_id)]
+    assert "custom_password_erased" in [
+        e.event for e in SqliteStore(bot.database_path).audit_events(request_id=request_id)
+    ]
     db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*")).decode("latin-1")
     places = {
         "database": db_bytes,
@@ -156,7 +158,7 @@ def test_invalid_views_get_errors_on_their_own_input_blocks_and_nothing_is_store
     assert "Line 2" in errors(wiz.tags("a=1\nbroken"))["tags"]
     run.through(wiz.tags("a=1"))
     assert "at least 10" in errors(wiz.review("too short"))["justification"]
-    assert Store(bot.database_path).requests_where() == []
+    assert SqliteStore(bot.database_path).requests_where() == []
     assert iam.list_users()["Users"] == []
     assert slack.calls("chat.postMessage") == []
 
@@ -190,7 +192,7 @@ def test_back_button_and_who_may_file(start_bot, slack, iam) -> None:
     answer = stranger.submit(wiz.details([RECIPIENT], "nina.other", access=["programmatic"]))
     body = answer.json()
     assert body["response_action"] == "update" and "input" not in json.dumps(body["view"]["blocks"])
-    assert Store(bot.database_path).requests_where() == []
+    assert SqliteStore(bot.database_path).requests_where() == []
 
 
 def update_hash(slack, view) -> str:
@@ -206,5 +208,5 @@ def test_a_bot_user_is_refused_as_recipient_over_http(start_bot, slack, iam) -> 
     answer = run.submit(wiz.details([RECIPIENT, "U0HELPBOT1"], "nina.n\nhelp.bot", access=["programmatic"]))
     errors = answer.json()["errors"]
     assert set(errors) == {"recipients"} and "bot or app" in errors["recipients"]
-    assert Store(bot.database_path).requests_where() == []
+    assert SqliteStore(bot.database_path).requests_where() == []
     assert iam.list_users()["Users"] == []

@@ -1,25 +1,32 @@
 """Pending requests expire: one reminder to the approvers at half-life, expiry at the TTL.
 
-Runs inside every serving process as a daemon thread (no cron). Several gunicorn workers each
-run one; that is safe because every effect is a compare-and-set in the store: the reminder
-marker (:meth:`bot.storage.sqlite.Store.mark_reminded`) and pending → expired
-(:meth:`bot.approval.workflow.Workflow.expire`) succeed for exactly one worker.
+Run as a periodic job in every serving process (:mod:`bot.ops.jobs`). Several workers each run it;
+that is safe because every effect is a compare-and-set in the store: the reminder marker
+(:meth:`bot.storage.base.Store.mark_reminded`) and pending → expired succeed for exactly one.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from bot.approval.workflow import Workflow
-from bot.domain.models import RequestStatus
+from bot.approval.board import ApprovalBoard
+from bot.domain.changes import Changes
+from bot.domain.models import OnboardingRequest
+from bot.domain.states import RequestEvent, RequestStatus
+from bot.slack.blocks import mention, slack_date, user_names
+from bot.slack.messenger import Messenger
+from bot.slack.people import People
+from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 10_000  # pending requests looked at per sweep; far above any real backlog
+
+
+def duration(seconds: int) -> str:
+    """``72 h`` or ``5 min``: how people say a TTL."""
+    return f"{seconds // 3600} h" if seconds >= 3600 else f"{max(1, seconds // 60)} min"
 
 
 @dataclass
@@ -30,64 +37,73 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
 
 
-class ExpirySweeper:
+class PendingExpiry:
     """Reminds and expires pending requests by age (``PENDING_REQUEST_TTL_SECONDS``).
 
     Args:
-        workflow: moves requests (``expire``) and sends reminders (``remind``).
         ttl_seconds: age at which a pending request expires; the reminder goes at half of it.
-        interval_seconds: pause between sweeps of the background thread.
-        clock: "now" (aware UTC); defaults to the store's clock, tests pass a controllable one.
     """
 
     def __init__(
         self,
-        workflow: Workflow,
-        *,
-        ttl_seconds: float,
-        interval_seconds: float = 60.0,
-        clock: Callable[[], datetime] | None = None,
+        store: Store,
+        board: ApprovalBoard,
+        messenger: Messenger,
+        people: People,
+        changes: Changes,
+        ttl_seconds: int,
     ) -> None:
-        self.workflow = workflow
+        self.store = store
+        self.board = board
+        self.messenger = messenger
+        self.people = people
+        self.changes = changes
         self.ttl_seconds = ttl_seconds
-        self.interval_seconds = interval_seconds
-        self.clock = clock or workflow.store.clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sweep(self) -> SweepReport:
         """One pass over the pending requests: expire those at or past the TTL, remind (once)
         those at or past half of it. Safe to run concurrently in several processes."""
         report = SweepReport()
-        now = self.clock()
-        store = self.workflow.store
-        for request in store.requests_where(statuses=[RequestStatus.PENDING], limit=SWEEP_BATCH):
+        now = self.store.clock()
+        for request in self.store.requests_where(statuses=[RequestStatus.PENDING], limit=SWEEP_BATCH):
             age = (now - request.created_at).total_seconds()
             if age >= self.ttl_seconds:
-                if self.workflow.expire(request.id) is not None:
+                if self.expire(request.id) is not None:
                     report.expired.append(request.id)
             elif age >= self.ttl_seconds / 2:
-                review = store.get_review(request.id)
-                if (review is None or review.reminded_at is None) and self.workflow.remind(request):
+                review = self.store.get_review(request.id)
+                if (review is None or review.reminded_at is None) and self.remind(request):
                     report.reminded.append(request.id)
+        if report.reminded or report.expired:
+            log.info("expiry sweep: %d reminded, %d expired", len(report.reminded), len(report.expired))
         return report
 
-    def start(self) -> None:
-        """Sweep now and then every ``interval_seconds`` in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="expiry-sweeper", daemon=True)
-        self._thread.start()
+    def expire(self, request_id: str) -> OnboardingRequest | None:
+        """pending → expired (one worker wins); the approval message loses its buttons and the
+        requester is told. None when it was no longer pending."""
+        moved = self.store.move_request(
+            request_id, RequestEvent.EXPIRED, actor=None, detail={"ttl_seconds": self.ttl_seconds}
+        )
+        if moved is None:
+            return None
+        self.changes.request_moved(moved)
+        self.messenger.dm(
+            moved.requester,
+            f":hourglass: Your request `{moved.id}` for {user_names(moved)} expired: nobody decided on it "
+            f"within {duration(self.ttl_seconds)}. Nothing was created; `/iam-user new` files it again.",
+        )
+        return moved
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                report = self.sweep()
-                if report.reminded or report.expired:
-                    log.info("expiry sweep: %d reminded, %d expired", len(report.reminded), len(report.expired))
-            except Exception:
-                log.exception("expiry sweep failed; trying again next interval")
-            self._stop.wait(self.interval_seconds)
+    def remind(self, request: OnboardingRequest) -> bool:
+        """Remind the approvers of a pending request once (the marker is a compare-and-set, so with
+        several workers exactly one sends it). Returns True if this call sent it."""
+        if not self.store.mark_reminded(request.id):
+            return False
+        text = (
+            f":alarm_clock: {' '.join(self.people.approver_mentions())} request `{request.id}` from "
+            f"{mention(request.requester)} for {user_names(request)} is still waiting for a decision; it expires "
+            f"{slack_date(self.board.expires_at(request))}."
+        )
+        if self.messenger.post(self.board.channel, text) is None:
+            self.store.audit("reminder_post_failed", request_id=request.id)
+        return True

@@ -1,4 +1,4 @@
-"""An in-memory copy of what IAM holds, refreshed in the background, and searched by options menus.
+"""An in-memory copy of what IAM holds, refreshed by a periodic job, and searched by options menus.
 
 Slack gives options menus and view submissions 3 s; a full IAM scan can take longer on a big
 account (1,300+ AWS managed policies, 100 a page), so requests read this snapshot and never
@@ -13,18 +13,51 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from bot.aws.iam import CatalogSnapshot, ManagedPolicy
-from bot.domain.rules import AccountQuotas, PasswordPolicy
+from bot.domain.limits import OPTION_VALUE_MAX, OPTIONS_MAX
+from bot.domain.quotas import AccountQuotas
+from bot.domain.rules import PasswordPolicy
 
 log = logging.getLogger(__name__)
 
-EMPTY = CatalogSnapshot(user_names=(), group_names=(), loaded_at=0.0)
-# Slack: an option's value is at most 150 characters, and a response holds at most 100 options.
-OPTION_VALUE_MAX = 150
-OPTIONS_MAX = 100
 POLICY_KEY_PREFIX = "policy-sha256:"
+
+
+@dataclass(frozen=True)
+class ManagedPolicy:
+    """A managed policy as ``list_policies`` returns it: ``name``, ``arn``, and whether AWS owns it.
+
+    AWS managed policies have ``aws`` as the account field of their ARN
+    (``arn:aws:iam::aws:policy/…``); customer managed ones carry the account id.
+    """
+
+    name: str
+    arn: str
+    aws_managed: bool
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> ManagedPolicy:
+        arn = str(item["Arn"])
+        return cls(name=str(item["PolicyName"]), arn=arn, aws_managed=arn.split(":")[4] == "aws")
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """What the options menus read: names as IAM returns them, plus the account's password
+    policy, per-user quotas and id (each read once per refresh, never per request)."""
+
+    user_names: tuple[str, ...]
+    group_names: tuple[str, ...]
+    loaded_at: float
+    policies: tuple[ManagedPolicy, ...] = ()
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    quotas: AccountQuotas = field(default_factory=AccountQuotas)
+    account_id: str | None = None
+
+
+EMPTY = CatalogSnapshot(user_names=(), group_names=(), loaded_at=0.0)
 
 
 def policy_value(arn: str) -> str:
@@ -81,26 +114,22 @@ class _Index:
 
 
 class Catalog:
-    """Holds the latest :class:`CatalogSnapshot` and refreshes it every ``interval`` seconds.
+    """Holds the latest :class:`CatalogSnapshot`; :meth:`refresh` (a periodic job) replaces it.
 
     Readers never block on a refresh: a new snapshot and its search index replace the old
     ones in one reference swap.
 
     Args:
         loader: returns a fresh snapshot (``IamGateway.load_catalog``); may be slow.
-        interval: seconds between background refreshes.
     """
 
-    def __init__(self, loader: Callable[[], CatalogSnapshot], interval: float = 300.0) -> None:
+    def __init__(self, loader: Callable[[], CatalogSnapshot]) -> None:
         self._loader = loader
-        self._interval = interval
         self._snapshot = EMPTY
         self._index = _Index(EMPTY)
         self._added_users: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._loaded = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def snapshot(self) -> CatalogSnapshot:
@@ -141,22 +170,6 @@ class Catalog:
             len(snapshot.group_names),
             len(snapshot.policies),
         )
-
-    def start(self) -> None:
-        """Load now and then every ``interval`` seconds, in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="catalog-refresh", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the background refresh after the current one (the thread is a daemon)."""
-        self._stop.set()
-
-    def _run(self) -> None:
-        self.refresh()
-        while not self._stop.wait(self._interval):
-            self.refresh()
 
     # -- account facts ---------------------------------------------------------------------------
 

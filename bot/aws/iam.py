@@ -1,12 +1,9 @@
-"""IAM and STS reads: catalog, account settings, quotas, the "copy from user" expansion.
+"""IAM and STS reads: the catalog, account settings and quotas, one user's or group's permissions,
+and a request's permissions made concrete (the "expansion" approvers judge).
 
-Together with :mod:`bot.aws.writes` (plan execution and rollback, the writes) this is the only
-code that calls IAM and STS.
-
-boto3 picks up ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_DEFAULT_REGION`` and
-``AWS_ENDPOINT_URL`` from the environment. Retries use botocore's ``standard`` mode, which
-retries IAM's ``Throttling`` and 5xx answers with capped backoff. IAM is eventually
-consistent, so calls on a just-created user also retry ``NoSuchEntity`` for a bounded time.
+Writes live in :mod:`bot.aws.steps` (a plan's steps), :mod:`bot.aws.removal` (taking users apart)
+and :mod:`bot.aws.keys` (credentials of existing users); with this module they are the only code
+that calls IAM and STS.
 """
 
 from __future__ import annotations
@@ -15,109 +12,31 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bot.domain.models import AttachedPolicy, CreatedCredentials, GroupGrant, UserPermissions
-from bot.domain.plan import PROVENANCE_TAG_KEYS
-from bot.domain.rules import AccountQuotas, PasswordPolicy, generate_password
+from bot.aws.catalog import CatalogSnapshot, ManagedPolicy
+from bot.aws.clients import IamError, as_iam_error, error_code, paginate, retry_no_such_entity
+from bot.domain.models import (
+    AttachedPolicy,
+    GroupGrant,
+    InlinePolicyCopy,
+    PermissionExpansion,
+    PermissionMode,
+    RequestForm,
+    UserPermissions,
+)
+from bot.domain.plan import REQUEST_ID_TAG, policy_document_sha256
+from bot.domain.quotas import AccountQuotas
+from bot.domain.risk import allows_everything
+from bot.domain.rules import PasswordPolicy
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
-# Bounded read-after-create retry for NoSuchEntity (IAM eventual consistency): ~30 s in all.
-CONSISTENCY_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15)
-REQUEST_ID_TAG = PROVENANCE_TAG_KEYS[0]
-
-
-class IamError(Exception):
-    """An IAM call failed for good. ``code`` is IAM's error code; the message holds no secret."""
-
-    def __init__(self, code: str, message: str, operation: str) -> None:
-        super().__init__(f"{operation}: {code}: {message}")
-        self.code = code
-        self.operation = operation
-
-
-def error_code(error: ClientError) -> str:
-    """IAM's error code of a ``ClientError`` (``NoSuchEntity``, ``EntityAlreadyExists``…)."""
-    return str(error.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def as_iam_error(error: ClientError) -> IamError:
-    """Wrap a botocore error; request ids and parameters are left out on purpose."""
-    info = error.response.get("Error", {})
-    return IamError(error_code(error), str(info.get("Message", "")), error.operation_name)
-
-
-@dataclass(frozen=True)
-class ManagedPolicy:
-    """A managed policy as ``list_policies`` returns it: ``name``, ``arn``, and whether AWS owns it.
-
-    AWS managed policies have ``aws`` as the account field of their ARN
-    (``arn:aws:iam::aws:policy/…``); customer managed ones carry the account id.
-    """
-
-    name: str
-    arn: str
-    aws_managed: bool
-
-    @classmethod
-    def from_api(cls, item: dict[str, Any]) -> ManagedPolicy:
-        arn = str(item["Arn"])
-        return cls(name=str(item["PolicyName"]), arn=arn, aws_managed=arn.split(":")[4] == "aws")
-
-
-@dataclass(frozen=True)
-class CatalogSnapshot:
-    """What the options menus and validation read: names as IAM returns them, plus the account's
-    password policy, per-user quotas and id (each read once per refresh, never per request)."""
-
-    user_names: tuple[str, ...]
-    group_names: tuple[str, ...]
-    loaded_at: float
-    policies: tuple[ManagedPolicy, ...] = ()
-    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
-    quotas: AccountQuotas = field(default_factory=AccountQuotas)
-    account_id: str | None = None
-
-
-def retry_no_such_entity(
-    call: Callable[[], T], sleep: Callable[[float], None], delays: tuple[float, ...] = CONSISTENCY_DELAYS
-) -> T:
-    """``call()``, retried after each of ``delays`` (seconds) while IAM answers ``NoSuchEntity``.
-
-    IAM is eventually consistent: right after ``CreateUser`` another call may not see the user
-    yet. The last ``NoSuchEntity`` (or any other error) is raised as the ``ClientError`` it is.
-    """
-    for delay in (*delays, None):
-        try:
-            return call()
-        except ClientError as error:
-            if error_code(error) != "NoSuchEntity" or delay is None:
-                raise
-            sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def make_clients(session: boto3.session.Session | None = None) -> tuple[Any, Any]:
-    """``(iam, sts)`` clients with standard retries; endpoint from ``AWS_ENDPOINT_URL`` if set."""
-    session = session or boto3.session.Session()
-    region = session.region_name or "us-east-1"
-    return (
-        session.client("iam", config=RETRY_CONFIG, region_name=region),
-        session.client("sts", config=RETRY_CONFIG, region_name=region),
-    )
-
 
 class IamGateway:
-    """Reads from and writes to IAM for the bot.
+    """Reads IAM for the bot (and hands its client to the write modules).
 
     Args:
         iam: a boto3 IAM client; sts: a boto3 STS client (for the account id).
@@ -130,13 +49,17 @@ class IamGateway:
         self.sts = sts
         self.sleep = sleep
 
-    # -- reads ---------------------------------------------------------------------------------
+    def retry(self, call: Callable[[], Any], delays: Sequence[float] | None = None) -> Any:
+        """``call()`` with the ``NoSuchEntity`` retry of :func:`bot.aws.clients.retry_no_such_entity`."""
+        if delays is None:
+            return retry_no_such_entity(call, self.sleep)
+        return retry_no_such_entity(call, self.sleep, delays)
 
-    def _paginate(self, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for page in self.iam.get_paginator(operation).paginate(**kwargs):
-            items.extend(page[key])
-        return items
+    def list(self, operation: str, key: str, **kwargs: Any) -> list[Any]:
+        """Every item of a paginated IAM list call."""
+        return paginate(self.iam, operation, key, **kwargs)
+
+    # -- the catalog and the account ---------------------------------------------------------------
 
     def load_catalog(self) -> CatalogSnapshot:
         """Every user, group and managed policy (AWS and customer managed), with full pagination,
@@ -150,11 +73,9 @@ class IamGateway:
             IamError: a list call failed (the caller keeps its previous snapshot).
         """
         try:
-            users = tuple(u["UserName"] for u in self._paginate("list_users", "Users"))
-            groups = tuple(g["GroupName"] for g in self._paginate("list_groups", "Groups"))
-            policies = tuple(
-                ManagedPolicy.from_api(p) for p in self._paginate("list_policies", "Policies", Scope="All")
-            )
+            users = tuple(u["UserName"] for u in self.list("list_users", "Users"))
+            groups = tuple(g["GroupName"] for g in self.list("list_groups", "Groups"))
+            policies = tuple(ManagedPolicy.from_api(p) for p in self.list("list_policies", "Policies", Scope="All"))
         except ClientError as error:
             raise as_iam_error(error) from None
         try:
@@ -165,9 +86,9 @@ class IamGateway:
             password_policy = PasswordPolicy()
         quotas = AccountQuotas()
         try:
-            quotas = AccountQuotas.from_summary(self.iam.get_account_summary()["SummaryMap"])
-        except ClientError as error:
-            log.warning("get_account_summary failed (%s); assuming IAM's default quotas", error_code(error))
+            quotas = AccountQuotas.from_summary(self.account_summary())
+        except IamError as error:
+            log.warning("get_account_summary failed (%s); assuming IAM's default quotas", error.code)
         account_id = None
         try:
             account_id = self.account_id()
@@ -202,75 +123,14 @@ class IamGateway:
             self._account_id = str(self.sts.get_caller_identity()["Account"])
         return self._account_id
 
-    def user_permissions(self, user_name: str) -> UserPermissions:
-        """Groups, attached managed policies, inline policy names and boundary of a user.
-
-        Names come from the list APIs, never from parsing ARNs (users can have paths).
-
-        Raises:
-            IamError: ``NoSuchEntity`` when the user does not exist.
-        """
-        try:
-            user = self.iam.get_user(UserName=user_name)["User"]
-            return UserPermissions(
-                user_name=user["UserName"],
-                groups=tuple(
-                    g["GroupName"] for g in self._paginate("list_groups_for_user", "Groups", UserName=user_name)
-                ),
-                managed_policy_arns=tuple(
-                    p["PolicyArn"]
-                    for p in self._paginate("list_attached_user_policies", "AttachedPolicies", UserName=user_name)
-                ),
-                inline_policy_names=tuple(self._paginate("list_user_policies", "PolicyNames", UserName=user_name)),
-                permissions_boundary_arn=(user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
-            )
-        except ClientError as error:
-            raise as_iam_error(error) from None
-
-    def group_grant(self, group_name: str) -> GroupGrant:
-        """A group's attached managed policies and inline policy names (what joining it grants).
-
-        Raises:
-            IamError: ``NoSuchEntity`` when the group does not exist.
-        """
-        try:
-            attached = self._paginate("list_attached_group_policies", "AttachedPolicies", GroupName=group_name)
-            inline = self._paginate("list_group_policies", "PolicyNames", GroupName=group_name)
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        return GroupGrant(
-            name=group_name,
-            managed_policies=tuple(AttachedPolicy(arn=p["PolicyArn"], name=p["PolicyName"]) for p in attached),
-            inline_policy_names=tuple(inline),
-        )
-
-    def user_policy_document(self, user_name: str, policy_name: str) -> dict[str, Any]:
-        """An inline user policy's document as a dict (boto3 URL-decodes and parses it).
-
-        Raises:
-            IamError: ``NoSuchEntity`` when the user or policy does not exist.
-        """
-        try:
-            document = self.iam.get_user_policy(UserName=user_name, PolicyName=policy_name)["PolicyDocument"]
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        return json.loads(document) if isinstance(document, str) else dict(document)
-
     def console_url(self) -> str:
         """``https://<alias or account id>.signin.aws.amazon.com/console`` (IAM user guide)."""
         try:
             aliases = self.iam.list_account_aliases().get("AccountAliases", [])
         except ClientError:
             aliases = []  # list_account_aliases may be denied; the account id always works
-        account = aliases[0] if aliases else self.sts.get_caller_identity()["Account"]
+        account = aliases[0] if aliases else self.account_id()
         return f"https://{account}.signin.aws.amazon.com/console"
-
-    # -- writes --------------------------------------------------------------------------------
-
-    # -- reads for provisioning: quotas, ownership, conflicts -----------------------------------
-
-    def _retry_consistency(self, call: Callable[[], T], delays: tuple[float, ...] = CONSISTENCY_DELAYS) -> T:
-        return retry_no_such_entity(call, self.sleep, delays)
 
     def account_summary(self) -> dict[str, int]:
         """``get_account_summary()["SummaryMap"]``: usage and quotas (``UsersQuota``,
@@ -284,6 +144,60 @@ class IamGateway:
         except ClientError as error:
             raise as_iam_error(error) from None
 
+    # -- users, groups, policies -------------------------------------------------------------------
+
+    def user_permissions(self, user_name: str) -> UserPermissions:
+        """Groups, attached managed policies, inline policy names and boundary of a user.
+
+        Names come from the list APIs, never from parsing ARNs (users can have paths).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the user does not exist.
+        """
+        try:
+            user = self.iam.get_user(UserName=user_name)["User"]
+            return UserPermissions(
+                user_name=user["UserName"],
+                groups=tuple(g["GroupName"] for g in self.list("list_groups_for_user", "Groups", UserName=user_name)),
+                managed_policy_arns=tuple(
+                    p["PolicyArn"]
+                    for p in self.list("list_attached_user_policies", "AttachedPolicies", UserName=user_name)
+                ),
+                inline_policy_names=tuple(self.list("list_user_policies", "PolicyNames", UserName=user_name)),
+                permissions_boundary_arn=(user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+            )
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
+    def group_grant(self, group_name: str) -> GroupGrant:
+        """A group's attached managed policies and inline policy names (what joining it grants).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the group does not exist.
+        """
+        try:
+            attached = self.list("list_attached_group_policies", "AttachedPolicies", GroupName=group_name)
+            inline = self.list("list_group_policies", "PolicyNames", GroupName=group_name)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return GroupGrant(
+            name=group_name,
+            managed_policies=tuple(AttachedPolicy(arn=p["PolicyArn"], name=p["PolicyName"]) for p in attached),
+            inline_policy_names=tuple(inline),
+        )
+
+    def user_policy_document(self, user_name: str, policy_name: str) -> dict[str, Any]:
+        """An inline user policy's document as a dict (boto3 URL-decodes it; a string is parsed).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the user or policy does not exist.
+        """
+        try:
+            document = self.iam.get_user_policy(UserName=user_name, PolicyName=policy_name)["PolicyDocument"]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return json.loads(document) if isinstance(document, str) else dict(document)
+
     def inline_policy_size(self, user_name: str, policy_name: str) -> int:
         """Non-whitespace characters of one inline policy of ``user_name`` (IAM counts these
         against ``UserPolicySizeQuota``, 2,048 per user).
@@ -291,11 +205,7 @@ class IamGateway:
         Raises:
             IamError: the policy or user is gone, or the read was refused.
         """
-        try:
-            document = self.iam.get_user_policy(UserName=user_name, PolicyName=policy_name)["PolicyDocument"]
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        text = document if isinstance(document, str) else json.dumps(document)
+        text = json.dumps(self.user_policy_document(user_name, policy_name))
         return sum(1 for char in text if not char.isspace())
 
     def customer_policy_exists(self, arn: str) -> bool:
@@ -308,15 +218,13 @@ class IamGateway:
             raise as_iam_error(error) from None
         return True
 
-    def tags_of(self, user_name: str, *, delays: tuple[float, ...] = ()) -> dict[str, str] | None:
+    def tags_of(self, user_name: str, *, delays: Sequence[float] = ()) -> dict[str, str] | None:
         """The tags of a user (``ListUserTags``), or None when the user does not exist.
 
         ``delays``: retry ``NoSuchEntity`` this way first, for a user that should exist.
         """
         try:
-            pages = self._retry_consistency(
-                lambda: self._paginate("list_user_tags", "Tags", UserName=user_name), delays
-            )
+            pages = self.retry(lambda: self.list("list_user_tags", "Tags", UserName=user_name), delays)
         except ClientError as error:
             if error_code(error) == "NoSuchEntity":
                 return None
@@ -332,88 +240,59 @@ class IamGateway:
         """
         wanted = {name.lower() for name in user_names}
         try:
-            existing = [u["UserName"] for u in self._paginate("list_users", "Users") if u["UserName"].lower() in wanted]
+            existing = [u["UserName"] for u in self.list("list_users", "Users") if u["UserName"].lower() in wanted]
         except ClientError as error:
             raise as_iam_error(error) from None
         return [name for name in existing if (self.tags_of(name) or {}).get(REQUEST_ID_TAG) != request_id]
 
-    # -- one-time link life: re-issue and expiry (called by bot.links) --------------------------
+    # -- a request's permissions, made concrete ----------------------------------------------------
 
-    def replace_access_key(self, user_name: str, old_access_key_id: str | None) -> tuple[str, str]:
-        """Delete ``old_access_key_id`` (if given and still there), then create a new access key.
+    def read_expansion(self, form: RequestForm) -> PermissionExpansion:
+        """What ``form`` would grant, read from IAM now: groups with their policies, "copy from
+        user" replaced by what the source user holds, each copied inline policy's digest.
 
-        Deleting first because the old key may be in the wrong hands, and because IAM allows
-        at most 2 access keys per user, inactive ones included (IAM quotas). Returns
-        ``(access key id, secret access key)``; the secret must go straight into a sealed link.
-
-        Raises:
-            IamError: IAM refused (``NoSuchEntity`` when the user is gone, ``LimitExceeded``…).
+        Slow (several IAM reads): call it after a Slack ack. Never raises for IAM errors: an
+        unreadable request comes back with ``error`` set, so the caller can store it and refuse
+        approval (fail closed) instead of losing the request.
         """
         try:
-            if old_access_key_id:
-                try:
-                    self.iam.delete_access_key(UserName=user_name, AccessKeyId=old_access_key_id)
-                except ClientError as error:
-                    if error_code(error) != "NoSuchEntity":
-                        raise
-            key = self._retry_consistency(lambda: self.iam.create_access_key(UserName=user_name))["AccessKey"]
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
-
-    def reset_login_password(self, user_name: str, policy: PasswordPolicy | None = None) -> str:
-        """Give the login profile a new generated password that must be changed at next sign-in
-        (``UpdateLoginProfile`` with ``PasswordResetRequired=True``); returns the password.
-
-        Raises:
-            IamError: IAM refused (``NoSuchEntity`` when the user has no login profile).
-        """
-        password = generate_password(policy or self.password_policy())
-        try:
-            self.iam.update_login_profile(UserName=user_name, Password=password, PasswordResetRequired=True)
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        return password
-
-    def deactivate_access_key(self, user_name: str, access_key_id: str) -> bool:
-        """``UpdateAccessKey Status=Inactive``; False when the key (or user) no longer exists.
-
-        Raises:
-            IamError: IAM refused for another reason.
-        """
-        try:
-            self.iam.update_access_key(UserName=user_name, AccessKeyId=access_key_id, Status="Inactive")
-        except ClientError as error:
-            if error_code(error) == "NoSuchEntity":
-                return False
-            raise as_iam_error(error) from None
-        return True
-
-    def lock_login_profile(self, user_name: str) -> bool:
-        """Make the console password of an unopened link useless: a fresh generated password
-        that nobody is told, with ``PasswordResetRequired=True`` (``UpdateLoginProfile``).
-
-        Nobody can sign in until an approver re-issues credentials (which sets a new password
-        and sends it in a new link). False when the user has no login profile.
-
-        Raises:
-            IamError: IAM refused for another reason.
-        """
-        try:
-            self.reset_login_password(user_name)
+            return self._read_expansion(form)
         except IamError as error:
-            if error.code == "NoSuchEntity":
-                return False
-            raise
-        return True
+            return PermissionExpansion(error=str(error)[:300])
+        except Exception as error:  # STS, network, a malformed answer: fail closed all the same
+            log.warning("reading a request's permissions failed: %s", type(error).__name__)
+            return PermissionExpansion(error=f"{type(error).__name__} while reading IAM")
 
+    def _read_expansion(self, form: RequestForm) -> PermissionExpansion:
+        boundary = form.permissions_boundary_arn
+        copy_source = None
+        inline: tuple[InlinePolicyCopy, ...] = ()
+        if form.permission_mode is PermissionMode.COPY_USER:
+            if not form.copy_from_user:
+                raise ValueError("copy_user mode without a source user")
+            copy_source = self.user_permissions(form.copy_from_user)
+            group_names = copy_source.groups
+            managed = tuple(AttachedPolicy.from_arn(arn) for arn in copy_source.managed_policy_arns)
+            inline = tuple(self._inline_copy(copy_source.user_name, name) for name in copy_source.inline_policy_names)
+            boundary = boundary or copy_source.permissions_boundary_arn
+        elif form.permission_mode is PermissionMode.POLICIES:
+            group_names = ()
+            managed = tuple(AttachedPolicy.from_arn(arn) for arn in form.policy_arns)
+        else:
+            group_names = form.groups
+            managed = ()
+        return PermissionExpansion(
+            groups=tuple(self.group_grant(name) for name in group_names),
+            managed_policies=managed,
+            inline_policies=inline,
+            permissions_boundary_arn=boundary,
+            copy_source=copy_source,
+            account_id=self.account_id(),
+            users_may_change_password=self.password_policy().allow_users_to_change_password,
+        )
 
-def credentials_from_outputs(user_name: str, console_url: str | None, outputs: dict[str, str]) -> CreatedCredentials:
-    """Collect one user's step outputs into :class:`CreatedCredentials`."""
-    return CreatedCredentials(
-        user_name=user_name,
-        console_url=console_url if "password" in outputs else None,
-        password=outputs.get("password"),
-        access_key_id=outputs.get("access_key_id"),
-        secret_access_key=outputs.get("secret_access_key"),
-    )
+    def _inline_copy(self, user_name: str, policy_name: str) -> InlinePolicyCopy:
+        document = self.user_policy_document(user_name, policy_name)
+        return InlinePolicyCopy(
+            name=policy_name, sha256=policy_document_sha256(document), broad=allows_everything(document)
+        )

@@ -1,67 +1,94 @@
-"""The sweeper that expires unopened one-time links, in a daemon thread of the serving process.
+"""Expiring unopened one-time links: past ``CREDENTIAL_LINK_TTL_SECONDS`` the ciphertext goes, the
+access key is switched off and the console password replaced by one nobody knows, and the
+recipient, the requester and the approvers (with **Re-issue credentials**) are told.
 
-Every ``interval_seconds`` it calls :meth:`bot.credentials.links.Links.expire_due`. Each link's expiry is
-a compare-and-set on the secret's state, so several gunicorn workers (each with a sweeper)
-never expire one link twice; a worker that dies mid-way is replaced after the lease. Time
-comes from the store's clock, so tests drive it with a controllable clock and
-:meth:`LinkExpirySweeper.run_once` instead of waiting.
+Run as a periodic job in every serving process (:mod:`bot.ops.jobs`). Each link's expiry is a
+compare-and-set on the secret's state, so several workers never expire one link twice; a worker
+that dies mid-way is replaced after the lease. Time comes from the store's clock.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
-from bot.credentials.links import EXPIRY_LEASE_SECONDS, Links
+from bot.aws.keys import KeyKeeper
+from bot.credentials import messages
+from bot.credentials.links import Links
+from bot.domain.changes import Changes
+from bot.domain.records import SecretRow
+from bot.slack.messenger import Messenger
+from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL_SECONDS = 30.0
+# A worker that claimed expiry work and died is replaced after this many seconds.
+EXPIRY_LEASE_SECONDS = 300.0
 
 
-class LinkExpirySweeper:
-    """Runs :meth:`Links.expire_due` now and then.
+class LinkExpiry:
+    """Expires due links (:meth:`expire_due`).
 
     Args:
-        links: the link service.
-        interval_seconds: pause between sweeps; a link expires at most this late (seconds).
-        lease_seconds: after this long, unfinished expiry work of a dead worker is retaken.
+        approval_channel: where the approvers' note with **Re-issue credentials** goes.
     """
 
     def __init__(
         self,
+        store: Store,
         links: Links,
-        interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
-        lease_seconds: float = EXPIRY_LEASE_SECONDS,
+        keys: KeyKeeper,
+        messenger: Messenger,
+        changes: Changes,
+        approval_channel: str,
     ) -> None:
+        self.store = store
         self.links = links
-        self.interval_seconds = interval_seconds
-        self.lease_seconds = lease_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.keys = keys
+        self.messenger = messenger
+        self.changes = changes
+        self.approval_channel = approval_channel
 
-    def run_once(self) -> list[str]:
-        """One sweep; returns the ids of the links expired by this call. Never raises."""
-        try:
-            return self.links.expire_due(self.lease_seconds)
-        except Exception:
-            log.exception("link expiry sweep failed; the next sweep retries")
-            return []
+    def expire_due(self, lease_seconds: float = EXPIRY_LEASE_SECONDS) -> list[str]:
+        """Expire every unopened link past its expiry; returns the ids this call handled.
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_seconds):
-            self.run_once()
+        Per link: state sealed → expired (ciphertext deleted, compare-and-set: one worker wins),
+        then the access key is deactivated (``UpdateAccessKey Status=Inactive``), the console
+        password replaced by one nobody knows with ``PasswordResetRequired=True``, and the
+        recipient, the requester and the approvers (with **Re-issue credentials**) are told.
+        If IAM fails, the work is retried by a later sweep after ``lease_seconds``.
+        """
+        done = []
+        for secret_id in self.store.due_expiries(lease_seconds):
+            row = self.store.claim_expiry(secret_id, lease_seconds)
+            if row is None:
+                continue
+            try:
+                if self._expire(row):
+                    done.append(secret_id)
+            except Exception:
+                log.exception("expiring a one-time link failed; a later sweep retries")
+        return done
 
-    def start(self) -> LinkExpirySweeper:
-        """Start the daemon thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="link-expiry", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop and wait up to ``timeout`` seconds."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _expire(self, row: SecretRow) -> bool:
+        deactivated = self.keys.deactivate_access_key(row.user_name, row.access_key_id) if row.access_key_id else None
+        locked = self.keys.lock_login_profile(row.user_name) if row.console else None
+        if not self.store.finish_expiry(
+            row.id, {"user_name": row.user_name, "access_key_deactivated": deactivated, "login_profile_locked": locked}
+        ):
+            return False
+        what = {"access_key": row.access_key_id is not None, "console": row.console}
+        self.links.update_notice(row, messages.expired_words(**what))
+        self.changes.request_updated(row.request_id)
+        self.messenger.dm(
+            row.recipient,
+            messages.expiry_notice(row.user_name, row.recipient, row.request_id, for_requester=False, **what),
+        )
+        request = self.store.get_request(row.request_id)
+        if request is not None and request.requester != row.recipient:
+            self.messenger.dm(
+                request.requester,
+                messages.expiry_notice(row.user_name, row.recipient, row.request_id, for_requester=True, **what),
+            )
+        text, note_blocks = messages.expiry_for_approvers(row.id, row.user_name, row.recipient, row.request_id, **what)
+        self.messenger.post(self.approval_channel, text, note_blocks)
+        return True

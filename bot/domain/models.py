@@ -1,4 +1,4 @@
-"""Domain models: what a requester asks for, what the bot stores, and the states a request moves through."""
+"""Domain models: what a requester asks for and what the bot stores about it (states: :mod:`bot.domain.states`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import enum
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bot.domain.states import RequestStatus
 
 
 class AccessType(enum.StrEnum):
@@ -24,46 +26,6 @@ class PermissionMode(enum.StrEnum):
     GROUPS = "groups"
     COPY_USER = "copy_user"
     POLICIES = "policies"
-
-
-class RequestStatus(enum.StrEnum):
-    """A request's life: pending → approved → provisioning → provisioned, or an end state."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    PROVISIONING = "provisioning"
-    PROVISIONED = "provisioned"
-    FAILED = "failed"
-    DENIED = "denied"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-    @property
-    def words(self) -> str:
-        """The state as a person would say it, for replies and messages."""
-        return STATUS_WORDS[self]
-
-
-FINAL_STATUSES = frozenset(
-    {
-        RequestStatus.PROVISIONED,
-        RequestStatus.FAILED,
-        RequestStatus.DENIED,
-        RequestStatus.CANCELLED,
-        RequestStatus.EXPIRED,
-    }
-)
-
-STATUS_WORDS = {
-    RequestStatus.PENDING: "waiting for approval",
-    RequestStatus.APPROVED: "approved, provisioning about to start",
-    RequestStatus.PROVISIONING: "approved, creating the IAM users",
-    RequestStatus.PROVISIONED: "done: IAM users created and credentials sent",
-    RequestStatus.FAILED: "failed",
-    RequestStatus.DENIED: "denied",
-    RequestStatus.CANCELLED: "cancelled by the requester",
-    RequestStatus.EXPIRED: "expired without a decision",
-}
 
 
 def utcnow() -> datetime:
@@ -183,6 +145,17 @@ class CreatedCredentials(BaseModel):
     password: str | None = Field(default=None, repr=False)
     access_key_id: str | None = None
     secret_access_key: str | None = Field(default=None, repr=False)
+
+    @classmethod
+    def from_outputs(cls, user_name: str, console_url: str | None, outputs: dict[str, str]) -> CreatedCredentials:
+        """One user's step outputs (``password``, ``access_key_id``, ``secret_access_key``)."""
+        return cls(
+            user_name=user_name,
+            console_url=console_url if "password" in outputs else None,
+            password=outputs.get("password"),
+            access_key_id=outputs.get("access_key_id"),
+            secret_access_key=outputs.get("secret_access_key"),
+        )
 
 
 class AttachedPolicy(BaseModel):

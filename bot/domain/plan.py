@@ -12,6 +12,7 @@ import enum
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +20,9 @@ from bot.domain.models import OnboardingRequest, PermissionMode, Tag, UserPermis
 
 # IAM: at most 50 tags per user; the bot adds these provenance tags to the requester's.
 PROVENANCE_TAG_KEYS = ("iam-user-bot:request-id", "iam-user-bot:requested-by", "iam-user-bot:approved-by")
+REQUEST_ID_TAG = PROVENANCE_TAG_KEYS[0]
+# On the bot-managed customer managed policies: only a policy carrying it is reused or deleted.
+MANAGED_TAG = "iam-user-bot:managed"
 # Bot-managed customer managed policies (documents in bot/policies/, reasoning in docs/).
 MFA_POLICY_NAME = "iam-user-bot-require-mfa"
 SELF_MANAGE_POLICY_NAME = "iam-user-bot-self-manage-credentials"
@@ -35,6 +39,33 @@ class StepKind(enum.StrEnum):
     ADD_USER_TO_GROUP = "add_user_to_group"
     ATTACH_USER_POLICY = "attach_user_policy"
     PUT_USER_POLICY = "put_user_policy"  # copies an inline policy of the source user
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """How the plan treats one step kind.
+
+    ``account_wide``: runs once before every user's steps (``user_name`` empty).
+    ``makes_secret``: its output (a password, a secret access key) lives only in the memory of
+    the run that made it, so after a crash the step runs again. ``quota``: the
+    ``get_account_summary`` quota that counts this kind per user, and its words.
+    """
+
+    account_wide: bool = False
+    makes_secret: bool = False
+    quota: tuple[str, str] | None = None
+
+
+# The plan's table: every StepKind has its rules here (a test checks none is missing).
+STEP_KINDS: Mapping[StepKind, KindRules] = {
+    StepKind.ENSURE_BOT_POLICY: KindRules(account_wide=True),
+    StepKind.CREATE_USER: KindRules(),
+    StepKind.CREATE_LOGIN_PROFILE: KindRules(makes_secret=True),
+    StepKind.CREATE_ACCESS_KEY: KindRules(makes_secret=True, quota=("AccessKeysPerUserQuota", "access keys")),
+    StepKind.ADD_USER_TO_GROUP: KindRules(quota=("GroupsPerUserQuota", "groups")),
+    StepKind.ATTACH_USER_POLICY: KindRules(quota=("AttachedPoliciesPerUserQuota", "managed policies")),
+    StepKind.PUT_USER_POLICY: KindRules(),
+}
 
 
 class Step(BaseModel):

@@ -1,4 +1,5 @@
-"""IAM quotas, checked against a plan just before it runs. Pure: the caller reads IAM.
+"""IAM quotas: per view of the wizard, and against a whole plan just before it runs. Pure: the
+caller reads IAM.
 
 The numbers come from ``get_account_summary()["SummaryMap"]`` (live quotas, so a raised quota
 is honoured) and the plan. Checking first turns a ``LimitExceeded`` halfway through a request
@@ -10,7 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from bot.domain.plan import Step, StepKind
+from pydantic import BaseModel, ConfigDict
+
+from bot.domain.plan import STEP_KINDS, Step, StepKind
+from bot.domain.tags import TAGS_PER_USER_MAX
 
 # IAM defaults, used when the account summary leaves a quota out.
 DEFAULT_QUOTAS = {
@@ -21,7 +25,6 @@ DEFAULT_QUOTAS = {
     "PoliciesQuota": 1500,
     "UserPolicySizeQuota": 2048,
 }
-MAX_TAGS_PER_USER = 50  # IAM: 50 tags per user, a hard limit
 
 
 def quota_problems(
@@ -58,11 +61,7 @@ def quota_problems(
             f"the account has {users} IAM users and its quota is {users_quota}; "
             f"{len(new_users)} more do not fit (ask AWS for a higher IAM users quota)"
         )
-    per_user = {
-        StepKind.ATTACH_USER_POLICY: ("AttachedPoliciesPerUserQuota", "managed policies"),
-        StepKind.ADD_USER_TO_GROUP: ("GroupsPerUserQuota", "groups"),
-        StepKind.CREATE_ACCESS_KEY: ("AccessKeysPerUserQuota", "access keys"),
-    }
+    per_user = {kind: rules.quota for kind, rules in STEP_KINDS.items() if rules.quota is not None}
     for kind, (key, words) in per_user.items():
         counts = Counter(s.user_name for s in plan if s.kind is kind)
         limit = quota(key)
@@ -71,8 +70,8 @@ def quota_problems(
                 problems.append(f"{user_name} would get {count} {words}, but IAM allows {limit} per user")
                 break  # every user of a request gets the same, so one sentence is enough
     for step in plan:
-        if step.kind is StepKind.CREATE_USER and len(step.tags) > MAX_TAGS_PER_USER:
-            problems.append(f"{step.user_name} would get {len(step.tags)} tags, but IAM allows {MAX_TAGS_PER_USER}")
+        if step.kind is StepKind.CREATE_USER and len(step.tags) > TAGS_PER_USER_MAX:
+            problems.append(f"{step.user_name} would get {len(step.tags)} tags, but IAM allows {TAGS_PER_USER_MAX}")
             break
     policies, policies_quota = int(summary.get("Policies", 0)), quota("PoliciesQuota")
     if new_bot_policies and policies + new_bot_policies > policies_quota:
@@ -87,3 +86,54 @@ def quota_problems(
             f"but IAM allows {size_quota} per user (whitespace not counted)"
         )
     return problems
+
+
+class AccountQuotas(BaseModel):
+    """The per-user quotas of ``get_account_summary()["SummaryMap"]`` that a request can hit.
+
+    Defaults are IAM's default quotas (:data:`DEFAULT_QUOTAS`; IAM user guide, "IAM and AWS STS
+    quotas"): 10 managed policies attached per user (raisable to 20), 10 groups per user.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    attached_policies_per_user: int = DEFAULT_QUOTAS["AttachedPoliciesPerUserQuota"]
+    groups_per_user: int = DEFAULT_QUOTAS["GroupsPerUserQuota"]
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, int]) -> AccountQuotas:
+        """Build from ``get_account_summary()["SummaryMap"]``; missing keys keep the defaults."""
+        return cls(
+            attached_policies_per_user=int(
+                summary.get("AttachedPoliciesPerUserQuota", DEFAULT_QUOTAS["AttachedPoliciesPerUserQuota"])
+            ),
+            groups_per_user=int(summary.get("GroupsPerUserQuota", DEFAULT_QUOTAS["GroupsPerUserQuota"])),
+        )
+
+
+def groups_quota_error(count: int, quotas: AccountQuotas) -> str | None:
+    """IAM ``GroupsPerUserQuota``: a user is in at most that many groups (10 by default)."""
+    if count > quotas.groups_per_user:
+        return (
+            f"That puts each user in {count} groups; this account allows {quotas.groups_per_user} per user "
+            f"(GroupsPerUserQuota). Remove {count - quotas.groups_per_user}."
+        )
+    return None
+
+
+def policies_quota_error(chosen: int, added_by_bot: int, quotas: AccountQuotas) -> str | None:
+    """IAM ``AttachedPoliciesPerUserQuota``: managed policies attached to one user (10 by default).
+
+    Args:
+        chosen: the managed policies the request attaches (chosen, or copied from a user).
+        added_by_bot: the policies the bot attaches itself (MFA, self-manage, IAMUserChangePassword).
+    """
+    total = chosen + added_by_bot
+    if total > quotas.attached_policies_per_user:
+        extra = f" ({chosen} chosen + {added_by_bot} the bot attaches for the options ticked)" if added_by_bot else ""
+        return (
+            f"That attaches {total} managed policies to each user{extra}; this account allows "
+            f"{quotas.attached_policies_per_user} per user (AttachedPoliciesPerUserQuota). "
+            f"Remove {total - quotas.attached_policies_per_user}, or use a group."
+        )
+    return None

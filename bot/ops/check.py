@@ -140,11 +140,10 @@ def check_configuration() -> tuple[list[CheckLine], Settings | None]:
 
 
 def check_database(path: Path) -> CheckLine:
-    from bot.storage.sqlite import SCHEMA_VERSION, Store
+    from bot.storage import open_database
 
     try:
-        store = Store(path)
-        store.close()
+        version = open_database(path).schema_version
     except Exception as error:
         return CheckLine(
             "database",
@@ -152,7 +151,7 @@ def check_database(path: Path) -> CheckLine:
             f"{path}: {error}",
             "point DATABASE_PATH at a writable file on persistent storage",
         )
-    return CheckLine("database", True, f"{path} at schema version {SCHEMA_VERSION}")
+    return CheckLine("database", True, f"{path} at schema version {version}")
 
 
 def check_public_url(url: str) -> CheckLine:

@@ -1,8 +1,9 @@
 """Executing an approved request's plan: journaled, idempotent, parallel across users, undoable.
 
-:class:`Provisioner` turns a request into IAM users and back. It never changes a request's
-state (that is :mod:`bot.approval.workflow`'s job) and never talks to Slack; it reads and writes IAM
-through :class:`~bot.aws.iam.IamGateway` and records every step in the :class:`~bot.provisioning.journal.Journal`.
+:class:`Provisioner` turns a request into IAM users and back. It never moves a request (that is
+:mod:`bot.provisioning.service`'s job) and never talks to Slack; it runs steps through
+:class:`~bot.aws.steps.StepRunner`, removes users through :class:`~bot.aws.removal.Remover`,
+and journals every step in the store (started before its IAM call, done or failed after).
 
 Order of a run: the plan is built (or the stored one reloaded), quotas and name conflicts are
 re-checked just before the first step, account-wide steps run first (the bot-managed policies),
@@ -21,22 +22,24 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.aws.iam import IamError, IamGateway
-from bot.aws.writes import RunContext, StepResult, StepRunner
+from bot.aws.clients import IamError
+from bot.aws.iam import IamGateway
+from bot.aws.removal import Remover
+from bot.aws.steps import RunContext, StepResult, StepRunner
 from bot.domain.models import OnboardingRequest, PermissionMode
-from bot.domain.plan import Step, StepKind, bot_policy_arn, build_plan
+from bot.domain.plan import STEP_KINDS, Step, StepKind, bot_policy_arn, build_plan
 from bot.domain.quotas import quota_problems
+from bot.domain.records import JournalEntry
 from bot.domain.rules import PasswordPolicy
-from bot.provisioning.journal import Entry, Journal, JournalState
-from bot.storage.sqlite import Store
+from bot.domain.states import StepState
+from bot.provisioning.lease import LeaseLost, Leases
+from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 # IAM throttles account-wide; five users at once (about five calls in flight) keeps a batch of 10
 # within 2x one user's time (BENCHMARKS.md) while botocore's standard retries absorb a Throttling.
 PARALLEL_USERS = 5
-# Steps whose output is a secret: after a crash that secret is lost, so they run again on resume.
-SECRET_STEPS = frozenset({StepKind.CREATE_LOGIN_PROFILE, StepKind.CREATE_ACCESS_KEY})
 
 # Test-only crash point: with IAM_USER_BOT_TEST_EXIT_AT_STEP="<index>:before" (or ":after") the
 # process dies on the spot, like a killed server, the first time plan step <index> runs (before
@@ -62,10 +65,6 @@ class ProvisioningFailed(Exception):
         self.message = message
 
 
-class LeaseLost(Exception):
-    """Another process took this request over (our lease lapsed); stop without touching it."""
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A plan ready to run: its steps, the console sign-in URL, and the run's context."""
@@ -79,7 +78,10 @@ class Provisioner:
     """Runs, resumes and rolls back plans.
 
     Args:
-        store: for audit events; iam: the IAM gateway; journal: the step journal and lease.
+        store: the journal, the stored plan and review, the audit log.
+        iam: the IAM gateway (reads; its client runs the steps).
+        leases: this process's lease terms (renewed after every step).
+        on_step_done: called with the request id after each step (progress); must be quick.
         parallel_users: how many users' steps run at once (at most; IAM throttles).
     """
 
@@ -87,21 +89,22 @@ class Provisioner:
         self,
         store: Store,
         iam: IamGateway,
-        journal: Journal,
+        leases: Leases,
+        on_step_done: Callable[[str], None] = lambda _request_id: None,
         parallel_users: int = PARALLEL_USERS,
-        on_step_done: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.iam = iam
         self.steps = StepRunner(iam)
-        self.journal = journal
-        self.parallel_users = parallel_users
+        self.remover = Remover(iam)
+        self.leases = leases
         self.on_step_done = on_step_done
+        self.parallel_users = parallel_users
 
     # -- plan ----------------------------------------------------------------------------------
 
     def prepare(self, request: OnboardingRequest, custom_password: str | None = None) -> Prepared:
-        """The stored plan of ``request``, or a new one built from IAM's current state and stored.
+        """The stored plan of ``request``, or a new one built from what approvers saw and stored.
 
         ``custom_password``: the requester's chosen password, already opened from its seal
         (None: each login profile gets a generated one). It stays in memory only.
@@ -116,7 +119,7 @@ class Provisioner:
         # Only a login profile needs the password policy (its password and IAMUserChangePassword).
         policy = self.iam.password_policy() if request.form.console else PasswordPolicy()
         context = RunContext(request.id, self.iam.account_id(), policy, custom_password)
-        saved = self.journal.plan(request.id)
+        saved = self.store.get_plan(request.id)
         if saved is not None:
             steps, console_url = saved
         else:
@@ -138,8 +141,8 @@ class Provisioner:
                 users_may_change_password=policy.allow_users_to_change_password,
                 inline_digests=digests,
             )
-            self.journal.save_plan(request.id, steps, console_url)
-        if not self.journal.entries(request.id):
+            self.store.save_plan(request.id, steps, console_url)
+        if not self.store.journal(request.id):
             self._preflight(request, steps, context)
         return Prepared(steps, console_url, context)
 
@@ -173,25 +176,25 @@ class Provisioner:
     def execute(self, request: OnboardingRequest, prepared: Prepared) -> dict[str, dict[str, str]]:
         """Run every step not yet done; returns each user's secrets (password, access key).
 
-        Steps the journal shows as done are skipped, except those that make secrets (login
-        profile, access key): their secrets died with the process that made them, so they run
-        again (a new password; the old key deleted, a new one made).
+        Steps the journal shows as done are skipped, except those that make secrets
+        (:attr:`bot.domain.plan.KindRules.makes_secret`): their secrets died with the process that
+        made them, so they run again (a new password; the old key deleted, a new one made).
 
         Raises:
             ProvisioningFailed: a step failed for good, now or in an earlier run (journal).
             LeaseLost: another process took the request over.
         """
-        entries = self.journal.entries(request.id)
-        failed = [e for e in entries.values() if e.state == JournalState.FAILED]
+        entries = self.store.journal(request.id)
+        failed = [e for e in entries.values() if e.state is StepState.FAILED]
         if failed:
             raise ProvisioningFailed(str(failed[0].detail.get("message") or failed[0].detail.get("error")))
         secrets: dict[str, dict[str, str]] = {name: {} for name in request.form.user_names}
         by_user: dict[str, list[tuple[int, Step]]] = defaultdict(list)
         for index, step in enumerate(prepared.steps):
-            if step.user_name:
-                by_user[step.user_name].append((index, step))
-            else:
+            if STEP_KINDS[step.kind].account_wide:
                 self._step(request.id, index, step, entries.get(index), prepared.context)
+            else:
+                by_user[step.user_name].append((index, step))
         stop = threading.Event()
         workers = max(1, min(self.parallel_users, len(by_user)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"steps-{request.id}") as pool:
@@ -211,7 +214,7 @@ class Provisioner:
         self,
         request_id: str,
         steps: list[tuple[int, Step]],
-        entries: dict[int, Entry],
+        entries: dict[int, JournalEntry],
         context: RunContext,
         stop: threading.Event,
         out: dict[str, str],
@@ -225,34 +228,32 @@ class Provisioner:
                 stop.set()  # the users of one request succeed or fail together
                 raise
 
-    def _step(self, request_id: str, index: int, step: Step, previous: Entry | None, context: RunContext) -> StepResult:
-        if previous is not None and previous.state == JournalState.DONE and step.kind not in SECRET_STEPS:
+    def _step(
+        self, request_id: str, index: int, step: Step, previous: JournalEntry | None, context: RunContext
+    ) -> StepResult:
+        if previous is not None and previous.state is StepState.DONE and not STEP_KINDS[step.kind].makes_secret:
             return StepResult()
         first = previous is None
-        self.journal.start(request_id, index, step.label)
+        self.store.start_step(request_id, index, step.label)
         if first:
             exit_for_test(f"{index}:before")
         try:
             result = self.steps.run_step(step, context, rerun=not first)
         except IamError as error:
-            self.journal.fail(request_id, index, {"error": error.code, "message": str(error)})
-            self.store.audit("step_failed", request_id=request_id, detail={"step": step.label, "error": str(error)})
+            self.store.fail_step(request_id, index, step.label, {"error": error.code, "message": str(error)})
             raise ProvisioningFailed(str(error)) from None
         except Exception as error:
             # Not an answer from IAM (network, a bug): the call's outcome is unknown, but the
             # steps are idempotent and rollback checks ownership, so failing the step is safe.
             message = f"{step.kind.value}: {type(error).__name__}"
-            self.journal.fail(request_id, index, {"error": type(error).__name__, "message": message})
-            self.store.audit("step_failed", request_id=request_id, detail={"step": step.label, "error": message})
+            self.store.fail_step(request_id, index, step.label, {"error": type(error).__name__, "message": message})
             raise ProvisioningFailed(message) from error
         if first:
             exit_for_test(f"{index}:after")
-        self.journal.finish(request_id, index, result.record)
-        self.store.audit("step_done", request_id=request_id, detail={"step": step.label, "index": index})
-        if not self.journal.renew(request_id):
+        self.store.finish_step(request_id, index, step.label, result.record)
+        if not self.store.renew_lease(request_id, self.leases.lease()):
             raise LeaseLost(request_id)
-        if self.on_step_done is not None:
-            self.on_step_done(request_id)
+        self.on_step_done(request_id)
         return result
 
     # -- rollback ------------------------------------------------------------------------------
@@ -261,40 +262,37 @@ class Provisioner:
         """Delete every user this request created and the bot policies it created unused.
 
         Only users the journal shows a ``create_user`` attempt for, and only if they carry this
-        request's id tag. Runs in the order IAM requires (:meth:`~bot.aws.writes.StepRunner.delete_user_completely`).
+        request's id tag. Runs in the order IAM requires (:class:`~bot.aws.removal.Remover`).
         Each outcome is audited.
 
         Returns:
             Sentences naming what could not be removed (empty when everything is gone).
         """
         if steps is None:
-            saved = self.journal.plan(request.id)
+            saved = self.store.get_plan(request.id)
             steps = saved[0] if saved else []
-        entries = self.journal.entries(request.id)
+        entries = self.store.journal(request.id)
         problems: list[str] = []
         for index, step in reversed(list(enumerate(steps))):
             entry = entries.get(index)
             if entry is None or step.kind is not StepKind.CREATE_USER:
                 continue
             try:
-                deleted = self.steps.rollback_user(
-                    step.user_name, request.id, expect_exists=entry.state == JournalState.DONE
+                deleted = self.remover.rollback_user(
+                    step.user_name, request.id, expect_exists=entry.state is StepState.DONE
                 )
             except IamError as error:
                 problems.append(f"{step.user_name} could not be deleted ({error})")
-                self.store.audit(
-                    "rollback_failed", request_id=request.id, detail={"user_name": step.user_name, "error": str(error)}
-                )
+                detail = {"user_name": step.user_name, "error": str(error)}
+                self.store.audit("rollback_failed", request_id=request.id, detail=detail)
                 continue
-            self.store.audit(
-                "rolled_back", request_id=request.id, detail={"user_name": step.user_name, "deleted": deleted}
-            )
+            detail = {"user_name": step.user_name, "deleted": deleted}
+            self.store.audit("rolled_back", request_id=request.id, detail=detail)
         for index, step in enumerate(steps):
-            entry = entries.get(index)
-            if step.kind is StepKind.ENSURE_BOT_POLICY and entry is not None:
+            if step.kind is StepKind.ENSURE_BOT_POLICY and entries.get(index) is not None:
                 arn = bot_policy_arn(self.iam.account_id(), str(step.target))
                 try:
-                    deleted = self.steps.delete_bot_policy_if_unused(arn, request.id)
+                    deleted = self.remover.delete_bot_policy_if_unused(arn, request.id)
                 except IamError as error:
                     problems.append(f"policy {arn} could not be deleted ({error})")
                     continue

@@ -1,115 +1,53 @@
-"""Self-service by text: ``status``, ``status <id>``, ``pending``, ``cancel <id>``, ``help``.
+"""Self-service answers: ``status``, ``status <id>``, ``pending``, ``cancel <id>``, ``help``.
 
-The same words work in a direct message to the bot and after ``/iam-user``. Parsing is pure
-(:func:`parse_command`); :class:`StatusDesk` looks things up and decides who may see what:
+The words are parsed by :mod:`bot.selfservice.commands`; :class:`StatusDesk` looks things up and
+decides who may see what:
 
 - a requester sees their own requests in full;
 - a recipient sees only the IAM user(s) made for them, the state and who acted;
 - an approver sees every request in full and the queue of pending ones;
 - anyone else learns nothing, not even whether a request id exists.
 
-State changes (``cancel``) go through :meth:`bot.approval.workflow.Workflow.cancel`; this module never
-moves a request.
+State changes (``cancel``) go through :meth:`bot.approval.service.Approvals.cancel`; this module
+never moves a request.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
-from datetime import timedelta
 
-from bot.approval.workflow import Outcome, Workflow
+from bot.approval.service import Approvals, Outcome
 from bot.domain.access import may_decide
-from bot.domain.models import OnboardingRequest, RequestStatus
+from bot.domain.models import OnboardingRequest
+from bot.domain.states import RequestStatus
 from bot.selfservice import messages as status_blocks
+from bot.selfservice.commands import parse_command
 from bot.selfservice.messages import QueueItem
 from bot.slack.blocks import escape
-from bot.storage.sqlite import REQUEST_ID_ALPHABET
+from bot.slack.messenger import Messenger
+from bot.slack.people import People
+from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
 
-VERBS = frozenset({"new", "status", "pending", "cancel", "help"})
-REQUEST_ID_PATTERN = re.compile(rf"R-[{REQUEST_ID_ALPHABET}]{{8}}")
-# Characters people wrap an id in when they paste it: code spans, bold, quotes, punctuation.
-ID_WRAPPING = "`*_~'\"<>()[]{}.,;:!?"
-EVENT_MEMORY = timedelta(days=1)  # Slack retries an event at most 3 times, within about an hour
 STATUS_LIMIT = 20
 QUEUE_LIMIT = 20
 
 
-@dataclass(frozen=True)
-class Command:
-    """A parsed message: ``verb`` is one of :data:`VERBS`, ``""`` for an empty message, or
-    ``"unknown"``; ``argument`` is the first word after the verb as typed (or None);
-    ``request_id`` is that word as a well-formed request id, or None when it is not one."""
-
-    verb: str
-    argument: str | None = None
-    request_id: str | None = None
-
-
-def normalize_request_id(word: str) -> str | None:
-    """``word`` as a request id (``R-`` + 8 of :data:`~bot.storage.sqlite.REQUEST_ID_ALPHABET`), or None.
-
-    Case, surrounding punctuation or code marks, and a missing ``R-`` are tolerated:
-    `` `r-7kq2m9xd`. `` and ``7KQ2M9XD`` both give ``R-7KQ2M9XD``.
-    """
-    candidate = word.strip(ID_WRAPPING).upper()
-    if not candidate.startswith("R-"):
-        candidate = "R-" + candidate
-    return candidate if REQUEST_ID_PATTERN.fullmatch(candidate) else None
-
-
-def parse_command(text: str) -> Command:
-    """Split a message into verb and argument; case and any whitespace are tolerated.
-
-    Slack sends a DM's text with mrkdwn marks and may use non-breaking spaces; a leading
-    mention of the bot (``<@U…>``) is skipped so "@iam-user-bot status" works too.
-    """
-    words = text.split()  # str.split() without arguments splits on every Unicode space
-    while words and words[0].startswith("<@") and words[0].endswith(">"):
-        words = words[1:]
-    if not words:
-        return Command("")
-    verb = words[0].strip(ID_WRAPPING).lower()
-    if verb not in VERBS:
-        return Command("unknown", words[0])
-    argument = words[1] if len(words) > 1 else None
-    return Command(verb, argument, normalize_request_id(argument) if argument else None)
-
-
 class StatusDesk:
-    """Answers the self-service words for one asker. Reads only; ``cancel`` asks the workflow.
+    """Answers the self-service words for one asker. Reads only; ``cancel`` asks the approval stage.
 
     Args:
-        workflow: gives the store, the approvers (resolved at question time), the messenger
-            (``chat.getPermalink``, cached) and ``cancel``.
+        people: the approvers, resolved at question time.
+        messenger: ``chat.getPermalink`` of approval messages (cached).
+        approvals: ``cancel``.
     """
 
-    def __init__(self, workflow: Workflow) -> None:
-        self.workflow = workflow
-        self.store = workflow.store
-
-    # -- Events API retries -------------------------------------------------------------------
-
-    def first_delivery(self, event_id: str | None, retry_num: int | None = None) -> bool:
-        """True the first time an Events API ``event_id`` is seen; False for a repeat.
-
-        Slack repeats an event it thinks we missed (``X-Slack-Retry-Num`` 1 to 3, within about
-        an hour) with the same ``event_id``. The id is recorded before the answer is sent, so a
-        retry that races the first delivery is dropped too: a reply is sent at most once. An
-        event without an id cannot be matched and is answered. Ids older than a day are pruned.
-        """
-        if not event_id:
-            return True
-        first = self.store.remember_event(event_id)
-        if retry_num:
-            outcome = "answering" if first else "already answered"
-            log.info("Slack retry %d of event %s: %s", retry_num, event_id, outcome)
-        if first:
-            self.store.forget_events_before(self.store.clock() - EVENT_MEMORY)
-        return first
+    def __init__(self, store: Store, people: People, messenger: Messenger, approvals: Approvals) -> None:
+        self.store = store
+        self.people = people
+        self.messenger = messenger
+        self.approvals = approvals
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -156,7 +94,7 @@ class StatusDesk:
         request = self.store.get_request(request_id)
         if request is None:
             return status_blocks.NO_SUCH_REQUEST.format(request_id=request_id)
-        if user_id == request.requester or user_id in self.workflow.approvers():
+        if user_id == request.requester or user_id in self.people.approvers():
             return status_blocks.request_detail(
                 request,
                 permalink=self.permalink(request),
@@ -179,7 +117,7 @@ class StatusDesk:
 
         Oldest first, since those have waited longest.
         """
-        approvers = self.workflow.approvers()
+        approvers = self.people.approvers()
         if user_id not in approvers:
             return None, 0
         pending = self.store.requests_where(statuses=[RequestStatus.PENDING], limit=1000)
@@ -195,14 +133,14 @@ class StatusDesk:
         return items, max(0, len(pending) - limit)
 
     def cancel(self, user_id: str, request_id: str) -> Outcome:
-        """``cancel <id>``: the workflow checks and moves; this only forwards."""
-        return self.workflow.cancel(request_id, user_id)
+        """``cancel <id>``: the approval stage checks and moves; this only forwards."""
+        return self.approvals.cancel(request_id, user_id)
 
     def permalink(self, request: OnboardingRequest) -> str | None:
         """The approval message's permalink (``chat.getPermalink``), or None when not posted."""
         if not (request.approval_channel and request.approval_ts):
             return None
-        return self.workflow.messenger.permalink(request.approval_channel, request.approval_ts)
+        return self.messenger.permalink(request.approval_channel, request.approval_ts)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -18,11 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_sdk.models.views import View
 
-from bot.approval.workflow import Workflow
-from bot.domain.models import OnboardingRequest, RequestStatus
+from bot.domain.models import OnboardingRequest
+from bot.domain.states import RequestStatus
 from bot.selfservice import messages as status_blocks
 from bot.selfservice.desk import StatusDesk
 from bot.selfservice.messages import HOME_OWN_MAX, HOME_QUEUE_MAX, HOME_RECEIVED_MAX, HOME_SECRETS_MAX, HomeContent
+from bot.slack.messenger import Messenger
+from bot.slack.people import People
+from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +46,18 @@ class HomeTab:
     """Builds and publishes each person's App Home.
 
     Args:
-        workflow: the store, approvers and messenger; :meth:`attach` subscribes to its changes.
         desk: the status rules (queue, permalinks) shared with DM answers.
+        people: the approvers (whose Homes show the queue).
     """
 
-    def __init__(self, workflow: Workflow, desk: StatusDesk | None = None) -> None:
-        self.workflow = workflow
-        self.store = workflow.store
-        self.desk = desk or StatusDesk(workflow)
+    def __init__(self, store: Store, desk: StatusDesk, people: People, messenger: Messenger) -> None:
+        self.store = store
+        self.desk = desk
+        self.people = people
+        self.messenger = messenger
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")
         self._queued: set[str] = set()
         self._lock = threading.Lock()
-
-    def attach(self) -> HomeTab:
-        """Refresh the Homes a request concerns after each of its state changes."""
-        self.workflow.on_change(self.refresh_for)
-        return self
 
     def content(self, user_id: str) -> HomeContent:
         """What ``user_id`` may see, read now (approvers resolved now, permalinks cached)."""
@@ -85,25 +84,34 @@ class HomeTab:
 
     def publish(self, user_id: str) -> bool:
         """Build and publish ``user_id``'s Home now (in the caller's thread); False if Slack refused."""
-        return self.workflow.messenger.publish_home(user_id, self.view(user_id))
+        return self.messenger.publish_home(user_id, self.view(user_id))
 
     def concerned(self, request: OnboardingRequest) -> set[str]:
         """Whose Home shows ``request`` now: requester, recipients, and approvers if the queue changed."""
         people = {request.requester, *request.form.recipients}
         if request.status in QUEUE_STATES:
-            people |= self.workflow.approvers()
+            people |= self.people.approvers()
         return people
 
     def refresh_for(self, request: OnboardingRequest) -> None:
-        """Queue a Home refresh for everyone ``request`` concerns (a workflow change listener).
+        """Queue a Home refresh for everyone ``request`` concerns.
 
         Returns at once: even resolving the approvers (a user group lookup) happens on the
         background thread, never in the thread that moved the request.
         """
         self._executor.submit(self._refresh_concerned, request)
 
-    def _refresh_concerned(self, request: OnboardingRequest) -> None:
+    def refresh_for_id(self, request_id: str) -> None:
+        """:meth:`refresh_for` the request with this id (read on the background thread)."""
+        self._executor.submit(self._refresh_concerned, request_id)
+
+    def _refresh_concerned(self, request: OnboardingRequest | str) -> None:
         try:
+            if isinstance(request, str):
+                found = self.store.get_request(request)
+                if found is None:
+                    return
+                request = found
             people = sorted(self.concerned(request))
         except Exception:
             log.exception("App Home refresh: could not tell whose Home shows the request")
@@ -129,5 +137,5 @@ class HomeTab:
             log.exception("App Home refresh failed", extra={"slack_user": user_id})
 
     def shutdown(self, wait: bool = False) -> None:
-        """Stop taking refreshes."""
-        self._executor.shutdown(wait=wait)
+        """Stop taking refreshes; queued ones are dropped."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)

@@ -6,7 +6,7 @@ which builder it calls: a requester gets :func:`request_detail` of their own req
 recipient gets :func:`recipient_detail` (their own IAM user, not the justification, the other
 users or the permissions), an approver gets the queue.
 
-Slack limits honoured: section text ≤ 3,000 chars (:data:`bot.slack.blocks.SECTION_TEXT_MAX`), ≤ 100
+Slack limits honoured: section text ≤ 3,000 chars (:data:`bot.domain.limits.SECTION_TEXT_MAX`), ≤ 100
 blocks in a Home view (:data:`HOME_BLOCKS_MAX`), button value ≤ 2,000 chars, unique
 ``block_id`` within a view.
 """
@@ -28,12 +28,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.approval.message import decision_buttons, request_summary
-from bot.domain.models import OnboardingRequest, RequestStatus
-from bot.slack.blocks import SECTION_TEXT_MAX, escape, mention, slack_date, truncate, user_names
-from bot.storage.sqlite import SealedSecretRow
+from bot.domain.limits import SECTION_TEXT_MAX, VIEW_BLOCKS_MAX
+from bot.domain.models import OnboardingRequest
+from bot.domain.records import SecretRow
+from bot.domain.states import RequestStatus
+from bot.slack.blocks import escape, mention, slack_date, truncate, user_names
+from bot.slack.request_blocks import decision_buttons, request_summary
+from bot.slack.wording import acted
 
-HOME_BLOCKS_MAX = 100  # Slack: a Home tab view holds at most 100 blocks
+HOME_BLOCKS_MAX = VIEW_BLOCKS_MAX  # Slack: a Home tab view holds at most 100 blocks
 HOME_QUEUE_MAX = 15  # 3 blocks each
 HOME_OWN_MAX = 10
 HOME_RECEIVED_MAX = 10
@@ -57,28 +60,6 @@ HINT = (
 )
 NO_SUCH_REQUEST = "I know of no request `{request_id}` of yours. `status` lists the ones I can show you."
 NOT_AN_APPROVER = "Only approvers have a queue of pending requests. `status` shows your own."
-
-
-def acted(request: OnboardingRequest) -> str:
-    """Who acted last on the request and when, in words ("approved by @a <date>, done <date>")."""
-    status = request.status
-    by = mention(request.decided_by)
-    when = slack_date(request.decided_at) if request.decided_at else ""
-    decided = f"{by} {when}".strip()
-    updated = slack_date(request.updated_at)
-    if status is RequestStatus.PENDING:
-        return "no decision yet"
-    if status is RequestStatus.DENIED:
-        return f"denied by {decided}"
-    if status is RequestStatus.CANCELLED:
-        return f"cancelled by {decided}"
-    if status is RequestStatus.EXPIRED:
-        return f"expired {updated}"
-    if status is RequestStatus.PROVISIONED:
-        return f"approved by {decided}; users created {updated}"
-    if status is RequestStatus.FAILED:
-        return f"approved by {decided}; failed {updated}"
-    return f"approved by {decided}"
 
 
 def request_line(request: OnboardingRequest) -> str:
@@ -118,7 +99,7 @@ def status_reply(own: Sequence[OnboardingRequest], received: Sequence[Onboarding
     return truncate("\n\n".join(parts), SECTION_TEXT_MAX)
 
 
-def link_states(secrets: Sequence[SealedSecretRow], now: datetime) -> str | None:
+def link_states(secrets: Sequence[SecretRow], now: datetime) -> str | None:
     """Whether each one-time link was opened, as lines; None when no link was issued."""
     if not secrets:
         return None
@@ -140,7 +121,7 @@ def request_detail(
     request: OnboardingRequest,
     *,
     permalink: str | None,
-    secrets: Sequence[SealedSecretRow] = (),
+    secrets: Sequence[SecretRow] = (),
     now: datetime,
 ) -> str:
     """One request in full, for its requester or an approver: summary, state, who acted, links."""
@@ -219,7 +200,7 @@ class HomeContent:
     viewer: str
     own: Sequence[OnboardingRequest]
     received: Sequence[OnboardingRequest]
-    secrets: Sequence[SealedSecretRow]
+    secrets: Sequence[SecretRow]
     queue: Sequence[QueueItem] | None
     now: datetime
     own_more: int = 0

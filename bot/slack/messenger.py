@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 
+from cachetools import LRUCache, TTLCache
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 USERGROUP_CACHE_SECONDS = 60.0
 USER_INFO_CACHE_SECONDS = 300.0
+CACHE_SIZE = 10_000  # entries per cache: far more people than a workspace asks about in minutes
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:
@@ -39,10 +40,13 @@ class Messenger:
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
-        self._dm_channels: dict[str, str] = {}
-        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
-        self._users: dict[str, tuple[float, dict]] = {}
-        self._permalinks: dict[tuple[str, str], str] = {}
+        # Answers that never change (a DM channel, a permalink) and answers that may (a user, a
+        # user group), each bounded; one lock for all, held only to read or write a cache.
+        self._dm_channels: LRUCache[str, str] = LRUCache(CACHE_SIZE)
+        self._permalinks: LRUCache[tuple[str, str], str] = LRUCache(CACHE_SIZE)
+        self._users: TTLCache[str, dict] = TTLCache(CACHE_SIZE, USER_INFO_CACHE_SECONDS)
+        self._groups: TTLCache[str, frozenset[str]] = TTLCache(CACHE_SIZE, USERGROUP_CACHE_SECONDS)
+        self._last_groups: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def _blocks(self, blocks: Sequence[Block] | None) -> list[dict] | None:
@@ -114,11 +118,10 @@ class Messenger:
         """A Slack user's ``users.info`` object (needs ``users:read``; the e-mail needs
         ``users:read.email``), cached for five minutes. When Slack refuses, ``{"error": code}``
         (not cached), so callers can tell ``user_not_found`` from a passing failure."""
-        now = time.monotonic()
         with self._lock:
             cached = self._users.get(user_id)
-        if cached and now - cached[0] < USER_INFO_CACHE_SECONDS:
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             user = dict(self.client.users_info(user=user_id)["user"])
         except SlackApiError as error:
@@ -126,7 +129,7 @@ class Messenger:
             log.info("users.info %s failed: %s", user_id, code)
             return {"error": code}
         with self._lock:
-            self._users[user_id] = (now, user)
+            self._users[user_id] = user
         return user
 
     def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
@@ -135,18 +138,19 @@ class Messenger:
         On a Slack error the last known members are kept if any, else nobody: a failing
         lookup must never widen who may approve.
         """
-        now = time.monotonic()
         with self._lock:
             cached = self._groups.get(usergroup_id)
-        if cached and now - cached[0] < USERGROUP_CACHE_SECONDS:
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             users = frozenset(self.client.usergroups_users_list(usergroup=usergroup_id)["users"])
         except SlackApiError as error:
             log.warning("usergroups.users.list %s failed: %s", usergroup_id, error.response.get("error"))
-            return cached[1] if cached else frozenset()
+            with self._lock:
+                return self._last_groups.get(usergroup_id, frozenset())
         with self._lock:
-            self._groups[usergroup_id] = (now, users)
+            self._groups[usergroup_id] = users
+            self._last_groups[usergroup_id] = users
         return users
 
     def permalink(self, channel: str, ts: str) -> str | None:

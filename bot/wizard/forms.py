@@ -22,23 +22,21 @@ from bot.domain.models import (
     PasswordMode,
     PermissionMode,
     RequestForm,
-    RequestStatus,
     Tag,
     UserPermissions,
 )
 from bot.domain.plan import PROVENANCE_TAG_KEYS, Step, StepKind, build_plan
+from bot.domain.quotas import AccountQuotas, groups_quota_error, policies_quota_error
 from bot.domain.rules import (
-    AccountQuotas,
     PasswordPolicy,
     custom_password_error,
-    groups_quota_error,
-    parse_tags,
     parse_user_names,
-    policies_quota_error,
     recipient_account_error,
     recipients_error,
     user_names_error,
 )
+from bot.domain.states import RequestStatus
+from bot.domain.tags import parse_tags
 
 StateValues = dict[str, dict[str, dict[str, Any]]]
 JUSTIFICATION_MIN = 10
@@ -128,7 +126,7 @@ class Draft(BaseModel):
 
 
 @dataclass
-class StepResult:
+class ViewResult:
     """A parsed view: the ``draft`` updated with it, or ``errors`` ({block_id: message}).
 
     ``password`` carries a custom password typed on the details view, in memory only, for the
@@ -183,7 +181,7 @@ def ticked(values: StateValues, block_id: str) -> bool:
 # -- view 1: details ----------------------------------------------------------------------------
 
 
-def parse_details(values: StateValues, draft: Draft, lookup: Lookup) -> StepResult:
+def parse_details(values: StateValues, draft: Draft, lookup: Lookup) -> ViewResult:
     """Recipients, user names, access types, password mode, custom password, reset at sign-in.
 
     Rules: 1-10 recipients; one valid, new (ignoring case, within the request and in IAM) user
@@ -233,9 +231,9 @@ def parse_details(values: StateValues, draft: Draft, lookup: Lookup) -> StepResu
     elif password:
         errors[password_block] = "Clear this field, or choose “custom password” to use it."
     if errors:
-        return StepResult(errors=errors)
+        return ViewResult(errors=errors)
     keep_sealed = mode is PasswordMode.CUSTOM and not password
-    return StepResult(
+    return ViewResult(
         draft=draft.with_done(
             DETAILS,
             recipients=tuple(recipients),
@@ -258,7 +256,7 @@ MODE_WORDS = {
 }
 
 
-def parse_permissions(values: StateValues, draft: Draft, lookup: Lookup) -> StepResult:
+def parse_permissions(values: StateValues, draft: Draft, lookup: Lookup) -> ViewResult:
     """Permission mode with its groups / source user / policies, boundary, MFA and self-manage.
 
     Rules: the chosen mode's field is used and the other two must be empty (nothing is
@@ -273,7 +271,7 @@ def parse_permissions(values: StateValues, draft: Draft, lookup: Lookup) -> Step
     try:
         mode = PermissionMode(mode_value or "")
     except ValueError:
-        return StepResult(
+        return ViewResult(
             errors={"permission_mode": "Choose how to give permissions: groups, copy from a user, or policies."}
         )
     groups = selected_values(values, "groups")
@@ -315,7 +313,7 @@ def parse_permissions(values: StateValues, draft: Draft, lookup: Lookup) -> Step
         else:
             boundary_arn = boundary.arn
     if errors:
-        return StepResult(errors=errors)
+        return ViewResult(errors=errors)
     updated = draft.with_done(
         PERMISSIONS,
         permission_mode=mode,
@@ -330,8 +328,8 @@ def parse_permissions(values: StateValues, draft: Draft, lookup: Lookup) -> Step
     if mode is not PermissionMode.COPY_USER:
         chosen, added = attached_policy_counts(updated, lookup.password_policy)
         if error := policies_quota_error(chosen, added, lookup.quotas):
-            return StepResult(errors={"policies" if mode is PermissionMode.POLICIES else "mfa_required": error})
-    return StepResult(draft=updated)
+            return ViewResult(errors={"policies" if mode is PermissionMode.POLICIES else "mfa_required": error})
+    return ViewResult(draft=updated)
 
 
 def copy_source_errors(draft: Draft, source: UserPermissions, lookup: Lookup) -> dict[str, str]:
@@ -352,27 +350,27 @@ def copy_source_errors(draft: Draft, source: UserPermissions, lookup: Lookup) ->
 # -- view 3: tags -------------------------------------------------------------------------------
 
 
-def parse_tags_view(values: StateValues, draft: Draft) -> StepResult:
+def parse_tags_view(values: StateValues, draft: Draft) -> ViewResult:
     """``Key=Value`` lines (:func:`bot.domain.rules.parse_tags`), leaving room for the bot's provenance tags."""
     result = parse_tags(raw_text_value(values, "tags"), bot_tag_count=len(PROVENANCE_TAG_KEYS))
     if result.error:
-        return StepResult(errors={"tags": result.error})
-    return StepResult(draft=draft.with_done(TAGS, tags=result.tags))
+        return ViewResult(errors={"tags": result.error})
+    return ViewResult(draft=draft.with_done(TAGS, tags=result.tags))
 
 
 # -- view 4: review -----------------------------------------------------------------------------
 
 
-def parse_review(values: StateValues, draft: Draft) -> StepResult:
+def parse_review(values: StateValues, draft: Draft) -> ViewResult:
     """The justification: at least 10 characters (so approvers learn why), at most 2,000."""
     justification = text_value(values, "justification")
     if len(justification) < JUSTIFICATION_MIN:
-        return StepResult(
+        return ViewResult(
             errors={"justification": f"Say why this access is needed (at least {JUSTIFICATION_MIN} characters)."}
         )
     if len(justification) > JUSTIFICATION_MAX:
-        return StepResult(errors={"justification": f"Keep it to {JUSTIFICATION_MAX} characters."})
-    return StepResult(draft=draft.with_done(REVIEW, justification=justification))
+        return ViewResult(errors={"justification": f"Keep it to {JUSTIFICATION_MAX} characters."})
+    return ViewResult(draft=draft.with_done(REVIEW, justification=justification))
 
 
 def recheck(draft: Draft, lookup: Lookup, password: str | None) -> tuple[str, str] | None:

@@ -3,7 +3,7 @@
 It shows exactly what filing creates: each IAM user with its access, what every user gets
 (groups, managed and inline policies, boundary, tags) read off the plan, "copy from user"
 expanded into what the source holds, and the equivalent AWS CLI commands
-(:mod:`bot.domain.cli_preview`, no secret in them), split into code blocks within Slack's limits
+(:mod:`bot.domain.plan_text`, no secret in them), split into code blocks within Slack's limits
 (section text ≤ 3,000 chars, ≤ 100 blocks a view).
 """
 
@@ -23,11 +23,13 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.cli_preview import cli_script
+from bot.domain.limits import SECTION_TEXT_MAX, VIEW_BLOCKS_MAX
 from bot.domain.models import AccessType, PasswordMode, PermissionMode
 from bot.domain.plan import Step, StepKind
+from bot.domain.plan_text import REVIEW_HEADINGS, cli_script
+from bot.slack.blocks import escape, truncate
 from bot.wizard.forms import REVIEW, Draft
-from bot.wizard.views import SECTION_TEXT_MAX, VIEW_BLOCKS_MAX, escape, notice_blocks, truncate, wizard_modal
+from bot.wizard.views import notice_blocks, wizard_modal
 
 CLI_SECTIONS_MAX = 40
 
@@ -53,20 +55,19 @@ def _per_user_lines(draft: Draft) -> str:
 def _grants(steps: Sequence[Step], first_user: str, policy_label: Callable[[str], str]) -> str:
     mine = [s for s in steps if s.user_name == first_user]
     create = next((s for s in mine if s.kind is StepKind.CREATE_USER), None)
-    groups = [s.target or "" for s in mine if s.kind is StepKind.ADD_USER_TO_GROUP]
-    managed = [policy_label(s.target or "") for s in mine if s.kind is StepKind.ATTACH_USER_POLICY]
-    inline = [s.target or "" for s in mine if s.kind is StepKind.PUT_USER_POLICY]
+    listed: dict[str, list[str]] = {heading: [] for heading in REVIEW_HEADINGS.values() if heading}
+    for step in mine:
+        if heading := REVIEW_HEADINGS[step.kind]:
+            target = step.target or ""
+            listed[heading].append(policy_label(target) if target.startswith("arn:") else target)
     boundary = create.permissions_boundary_arn if create else None
     tags = [f"{t.key}={t.value}" for t in (create.tags if create else ())]
-    return "\n".join(
-        [
-            f"*Groups* {_list(groups)}",
-            f"*Managed policies* {_list(managed)}",
-            f"*Inline policies* {_list(inline)}",
-            f"*Permissions boundary* {_list([policy_label(boundary)] if boundary else [])}",
-            f"*Tags* {_list(tags)}",
-        ]
-    )
+    lines = [f"*{heading}* {_list(items)}" for heading, items in listed.items()]
+    lines += [
+        f"*Permissions boundary* {_list([policy_label(boundary)] if boundary else [])}",
+        f"*Tags* {_list(tags)}",
+    ]
+    return "\n".join(lines)
 
 
 def _copy_lines(draft: Draft, policy_label: Callable[[str], str]) -> str | None:

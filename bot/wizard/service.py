@@ -2,7 +2,7 @@
 
 details → permissions → tags → review, each moved on with ``response_action: update`` (the
 view keeps its id, so the draft is stored under it and a random token that the next view
-carries in ``private_metadata``: :meth:`bot.storage.sqlite.Store.put_draft`; the token keeps two
+carries in ``private_metadata``: :meth:`bot.storage.base.Store.put_draft`; the token keeps two
 submissions of one view id apart, and the key also needs the submitting user to match). The
 draft never holds a plaintext secret: a custom password is sealed (:mod:`bot.credentials.sealing`) as
 soon as the details view is submitted. Every submission is answered from the in-memory
@@ -28,20 +28,21 @@ from pydantic import ValidationError
 from slack_sdk.models.views import View
 
 from bot.aws.catalog import Catalog
-from bot.aws.iam import IamError, IamGateway
+from bot.aws.clients import IamError
+from bot.aws.iam import IamGateway
 from bot.credentials.sealing import PasswordSealer, SealError
-from bot.domain.models import AccessType, OnboardingRequest, PasswordMode, RequestForm, RequestStatus
+from bot.domain.models import AccessType, OnboardingRequest, PasswordMode, RequestForm
 from bot.domain.rules import MAX_RECIPIENTS, suggest_user_name
-from bot.storage.sqlite import Store
-from bot.wizard import review as review_blocks
-from bot.wizard import views as modal_blocks
+from bot.domain.states import OPEN_STATUSES
+from bot.storage.base import Store
+from bot.wizard import review, views
 from bot.wizard.forms import (
     DETAILS,
     PERMISSIONS,
     REVIEW,
     TAGS,
     Draft,
-    StepResult,
+    ViewResult,
     copy_source_errors,
     parse_details,
     parse_permissions,
@@ -65,8 +66,6 @@ class AccountLookup:
     """The :class:`bot.wizard.forms.Lookup` the wizard checks against: the catalog (what IAM holds), plus
     the user names of requests still open in the store (pending, approved or provisioning)."""
 
-    OPEN = (RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.PROVISIONING)
-
     def __init__(self, catalog: Catalog, store: Store, slack_user: Callable[[str], Mapping[str, Any] | None]) -> None:
         self.catalog = catalog
         self.store = store
@@ -78,7 +77,7 @@ class AccountLookup:
     def requested_names_lower(self) -> dict[str, str]:
         """Lower-cased user name → id of the open request that will create it (one indexed read)."""
         names: dict[str, str] = {}
-        for request in self.store.requests_where(statuses=self.OPEN, limit=10_000):
+        for request in self.store.requests_where(statuses=OPEN_STATUSES, limit=10_000):
             names.update({name.lower(): request.id for name in request.form.user_names})
         return names
 
@@ -101,7 +100,7 @@ class Wizard:
         catalog: the in-memory copy of IAM every check reads.
         iam: used only to expand "copy from user" (:meth:`IamGateway.user_permissions`).
         sealer: seals a custom password the moment it arrives.
-        file: stores a finished form as a pending request (``Workflow.file``).
+        file: stores a finished form as a pending request (:meth:`bot.approval.service.Approvals.file`).
         slack_user: a recipient's ``users.info`` object, cached (``Messenger.user_info``).
     """
 
@@ -147,24 +146,24 @@ class Wizard:
         """The view of ``step`` filled from ``draft``, with an optional warning on top; ``token``
         (the draft's key part) goes into its ``private_metadata``."""
         if step == DETAILS:
-            view = modal_blocks.details_view(draft, notice=notice)
+            view = views.details_view(draft, notice=notice)
         elif step == PERMISSIONS:
-            view = modal_blocks.permissions_view(draft, self.catalog.policy_for_arn, notice=notice)
+            view = views.permissions_view(draft, self.catalog.policy_for_arn, notice=notice)
         elif step == TAGS:
-            view = modal_blocks.tags_view(draft, notice=notice)
+            view = views.tags_view(draft, notice=notice)
         else:
             steps = preview_plan(draft, user_id, self.catalog.account_id, self.catalog.password_policy)
-            view = review_blocks.review_view(draft, steps, self.policy_label, notice=notice)
+            view = review.review_view(draft, steps, self.policy_label, notice=notice)
         if token:
-            view.private_metadata = modal_blocks.with_draft_token(view.private_metadata or "{}", token)
+            view.private_metadata = views.with_draft_token(view.private_metadata or "{}", token)
         return view
 
     def back(self, user_id: str, view: Mapping[str, Any], to_step: str) -> View | None:
         """The earlier view ``to_step`` filled from the draft (the **Back** button), or None when
         there is no such step before the current one or no draft of ``user_id`` (nothing to show).
         What was typed in the current view and not submitted is not kept, as in the console."""
-        meta = modal_blocks.read_metadata(view.get("private_metadata"))
-        order = list(modal_blocks.STEP_TITLES)
+        meta = views.read_metadata(view.get("private_metadata"))
+        order = list(views.STEP_TITLES)
         if to_step not in order or order.index(to_step) >= order.index(meta["step"]) or not meta.get("draft"):
             return None
         key = f"{view.get('id') or ''}/{meta['draft']}"
@@ -180,7 +179,7 @@ class Wizard:
             user_id: the Slack user who submitted.
             view: the payload's ``view`` (``id``, ``private_metadata``, ``state.values``).
         """
-        meta = modal_blocks.read_metadata(view.get("private_metadata"))
+        meta = views.read_metadata(view.get("private_metadata"))
         step = meta["step"]
         token = meta.get("draft") or secrets.token_urlsafe(DRAFT_TOKEN_BYTES)
         key = f"{view.get('id') or ''}/{token}"
@@ -201,7 +200,7 @@ class Wizard:
         """:meth:`view_for` carrying the token of draft ``key``."""
         return self.view_for(step, draft, user_id, notice, token=key.rpartition("/")[2])
 
-    def _next(self, key: str, user_id: str, result: StepResult, next_step: str) -> WizardAnswer:
+    def _next(self, key: str, user_id: str, result: ViewResult, next_step: str) -> WizardAnswer:
         if result.draft is None:
             return WizardAnswer(errors=result.errors)
         self._save(key, user_id, result.draft)
@@ -217,7 +216,7 @@ class Wizard:
         result = parse_details(values, draft, self.lookup)
         if result.draft is not None and result.password is not None:
             sealed = self.sealer.seal(result.password, user_id)
-            result = StepResult(draft=result.draft.model_copy(update={"custom_password_sealed": sealed}))
+            result = ViewResult(draft=result.draft.model_copy(update={"custom_password_sealed": sealed}))
         return self._next(key, user_id, result, PERMISSIONS)
 
     def _permissions(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
@@ -236,7 +235,7 @@ class Wizard:
                 return WizardAnswer(errors={"copy_from_user": message})
             if errors := copy_source_errors(result.draft, source, self.lookup):
                 return WizardAnswer(errors=errors)
-            result = StepResult(draft=result.draft.model_copy(update={"copy_source": source}))
+            result = ViewResult(draft=result.draft.model_copy(update={"copy_source": source}))
         return self._next(key, user_id, result, TAGS)
 
     def _review(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
@@ -263,7 +262,7 @@ class Wizard:
             return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))
         # Claim the draft first: of two concurrent submissions only one files.
         if not self.store.delete_draft(key):
-            return WizardAnswer(view=modal_blocks.message_view("This request was already submitted."))
+            return WizardAnswer(view=views.message_view("This request was already submitted."))
         return WizardAnswer(request=self.file(user_id, draft.form()))
 
 
@@ -303,7 +302,7 @@ def suggestion_view(
         emails: Slack user id → e-mail (None when the profile has none).
     """
     values = (view.get("state") or {}).get("values") or {}
-    meta = modal_blocks.read_metadata(view.get("private_metadata"))
+    meta = views.read_metadata(view.get("private_metadata"))
     state = next(iter((values.get("user_names") or {}).values()), {})
     current = (state.get("value") or "").strip()
     block = next((b for b in view.get("blocks") or [] if b.get("block_id") == "user_names"), {})
@@ -317,9 +316,9 @@ def suggestion_view(
         return None
     # A new action_id makes Slack show initial_value instead of what the input held.
     new_action = "user_names_suggested" if action_id == "user_names" else "user_names"
-    shown = modal_blocks.details_view(
+    shown = views.details_view(
         draft_from_details_state(values), user_names_text=text, user_names_action=new_action, suggested=text
     )
     if token := meta.get("draft"):
-        shown.private_metadata = modal_blocks.with_draft_token(shown.private_metadata or "{}", token)
+        shown.private_metadata = views.with_draft_token(shown.private_metadata or "{}", token)
     return shown

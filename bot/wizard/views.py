@@ -13,6 +13,7 @@ response; checkboxes / radio buttons ≤ 10 options.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 
@@ -35,18 +36,17 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.aws.catalog import OPTIONS_MAX, PolicyMatches, policy_value
-from bot.aws.iam import ManagedPolicy
+from bot.aws.catalog import ManagedPolicy, PolicyMatches, policy_value
+from bot.domain.limits import OPTION_TEXT_MAX, OPTIONS_MAX, SECTION_TEXT_MAX
 from bot.domain.models import AccessType, PasswordMode, PermissionMode
 from bot.domain.plan import PROVENANCE_TAG_KEYS
-from bot.domain.rules import MAX_RECIPIENTS, TAGS_PER_USER_MAX, format_tags
+from bot.domain.rules import MAX_RECIPIENTS
+from bot.domain.tags import TAGS_PER_USER_MAX, format_tags
+from bot.slack.blocks import escape, truncate
 from bot.wizard.forms import DETAILS, PERMISSIONS, REVIEW, TAGS, Draft
 
 MODAL_CALLBACK_ID = "onboarding"
 BACK_ACTION_ID = "wizard_back"
-OPTION_TEXT_MAX = 75
-SECTION_TEXT_MAX = 3000
-VIEW_BLOCKS_MAX = 100
 STEP_TITLES = {DETAILS: "User details", PERMISSIONS: "Permissions", TAGS: "Tags", REVIEW: "Review"}
 
 ACCESS_OPTIONS = {
@@ -77,16 +77,6 @@ SELF_MANAGE_OPTION = Option(
     label="Let users manage their own credentials",
     description="Own password, access keys and MFA device",
 )
-
-
-def truncate(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis (Slack rejects longer fields)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def escape(text: str) -> str:
-    """Escape ``& < >`` so text cannot become a mention, a link or ``<!channel>``."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def metadata(step: str, suggested: str = "") -> str:
@@ -375,3 +365,22 @@ def policy_option_groups(matches: PolicyMatches) -> dict[str, list[dict[str, obj
                 }
             )
     return {"option_groups": groups} if groups else {"options": []}
+
+
+# -- the first view, as views.open sends it -------------------------------------------------------
+
+
+def onboarding_modal() -> dict[str, object]:
+    """The first view of the request wizard, as the dict ``views.open`` sends (contract, "The
+    onboarding modal").
+
+    The empty first view is the same for everyone, so it is built and validated once per
+    process: building it with slack_sdk's models on every ``/iam-user new`` cost more CPU than
+    the rest of the command's path (see BENCHMARKS.md).
+    """
+    return json.loads(_onboarding_modal_json())
+
+
+@functools.cache
+def _onboarding_modal_json() -> str:
+    return json.dumps(details_view().to_dict())

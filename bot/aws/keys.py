@@ -1,0 +1,86 @@
+"""Credentials of existing users: a new access key for an old one, a new console password, a key
+switched off, a password nobody knows. The writes behind re-issued and expired one-time links."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from bot.aws.clients import IamError, as_iam_error, error_code
+from bot.aws.iam import IamGateway
+from bot.domain.rules import PasswordPolicy, generate_password
+
+
+class KeyKeeper:
+    """Replaces, resets and switches off credentials through the IAM client of ``gateway``."""
+
+    def __init__(self, gateway: IamGateway) -> None:
+        self.gateway = gateway
+        self.iam = gateway.iam
+
+    def replace_access_key(self, user_name: str, old_access_key_id: str | None) -> tuple[str, str]:
+        """Delete ``old_access_key_id`` (if given and still there), then create a new access key.
+
+        Deleting first because the old key may be in the wrong hands, and because IAM allows
+        at most 2 access keys per user, inactive ones included (IAM quotas). Returns
+        ``(access key id, secret access key)``; the secret must go straight into a sealed link.
+
+        Raises:
+            IamError: IAM refused (``NoSuchEntity`` when the user is gone, ``LimitExceeded``…).
+        """
+        try:
+            if old_access_key_id:
+                try:
+                    self.iam.delete_access_key(UserName=user_name, AccessKeyId=old_access_key_id)
+                except ClientError as error:
+                    if error_code(error) != "NoSuchEntity":
+                        raise
+            key = self.gateway.retry(lambda: self.iam.create_access_key(UserName=user_name))["AccessKey"]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+    def reset_login_password(self, user_name: str, policy: PasswordPolicy | None = None) -> str:
+        """Give the login profile a new generated password that must be changed at next sign-in
+        (``UpdateLoginProfile`` with ``PasswordResetRequired=True``); returns the password.
+
+        Raises:
+            IamError: IAM refused (``NoSuchEntity`` when the user has no login profile).
+        """
+        password = generate_password(policy or self.gateway.password_policy())
+        try:
+            self.iam.update_login_profile(UserName=user_name, Password=password, PasswordResetRequired=True)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return password
+
+    def deactivate_access_key(self, user_name: str, access_key_id: str) -> bool:
+        """``UpdateAccessKey Status=Inactive``; False when the key (or user) no longer exists.
+
+        Raises:
+            IamError: IAM refused for another reason.
+        """
+        try:
+            self.iam.update_access_key(UserName=user_name, AccessKeyId=access_key_id, Status="Inactive")
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return False
+            raise as_iam_error(error) from None
+        return True
+
+    def lock_login_profile(self, user_name: str) -> bool:
+        """Make the console password of an unopened link useless: a fresh generated password
+        that nobody is told, with ``PasswordResetRequired=True`` (``UpdateLoginProfile``).
+
+        Nobody can sign in until an approver re-issues credentials (which sets a new password
+        and sends it in a new link). False when the user has no login profile.
+
+        Raises:
+            IamError: IAM refused for another reason.
+        """
+        try:
+            self.reset_login_password(user_name)
+        except IamError as error:
+            if error.code == "NoSuchEntity":
+                return False
+            raise
+        return True

@@ -1,0 +1,128 @@
+"""Taking IAM users apart: everything IAM requires gone first, in its order, then the user; and
+the bot-managed policies a failed request made. The writes of rollback (and offboarding).
+
+IAM's order (user guide, "Deleting an IAM user"): login profile, access keys, MFA devices
+(deactivated, then deleted), inline policies, managed policies, group memberships, then the
+user. Anything left makes ``DeleteUser`` fail with ``DeleteConflict``. ``NoSuchEntity`` at any
+point counts as done.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from bot.aws.clients import CONSISTENCY_DELAYS, as_iam_error, error_code, gone
+from bot.aws.iam import IamGateway
+from bot.domain.plan import MANAGED_TAG, REQUEST_ID_TAG
+
+DELETE_CONFLICT_DELAYS = (0.5, 1, 2, 4, 8)
+
+
+class Remover:
+    """Deletes users and bot-managed policies through the IAM client of ``gateway``."""
+
+    def __init__(self, gateway: IamGateway) -> None:
+        self.gateway = gateway
+        self.iam = gateway.iam
+
+    def rollback_user(self, user_name: str, request_id: str, *, expect_exists: bool) -> bool:
+        """Delete ``user_name`` and everything on it, but only if this request created it.
+
+        Ownership is the ``iam-user-bot:request-id`` tag, so a same-named user of someone else
+        is never touched. ``expect_exists``: the journal says the user was created, so a
+        ``NoSuchEntity`` is retried for a while (IAM is eventually consistent).
+
+        Returns:
+            True when a user was deleted, False when there was none of this request.
+
+        Raises:
+            IamError: a delete was refused for good.
+        """
+        tags = self.gateway.tags_of(user_name, delays=CONSISTENCY_DELAYS if expect_exists else (0.5, 1))
+        if tags is None or tags.get(REQUEST_ID_TAG) != request_id:
+            return False
+        self.delete_user_completely(user_name)
+        return True
+
+    def delete_user_completely(self, user_name: str) -> None:
+        """Remove a user and everything attached to it, in the order IAM requires.
+
+        Order: login profile, access keys (every status), MFA devices, inline policies,
+        managed policies, groups, permissions boundary, user. ``NoSuchEntity`` counts as
+        done. ``DeleteConflict`` on the user (something appeared that a list did not show yet:
+        eventual consistency) repeats the whole pass with backoff.
+
+        Raises:
+            IamError: IAM refused a delete for good.
+        """
+        try:
+            for delay in (*DELETE_CONFLICT_DELAYS, None):
+                if not self._strip_user(user_name):
+                    return
+                try:
+                    self.iam.delete_user(UserName=user_name)
+                    return
+                except ClientError as error:
+                    code = error_code(error)
+                    if code == "NoSuchEntity":
+                        return
+                    if code != "DeleteConflict" or delay is None:
+                        raise
+                    self.gateway.sleep(delay)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
+    def _strip_user(self, user_name: str) -> bool:
+        """Remove what hangs off a user; False when the user is gone."""
+        iam = self.iam
+        try:
+            user = iam.get_user(UserName=user_name)["User"]
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return False
+            raise
+        gone(lambda: iam.delete_login_profile(UserName=user_name))
+        for key in self.gateway.list("list_access_keys", "AccessKeyMetadata", UserName=user_name):
+            gone(lambda k=key: iam.delete_access_key(UserName=user_name, AccessKeyId=k["AccessKeyId"]))
+        for device in self.gateway.list("list_mfa_devices", "MFADevices", UserName=user_name):
+            serial = device["SerialNumber"]
+            gone(lambda s=serial: iam.deactivate_mfa_device(UserName=user_name, SerialNumber=s))
+            gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
+        for policy_name in self.gateway.list("list_user_policies", "PolicyNames", UserName=user_name):
+            gone(lambda p=policy_name: iam.delete_user_policy(UserName=user_name, PolicyName=p))
+        for policy in self.gateway.list("list_attached_user_policies", "AttachedPolicies", UserName=user_name):
+            gone(lambda p=policy: iam.detach_user_policy(UserName=user_name, PolicyArn=p["PolicyArn"]))
+        for group in self.gateway.list("list_groups_for_user", "Groups", UserName=user_name):
+            gone(lambda g=group: iam.remove_user_from_group(UserName=user_name, GroupName=g["GroupName"]))
+        if user.get("PermissionsBoundary"):
+            try:
+                gone(lambda: iam.delete_user_permissions_boundary(UserName=user_name))
+            except ClientError as error:
+                # A bot policy may forbid removing boundaries (docs/bot-iam-policy.json); deleting
+                # the user removes the boundary with it, so carry on.
+                if error_code(error) != "AccessDenied":
+                    raise
+        return True
+
+    def delete_bot_policy_if_unused(self, arn: str, request_id: str) -> bool:
+        """Delete a bot-managed policy if ``request_id`` created it (its tag) and nothing uses it.
+
+        Returns True when it was deleted. Another request may have attached it meanwhile, so an
+        attachment count above zero (or a ``DeleteConflict``) keeps it.
+
+        Raises:
+            IamError: a read or delete was refused.
+        """
+        try:
+            policy = self.iam.get_policy(PolicyArn=arn)["Policy"]
+            if policy.get("AttachmentCount", 0) or policy.get("PermissionsBoundaryUsageCount", 0):
+                return False
+            tags = {t["Key"]: t["Value"] for t in policy.get("Tags", [])}
+            if tags.get(MANAGED_TAG) != "true" or tags.get(REQUEST_ID_TAG) != request_id:
+                return False
+            self.iam.delete_policy(PolicyArn=arn)
+        except ClientError as error:
+            if error_code(error) in ("NoSuchEntity", "DeleteConflict"):
+                return error_code(error) == "NoSuchEntity"
+            raise as_iam_error(error) from None
+        return True

@@ -1,0 +1,244 @@
+"""Running one plan step against IAM: the provisioning writes, one runner per step kind.
+
+Every step is idempotent, so a step the journal shows as started (the process died during the
+call) can simply run again: a user that exists with this request's provenance tag is this
+request's user; group membership and policy attachment are checked before adding; a login
+profile that exists gets a new password; access keys of an interrupted step are deleted and one
+new key made (the secret of a key made before a crash is lost for good).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from bot.aws.clients import IamError, as_iam_error, error_code, gone
+from bot.aws.iam import IamGateway
+from bot.domain.plan import (
+    MANAGED_TAG,
+    MFA_POLICY_NAME,
+    REQUEST_ID_TAG,
+    SELF_MANAGE_POLICY_NAME,
+    Step,
+    StepKind,
+    bot_policy_arn,
+    policy_document_sha256,
+)
+from bot.domain.rules import PasswordPolicy, generate_password
+
+BOT_POLICY_FILES = {
+    MFA_POLICY_NAME: "policies/require-mfa.json",
+    SELF_MANAGE_POLICY_NAME: "policies/self-manage-credentials.json",
+}
+BOT_POLICY_DESCRIPTIONS = {
+    MFA_POLICY_NAME: "iam-user-bot: deny everything but first sign-in and MFA set-up until the user signs in with MFA",
+    SELF_MANAGE_POLICY_NAME: "iam-user-bot: let users manage their own password, access keys and MFA device",
+}
+
+
+def bot_policy_document(name: str) -> str:
+    """The JSON document of a bot-managed policy, from the package's ``bot/policies/``."""
+    return resources.files("bot").joinpath(BOT_POLICY_FILES[name]).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of one provisioning run needs: whose request, which account, which
+    password policy, and the requester's custom password if they chose one (opened from its
+    seal just before the run; hidden from ``repr``; None generates a password)."""
+
+    request_id: str
+    account_id: str
+    password_policy: PasswordPolicy
+    custom_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step made: ``secrets`` (password, access key; held in memory only, hidden from
+    ``repr``) and ``record``, non-secret facts for the journal (access key id, policy ARN)."""
+
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    record: dict[str, object] = field(default_factory=dict)
+
+
+Runner = Callable[["StepRunner", Step, RunContext, bool], StepResult]
+
+
+class StepRunner:
+    """Runs plan steps through the IAM client of ``gateway`` (:data:`RUNNERS`, one per kind).
+
+    Args:
+        gateway: the :class:`~bot.aws.iam.IamGateway` whose client, retries and reads are used.
+    """
+
+    def __init__(self, gateway: IamGateway) -> None:
+        self.gateway = gateway
+        self.iam = gateway.iam
+
+    def run_step(self, step: Step, context: RunContext, *, rerun: bool = False) -> StepResult:
+        """Execute one plan step, idempotently.
+
+        Args:
+            context: request id, account id and password policy of this run.
+            rerun: the journal shows an earlier attempt of this step (a crash interrupted it,
+                or it finished but its secrets died with the process).
+
+        Returns:
+            The secrets the step made (password, access key) and a non-secret record for the
+            journal.
+
+        Raises:
+            IamError: IAM refused the call for good (after bounded ``NoSuchEntity`` retries).
+        """
+        try:
+            return RUNNERS[step.kind](self, step, context, rerun)
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        except WaiterError:
+            raise IamError("NoSuchEntity", f"user {step.user_name} did not become visible in IAM", "GetUser") from None
+
+    def _names(self, operation: str, key: str, field: str, user_name: str) -> list[str]:
+        items = self.gateway.retry(lambda: self.gateway.list(operation, key, UserName=user_name))
+        return [item[field] for item in items]
+
+    def ensure_bot_policy(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``CreatePolicy`` of a bot-managed policy unless it exists (made by the bot: its tag)."""
+        name = str(step.target)
+        arn = bot_policy_arn(context.account_id, name)
+        try:
+            policy = self.iam.get_policy(PolicyArn=arn)["Policy"]
+        except ClientError as error:
+            if error_code(error) != "NoSuchEntity":
+                raise
+        else:
+            tags = {t["Key"]: t["Value"] for t in policy.get("Tags", [])}
+            if tags.get(MANAGED_TAG) != "true":
+                raise IamError(
+                    "EntityAlreadyExists",
+                    f"a policy named {name} exists but the bot did not create it; delete or rename it, "
+                    f"or tag it {MANAGED_TAG}=true if its document is the one in docs/bot-managed-policies.md",
+                    "CreatePolicy",
+                )
+            return StepResult(record={"policy_arn": arn, "created": False})
+        try:
+            self.iam.create_policy(
+                PolicyName=name,
+                Path="/",
+                PolicyDocument=bot_policy_document(name),
+                Description=BOT_POLICY_DESCRIPTIONS[name],
+                # The request id tag lets a rollback delete the policy only if this request made it.
+                Tags=[{"Key": MANAGED_TAG, "Value": "true"}, {"Key": REQUEST_ID_TAG, "Value": context.request_id}],
+            )
+        except ClientError as error:
+            if error_code(error) != "EntityAlreadyExists":  # another request made it a moment ago
+                raise
+            return StepResult(record={"policy_arn": arn, "created": False})
+        return StepResult(record={"policy_arn": arn, "created": True})
+
+    def create_user(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``CreateUser`` with tags and boundary; an existing user is this run's only if it carries
+        this request's id tag (an interrupted attempt), else the step fails."""
+        name = step.user_name
+        params: dict[str, Any] = {"UserName": name, "Tags": [{"Key": t.key, "Value": t.value} for t in step.tags]}
+        if step.permissions_boundary_arn:
+            params["PermissionsBoundary"] = step.permissions_boundary_arn
+        try:
+            self.iam.create_user(**params)
+        except ClientError as error:
+            if error_code(error) != "EntityAlreadyExists":
+                raise
+            if (self.gateway.tags_of(name) or {}).get(REQUEST_ID_TAG) != context.request_id:
+                raise IamError(
+                    "EntityAlreadyExists",
+                    f"an IAM user named {name} already exists and was not created by this request",
+                    "CreateUser",
+                ) from None
+        self.iam.get_waiter("user_exists").wait(UserName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
+        return StepResult(record={"user_name": name})
+
+    def create_login_profile(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``CreateLoginProfile`` with the custom or a generated password; an existing profile (an
+        interrupted attempt whose password died with it) gets a new one."""
+        password = context.custom_password or generate_password(context.password_policy)
+        params = {
+            "UserName": step.user_name,
+            "Password": password,
+            "PasswordResetRequired": step.password_reset_required,
+        }
+        try:
+            self.gateway.retry(lambda: self.iam.create_login_profile(**params))
+        except ClientError as error:
+            if error_code(error) != "EntityAlreadyExists":
+                raise
+            self.gateway.retry(lambda: self.iam.update_login_profile(**params))
+        return StepResult(
+            secrets={"password": password}, record={"password_reset_required": step.password_reset_required}
+        )
+
+    def create_access_key(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``CreateAccessKey``; on a re-run first delete every key on the user (this request's
+        user: its create_user step checked the provenance tag), whose secrets are lost.
+        ListAccessKeys returns active and inactive keys alike; both count against the quota."""
+        name = step.user_name
+        deleted: list[str] = []
+        if rerun:
+            for key in self.gateway.retry(
+                lambda: self.gateway.list("list_access_keys", "AccessKeyMetadata", UserName=name)
+            ):
+                gone(lambda k=key: self.iam.delete_access_key(UserName=name, AccessKeyId=k["AccessKeyId"]))
+                deleted.append(key["AccessKeyId"])
+        key = self.gateway.retry(lambda: self.iam.create_access_key(UserName=name))["AccessKey"]
+        return StepResult(
+            secrets={"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
+            record={"access_key_id": key["AccessKeyId"], "replaced": deleted},
+        )
+
+    def add_user_to_group(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``AddUserToGroup``, unless a re-run finds the user in the group already."""
+        name = step.user_name
+        if rerun and step.target in self._names("list_groups_for_user", "Groups", "GroupName", name):
+            return StepResult()
+        self.gateway.retry(lambda: self.iam.add_user_to_group(UserName=name, GroupName=step.target))
+        return StepResult()
+
+    def attach_user_policy(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``AttachUserPolicy``, unless a re-run finds it attached already."""
+        name = step.user_name
+        if rerun and step.target in self._names("list_attached_user_policies", "AttachedPolicies", "PolicyArn", name):
+            return StepResult()
+        self.gateway.retry(lambda: self.iam.attach_user_policy(UserName=name, PolicyArn=step.target))
+        return StepResult()
+
+    def put_user_policy(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """Copy an inline policy of the source user (``PutUserPolicy`` overwrites one of the same
+        name, so a re-run is harmless). A document edited since the approval is not copied."""
+        document = self.gateway.user_policy_document(str(step.source_user), str(step.target))
+        if step.document_sha256 and policy_document_sha256(document) != step.document_sha256:
+            raise IamError(
+                "PlanChanged",
+                f"inline policy {step.target} of {step.source_user} changed after approval; file the request again",
+                "PutUserPolicy",
+            )
+        text = json.dumps(document)
+        self.gateway.retry(
+            lambda: self.iam.put_user_policy(UserName=step.user_name, PolicyName=step.target, PolicyDocument=text)
+        )
+        return StepResult()
+
+
+# The runner's table: the IAM work of each step kind (a test checks none is missing).
+RUNNERS: Mapping[StepKind, Runner] = {
+    StepKind.ENSURE_BOT_POLICY: StepRunner.ensure_bot_policy,
+    StepKind.CREATE_USER: StepRunner.create_user,
+    StepKind.CREATE_LOGIN_PROFILE: StepRunner.create_login_profile,
+    StepKind.CREATE_ACCESS_KEY: StepRunner.create_access_key,
+    StepKind.ADD_USER_TO_GROUP: StepRunner.add_user_to_group,
+    StepKind.ATTACH_USER_POLICY: StepRunner.attach_user_policy,
+    StepKind.PUT_USER_POLICY: StepRunner.put_user_policy,
+}

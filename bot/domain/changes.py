@@ -1,0 +1,30 @@
+"""Who hears that a request changed: the views that show it (the approvers' message, the App Home).
+
+Stages report changes through this protocol, and the composition root (:mod:`bot.app`) decides
+who listens, so a stage lower in the flow (provisioning, credentials) never imports the one that
+renders the approvers' message. Every method returns at once; slow work is the listener's to
+hand to its own thread.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.domain.models import OnboardingRequest
+
+
+class Changes(Protocol):
+    """What the stages tell the views."""
+
+    def request_moved(self, request: OnboardingRequest) -> None:
+        """A request changed state (or was announced): its approval message and Homes refresh."""
+        ...
+
+    def step_done(self, request_id: str) -> None:
+        """A provisioning step finished: the approval message may show progress (throttled)."""
+        ...
+
+    def request_updated(self, request_id: str) -> None:
+        """Something people see of the request changed without a move (it was announced, one of
+        its one-time links was revealed, replaced or expired): Homes refresh."""
+        ...

@@ -1,0 +1,100 @@
+"""What the store hands back besides requests: secret metadata, journal entries, the outcome of
+counting an approval. Plain data, no I/O; every backend of :mod:`bot.storage` returns these."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.domain.models import OnboardingRequest
+from bot.domain.states import SecretState, StepState
+
+
+@dataclass(frozen=True)
+class SecretRow:
+    """A one-time secret's metadata, never its ciphertext (gone once handed out) nor its key
+    (never held). Times are aware UTC.
+
+    ``access_key_id`` is None when no access key was sealed; ``console`` says whether a console
+    password was. ``notice_channel``/``notice_ts`` locate the recipient's persistent DM notice.
+    Side flags, each set once: ``alerted_at`` (a second reveal attempt was reported),
+    ``reissued_at``/``reissued_by`` (new credentials replace this row's), ``expiry_done_at`` (the
+    IAM work after expiry finished).
+    """
+
+    id: str
+    request_id: str
+    recipient: str
+    user_name: str
+    state: SecretState
+    created_at: datetime
+    expires_at: datetime
+    revealed_at: datetime | None = None
+    access_key_id: str | None = None
+    console: bool = False
+    replaces: str | None = None
+    notice_channel: str | None = None
+    notice_ts: str | None = None
+    alerted_at: datetime | None = None
+    expired_at: datetime | None = None
+    expiry_done_at: datetime | None = None
+    reissued_at: datetime | None = None
+    reissued_by: str | None = None
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A freshly sealed secret as the store receives it: AES-GCM ``nonce`` and ``ciphertext`` (with
+    its tag), and the metadata. The key is never given to the store."""
+
+    secret_id: str
+    request_id: str
+    recipient: str
+    user_name: str
+    nonce: bytes = field(repr=False)
+    ciphertext: bytes = field(repr=False)
+    expires_at: datetime
+    access_key_id: str | None = None
+    console: bool = False
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One journaled provisioning step. ``detail`` holds non-secret facts (``access_key_id``,
+    an IAM error code and message…)."""
+
+    index: int
+    label: str
+    state: StepState
+    attempts: int
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+class ApprovalVerdict(enum.StrEnum):
+    """What counting one approver's yes did (:meth:`bot.storage.base.Store.record_approval`)."""
+
+    APPROVED = "approved"  # this yes completed the approvals; the request moved to approved
+    RECORDED = "recorded"  # counted; more distinct approvers are still needed
+    DUPLICATE = "duplicate"  # this approver had already said yes; nothing changed
+    NOT_PENDING = "not_pending"  # someone decided first (or it was cancelled/expired); nothing changed
+    NOT_READY = "not_ready"  # no readable review is stored yet; nothing changed
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """The verdict, the request as it is now, and the distinct approvals counted of those needed."""
+
+    verdict: ApprovalVerdict
+    request: OnboardingRequest | None
+    approvals: int = 0
+    required: int = 1
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who works on a provisioning request (``host:pid:random``) and until when (aware UTC)."""
+
+    owner: str
+    until: datetime
