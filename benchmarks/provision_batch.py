@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 from bot.aws.iam import IamGateway
-from bot.domain.models import AccessType, PermissionMode, RequestForm, RequestStatus
-from bot.provisioning.journal import Journal
+from bot.domain.models import AccessType, PermissionMode, RequestForm
+from bot.domain.states import RequestEvent
+from bot.provisioning.lease import Leases
 from bot.provisioning.runner import Provisioner
 from bot.sandbox.harness import MotoServer
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SqliteStore
 
 
 def run(moto: MotoServer, parallel: int, latency: float, users: int, tag: str) -> float:
@@ -28,8 +29,8 @@ def run(moto: MotoServer, parallel: int, latency: float, users: int, tag: str) -
     iam.meta.events.register("before-send.iam", lambda **_: time.sleep(latency))
     gateway = IamGateway(iam, moto.boto3_client("sts"), sleep=lambda _s: None)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "bench.db")
-        journal = Journal(store)
+        store = SqliteStore(Path(tmp) / "bench.db")
+        leases = Leases(clock=store.clock)
         names = tuple(f"bench-{tag}-{n}" for n in range(users))
         form = RequestForm(
             recipients=tuple(f"U0BENCH{n:03d}" for n in range(users)),
@@ -40,16 +41,9 @@ def run(moto: MotoServer, parallel: int, latency: float, users: int, tag: str) -
             mfa_required=True,
         )
         request = store.create_request("U0REQUEST1", form)
-        store.transition(request.id, RequestStatus.PENDING, RequestStatus.APPROVED, actor="U0APPROVE1", event="a")
-        request = store.transition(
-            request.id,
-            RequestStatus.APPROVED,
-            RequestStatus.PROVISIONING,
-            actor=None,
-            event="p",
-            **journal.lease_fields(),
-        )
-        provisioner = Provisioner(store, gateway, journal, parallel_users=parallel)
+        store.move_request(request.id, RequestEvent.APPROVED, actor="U0APPROVE1", decided_by="U0APPROVE1")
+        request = store.move_request(request.id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=leases.lease())
+        provisioner = Provisioner(store, gateway, leases, parallel_users=parallel)
         started = time.perf_counter()
         provisioner.execute(request, provisioner.prepare(request))
         return time.perf_counter() - started

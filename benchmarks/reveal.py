@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from bot.credentials.vault import credentials_plaintext, seal  # noqa: E402
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow  # noqa: E402
+from bot.domain.records import NewSecret  # noqa: E402
 from bot.sandbox.harness import BotProcess, MotoServer, http  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
-from bot.storage.sqlite import Store  # noqa: E402
+from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"
 REVEAL = {"X-Requested-With": "reveal"}
@@ -41,7 +42,7 @@ def pct(samples: list[float]) -> dict[str, float]:
 
 
 def seed(db: Path, base: str, n: int) -> list[str]:
-    store = Store(db)
+    store = SqliteStore(db)
     form = RequestForm(
         recipients=("U0NEWHIRE1",), user_names=("bench.user",), access_types=frozenset({AccessType.PROGRAMMATIC})
     )
@@ -53,13 +54,15 @@ def seed(db: Path, base: str, n: int) -> list[str]:
         )
         sealed = seal(credentials_plaintext(credentials))
         store.put_secret(
-            sealed.secret_id,
-            request_id=request.id,
-            recipient="U0NEWHIRE1",
-            user_name="bench.user",
-            nonce=sealed.nonce,
-            ciphertext=sealed.ciphertext,
-            expires_at=utcnow() + timedelta(hours=1),
+            NewSecret(
+                secret_id=sealed.secret_id,
+                request_id=request.id,
+                recipient="U0NEWHIRE1",
+                user_name="bench.user",
+                nonce=sealed.nonce,
+                ciphertext=sealed.ciphertext,
+                expires_at=utcnow() + timedelta(hours=1),
+            )
         )
         urls.append(f"{base}/credentials/{sealed.secret_id}")
     return urls

@@ -43,7 +43,7 @@ from bot.sandbox.harness import (  # noqa: E402
     wait_http,
 )
 from bot.sandbox.slack_standin import SlackStandIn, make_trigger_id  # noqa: E402
-from bot.storage.sqlite import Store  # noqa: E402
+from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"
 SIGNING_SECRET = "bench-signing-secret-not-a-real-one"
@@ -244,7 +244,7 @@ def answers(recipients: list[str], names: list[str], group: str) -> dict[str, An
 
 
 def wait_status(db: Path, request_id: str, wanted: str, timeout: float = 300) -> float:
-    store = Store(db)
+    store = SqliteStore(db)
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         request = store.get_request(request_id)
@@ -326,7 +326,7 @@ def run(quick: bool, output: Path) -> dict[str, Any]:
         latencies, statuses = timed_load(submit, sizes["submissions"], min(50, sizes["submissions"]))
         filed = [
             r
-            for r in Store(tmp / "bot.db").requests_where(statuses=["pending"], limit=1000)
+            for r in SqliteStore(tmp / "bot.db").requests_where(statuses=["pending"], limit=1000)
             if r.form.user_names[0].startswith("bench-sub-")
         ]
         results["submissions"] = {

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/self_service.py --quick    # a smoke run
 
 The bot runs under gunicorn against the bundled Slack stand-in and moto server, with a database
-seeded through :class:`bot.storage.sqlite.Store` (every pending request has a real approval message in
+seeded through :class:`bot.storage.sqlite.SqliteStore` (every pending request has a real approval message in
 the stand-in, so permalinks resolve). Slash answers are the HTTP ack, which Slack wants within
 3 s; DM and Home times run from the signed event to the Web API call the bot makes in answer.
 Prints one JSON object.
@@ -25,10 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 from slack_sdk import WebClient  # noqa: E402
 
-from bot.domain.models import AccessType, RequestForm, RequestStatus  # noqa: E402
+from bot.domain.models import AccessType, RequestForm  # noqa: E402
+from bot.domain.states import RequestEvent  # noqa: E402
 from bot.sandbox.harness import BotProcess, MotoServer, SlackUser  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
-from bot.storage.sqlite import Store  # noqa: E402
+from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"
 SIGNING_SECRET = "bench-signing-secret-not-a-real-one"
@@ -49,7 +50,7 @@ def pct(samples: list[float]) -> dict[str, float]:
 
 def seed(db: Path, slack: SlackStandIn, total: int, pending: int) -> str:
     """``total`` requests (``pending`` of them waiting, each with an approval message); returns one id."""
-    store = Store(db)
+    store = SqliteStore(db)
     client = WebClient(token=BOT_TOKEN, base_url=slack.base_url)
     some_id = ""
     for i in range(total):
@@ -66,14 +67,7 @@ def seed(db: Path, slack: SlackStandIn, total: int, pending: int) -> str:
             ts = client.chat_postMessage(channel=APPROVAL_CHANNEL, text=f"request {request.id}")["ts"]
             store.set_approval_message(request.id, APPROVAL_CHANNEL, ts)
         else:
-            store.transition(
-                request.id,
-                RequestStatus.PENDING,
-                RequestStatus.DENIED,
-                actor=APPROVER,
-                event="denied",
-                decided_by=APPROVER,
-            )
+            store.move_request(request.id, RequestEvent.DENIED, actor=APPROVER, decided_by=APPROVER)
     store.close()
     return some_id
 
