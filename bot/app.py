@@ -111,7 +111,7 @@ class Services:
         """Stop this process's background work: the periodic jobs and the views' threads."""
         self.jobs.shutdown()
         self.board.shutdown()
-        self.home.shutdown()
+        self.home.shutdown(wait=True)
 
 
 def build_services(

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from bot.approval.message import deny_reason_modal
 from bot.credentials.messages import REISSUE_ACTION, RESEND_ACTION, ROTATE_ACTION
 from bot.slack.messenger import Messenger
-from bot.wizard.forms import DETAILS
+from bot.wizard.draft import DETAILS
 from bot.wizard.service import suggestion_view
 from bot.wizard.views import read_metadata
 

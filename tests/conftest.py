@@ -36,14 +36,20 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-@pytest.fixture(autouse=True)
-def close_in_process_bots() -> Iterator[None]:
-    """Stop the background threads of every in-process bot a test built (tests.provisioning_support.OPEN)."""
-    yield
+def close_in_process_bots() -> None:
+    """Stop the background threads of every in-process bot a test built (tests.provisioning_support.OPEN),
+    before the Slack stand-in they talk to goes away."""
     from tests.provisioning_support import OPEN
 
     while OPEN:
         OPEN.pop().close()
+
+
+@pytest.fixture(autouse=True)
+def _close_bots_without_slack() -> Iterator[None]:
+    """Bots built without the stand-in (or left over) are closed after the test too."""
+    yield
+    close_in_process_bots()
 
 
 @pytest.fixture
@@ -76,6 +82,7 @@ def _slack_standin() -> Iterator[SlackStandIn]:
 def slack() -> Iterator[SlackStandIn]:
     with _slack_standin() as standin:
         yield standin
+        close_in_process_bots()
 
 
 @dataclass

@@ -69,8 +69,8 @@ def world(moto_server, iam, slack, tmp_path: Path, clock: Clock):
     client = make_web_client(BOT_TOKEN, slack.base_url)
     services = build_services(settings, store=store, iam=gateway, client=client, executor=executor)
     yield World(services, store, clock, iam, slack, executor, settings, sent)
-    services.close()
     executor.shutdown(wait=True)
+    services.close()
 
 
 def make_user(world: World, name: str) -> CreatedCredentials:
@@ -350,7 +350,7 @@ def test_build_bot_runs_the_link_expiry_job(moto_server, slack, tmp_path: Path, 
         job = scheduler.get_job("link_expiry")
         assert job is not None and job.args[0].work == bot.services.link_expiry.expire_due
     finally:
-        jobs.shutdown()
+        bot.services.close()
     assert jobs._scheduler is None
 
 

@@ -27,7 +27,7 @@ from bot.domain.quotas import AccountQuotas
 from bot.domain.rules import PasswordPolicy
 from bot.domain.states import RequestEvent
 from bot.storage.sqlite import SqliteStore
-from bot.wizard.forms import Draft
+from bot.wizard.draft import Draft
 from bot.wizard.service import Wizard, WizardAnswer, suggestion_view
 from bot.wizard.views import details_view
 from tests import wizard_driver as wiz

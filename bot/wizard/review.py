@@ -28,7 +28,7 @@ from bot.domain.models import AccessType, PasswordMode, PermissionMode
 from bot.domain.plan import Step, StepKind
 from bot.domain.plan_text import REVIEW_HEADINGS, cli_script
 from bot.slack.blocks import escape, truncate
-from bot.wizard.forms import REVIEW, Draft
+from bot.wizard.draft import REVIEW, Draft
 from bot.wizard.views import notice_blocks, wizard_modal
 
 CLI_SECTIONS_MAX = 40

@@ -36,24 +36,26 @@ from bot.domain.rules import MAX_RECIPIENTS, suggest_user_name
 from bot.domain.states import OPEN_STATUSES
 from bot.storage.base import Store
 from bot.wizard import review, views
-from bot.wizard.forms import (
+from bot.wizard.draft import (
     DETAILS,
     PERMISSIONS,
     REVIEW,
     TAGS,
     Draft,
     ViewResult,
+    preview_plan,
+    selected_users,
+    selected_value,
+    selected_values,
+    ticked,
+)
+from bot.wizard.forms import (
     copy_source_errors,
     parse_details,
     parse_permissions,
     parse_review,
     parse_tags_view,
-    preview_plan,
     recheck,
-    selected_users,
-    selected_value,
-    selected_values,
-    ticked,
 )
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from bot.domain.plan import PROVENANCE_TAG_KEYS
 from bot.domain.rules import MAX_RECIPIENTS
 from bot.domain.tags import TAGS_PER_USER_MAX, format_tags
 from bot.slack.blocks import escape, truncate
-from bot.wizard.forms import DETAILS, PERMISSIONS, REVIEW, TAGS, Draft
+from bot.wizard.draft import DETAILS, PERMISSIONS, REVIEW, TAGS, Draft
 
 MODAL_CALLBACK_ID = "onboarding"
 BACK_ACTION_ID = "wizard_back"

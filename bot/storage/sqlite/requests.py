@@ -86,7 +86,7 @@ class RequestTables(SqliteBase):
             where.append(f"status IN ({marks})")
             args.extend(values)
         rows = self.db["requests"].rows_where(
-            " AND ".join(where) or None, args, order_by="created_at DESC", limit=limit
+            " AND ".join(where) or None, args, order_by="created_at DESC, rowid DESC", limit=limit
         )
         return [request_from_row(row) for row in rows]
 
@@ -99,7 +99,7 @@ class RequestTables(SqliteBase):
         rows = self.db["requests"].rows_where(
             "EXISTS (SELECT 1 FROM json_each(requests.form, '$.recipients') AS r WHERE r.value = ?)",
             [user_id],
-            order_by="created_at DESC",
+            order_by="created_at DESC, rowid DESC",
             limit=limit,
         )
         return [request_from_row(row) for row in rows]
