@@ -34,13 +34,14 @@ from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
-from bot.credentials.sealing import PasswordSealer, sealer_from_bot_token
+from bot.credentials.sealing import sealer_from_bot_token
 from bot.domain.models import OnboardingRequest
 from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning.lease import Leases
 from bot.provisioning.service import Provisioning
 from bot.selfservice.desk import StatusDesk
 from bot.selfservice.home import HomeTab
+from bot.services import Services
 from bot.slack.messenger import Messenger, make_web_client
 from bot.slack.people import People
 from bot.slack.retries import EventLedger
@@ -79,39 +80,6 @@ class Views:
     def request_updated(self, request_id: str) -> None:
         if self.home is not None:
             self.home.refresh_for_id(request_id)
-
-
-@dataclass
-class Services:
-    """Every service of one process."""
-
-    settings: Settings
-    store: Store
-    iam: IamGateway
-    catalog: Catalog
-    messenger: Messenger
-    people: People
-    sealer: PasswordSealer
-    views: Views
-    board: ApprovalBoard
-    links: Links
-    reveals: Reveals
-    reissues: Reissues
-    link_expiry: LinkExpiry
-    provisioning: Provisioning
-    approvals: Approvals
-    pending_expiry: PendingExpiry
-    wizard: Wizard
-    desk: StatusDesk
-    home: HomeTab
-    events: EventLedger
-    jobs: PeriodicJobs
-
-    def close(self) -> None:
-        """Stop this process's background work: the periodic jobs and the views' threads."""
-        self.jobs.shutdown()
-        self.board.shutdown()
-        self.home.shutdown(wait=True)
 
 
 def build_services(

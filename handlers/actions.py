@@ -8,8 +8,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.approval.message import deny_reason_modal
 from bot.credentials.messages import REISSUE_ACTION, RESEND_ACTION, ROTATE_ACTION
@@ -19,7 +17,7 @@ from bot.wizard.service import suggestion_view
 from bot.wizard.views import read_metadata
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ def register(app: App, services: Services) -> None:
         if not outcome.ok or outcome.tell:
             tell(messenger, _where(body), user_id, outcome.message)
 
-    def deny(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+    def deny(ack: Ack, body: dict, action: dict) -> None:
         ack()
         user_id = body["user"]["id"]
         channel = _where(body)
@@ -57,17 +55,12 @@ def register(app: App, services: Services) -> None:
         if refusal is not None:
             tell(messenger, channel, user_id, refusal.message)
             return
-        try:
-            client.views_open(trigger_id=body["trigger_id"], view=deny_reason_modal(action["value"], channel))
-        except SlackApiError as error:
-            log.warning(
-                "views.open (deny reason) failed: %s", error.response.get("error"), extra={"slack_user": user_id}
-            )
+        messenger.open_view(body["trigger_id"], deny_reason_modal(action["value"], channel), "deny reason")
 
     def link_clicked(ack: Ack) -> None:
         ack()  # a URL button still sends an action; the browser does the rest
 
-    def recipients_chosen(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+    def recipients_chosen(ack: Ack, body: dict, action: dict) -> None:
         """Suggest user names from the recipients' e-mail (``users.info``, scopes users:read and
         users:read.email), then ``views.update`` with the view's hash so a newer edit wins."""
         ack()
@@ -81,11 +74,7 @@ def register(app: App, services: Services) -> None:
         suggested = suggestion_view(view, recipients, emails, services.catalog.user_names_lower())
         if suggested is None:
             return
-        try:
-            client.views_update(view_id=view["id"], hash=view.get("hash"), view=suggested)
-        except SlackApiError as error:
-            # hash_conflict: the view changed meanwhile (another click); that newer view stands.
-            log.info("views.update (suggested names) failed: %s", error.response.get("error"))
+        messenger.update_view(view["id"], suggested, view.get("hash"), "suggested names")
 
     app.action("recipients")(recipients_chosen)
     app.action("approve_request")(approve)

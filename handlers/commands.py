@@ -7,28 +7,24 @@ approver list and at most one cached ``chat.getPermalink``.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.selfservice.commands import parse_command
 from bot.slack.blocks import escape
 from bot.wizard.views import onboarding_modal
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
-log = logging.getLogger(__name__)
 COMMAND = "/iam-user"
 
 
 def register(app: App, services: Services) -> None:
     desk, messenger = services.desk, services.messenger
 
-    def iam_user(ack: Ack, command: dict, client: WebClient) -> None:
+    def iam_user(ack: Ack, command: dict) -> None:
         text = command.get("text") or ""
         parsed = parse_command(text)
         user_id = command["user_id"]
@@ -39,10 +35,7 @@ def register(app: App, services: Services) -> None:
                 return
             ack()
             # A trigger_id lives 3 s and works once: open the modal before anything slow.
-            try:
-                client.views_open(trigger_id=command["trigger_id"], view=onboarding_modal())
-            except SlackApiError as error:
-                log.warning("views.open failed: %s", error.response.get("error"), extra={"slack_user": user_id})
+            messenger.open_view(command["trigger_id"], onboarding_modal(), "request form")
             return
         if parsed.verb == "cancel" and parsed.request_id is not None:
             # Cancelling updates the approval message: answer first, report the outcome by DM.

@@ -7,17 +7,12 @@ once (:meth:`bot.slack.retries.EventLedger.first_delivery`).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from slack_bolt import App, BoltContext, BoltRequest
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 if TYPE_CHECKING:
-    from bot.app import Services
-
-log = logging.getLogger(__name__)
+    from bot.services import Services
 
 
 def retry_num(request: BoltRequest) -> int | None:
@@ -43,7 +38,7 @@ def is_question(event: dict, bot_user_id: str | None) -> bool:
 def register(app: App, services: Services) -> None:
     desk, home, ledger = services.desk, services.home, services.events
 
-    def direct_message(event: dict, body: dict, client: WebClient, context: BoltContext, request: BoltRequest) -> None:
+    def direct_message(event: dict, body: dict, context: BoltContext, request: BoltRequest) -> None:
         if not is_question(event, context.bot_user_id):
             return
         if not ledger.first_delivery(body.get("event_id"), retry_num(request)):
@@ -51,12 +46,7 @@ def register(app: App, services: Services) -> None:
         answer = desk.reply(event["user"], event.get("text") or "")
         # A question asked in a thread is answered in that thread. Not Bolt's say(): in a DM
         # thread it first looks up an assistant thread context (conversations.replies).
-        try:
-            client.chat_postMessage(
-                channel=event["channel"], text=answer, thread_ts=event.get("thread_ts"), unfurl_links=False
-            )
-        except SlackApiError as error:
-            log.warning("DM reply failed: %s", error.response.get("error"), extra={"slack_user": event["user"]})
+        services.messenger.post(event["channel"], answer, thread_ts=event.get("thread_ts"))
 
     def home_opened(event: dict, body: dict, request: BoltRequest) -> None:
         if event.get("tab") != "home":

@@ -13,7 +13,7 @@ from slack_bolt import Ack, App
 from bot.wizard import views
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 
 def register(app: App, services: Services) -> None:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.approval.message import DENY_CALLBACK_ID, parse_deny_metadata
 from bot.wizard.views import BACK_ACTION_ID, MODAL_CALLBACK_ID, message_view
 from handlers import actions
 
 if TYPE_CHECKING:
-    from bot.app import Services
-
-log = logging.getLogger(__name__)
+    from bot.services import Services
 
 
 def register(app: App, services: Services) -> None:
@@ -40,16 +35,13 @@ def register(app: App, services: Services) -> None:
         if answer.request is not None:
             approvals.announce(answer.request)
 
-    def back_clicked(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+    def back_clicked(ack: Ack, body: dict, action: dict) -> None:
         ack()
         view = body.get("view") or {}
         earlier = wizard.back(body["user"]["id"], view, action.get("value") or "")
         if earlier is None:
             return
-        try:
-            client.views_update(view_id=view["id"], hash=view.get("hash"), view=earlier)
-        except SlackApiError as error:
-            log.info("views.update (back) failed: %s", error.response.get("error"))
+        services.messenger.update_view(view["id"], earlier, view.get("hash"), "back")
 
     def deny_reason_submitted(ack: Ack, body: dict, view: dict) -> None:
         reason = (view["state"]["values"].get("reason", {}).get("reason", {}).get("value") or "").strip()

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bot.app import Services, build_services
+from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.credentials.vault import open_sealed
@@ -27,6 +27,7 @@ from bot.domain.records import ApprovalVerdict
 from bot.domain.risk import fingerprint
 from bot.provisioning.lease import Leases
 from bot.provisioning.service import Provisioning
+from bot.services import Services
 from bot.slack.messenger import make_web_client
 from bot.storage.base import Store
 from bot.storage.sqlite import SqliteStore

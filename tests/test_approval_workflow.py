@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from bot import logs
-from bot.app import Services, build_services
+from bot.app import build_services
 from bot.approval.expiry import PendingExpiry
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.states import RequestStatus
+from bot.services import Services
 from bot.slack.messenger import make_web_client
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, SECOND_APPROVER, Clock

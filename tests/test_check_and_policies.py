@@ -14,7 +14,7 @@ import pytest
 
 from bot.aws.removal import Remover
 from bot.domain.states import RequestStatus
-from bot.ops.check import REQUIRED_ACTIONS, role_arn
+from bot.ops.check_aws import REQUIRED_ACTIONS, role_arn
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN
 from tests.provisioning_support import (
     FailOnCall,
@@ -170,7 +170,8 @@ def test_simulation_reports_denied_and_conditional_actions() -> None:
     import boto3
     from botocore.stub import Stubber
 
-    from bot.ops.check import _simulate
+    from bot.aws.selfcheck import simulate
+    from bot.ops.check_aws import simulation_line
 
     iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     principal = "arn:aws:iam::123456789012:role/iam-user-bot"
@@ -191,13 +192,13 @@ def test_simulation_reports_denied_and_conditional_actions() -> None:
         stub.add_response("simulate_principal_policy", results(set(), {"iam:CreateUser"}), expected)
         stub.add_response("simulate_principal_policy", results({"iam:DeleteUser", "iam:TagUser"}, set()), expected)
         stub.add_client_error("simulate_principal_policy", "AccessDenied", expected_params=expected)
-        ok = _simulate(iam, principal)
+        ok = simulation_line(simulate(iam, principal, REQUIRED_ACTIONS), principal)
         assert ok is not None and ok.ok and "allowed only under a condition" in ok.detail
         assert "iam:CreateUser" in ok.detail
-        denied = _simulate(iam, principal)
+        denied = simulation_line(simulate(iam, principal, REQUIRED_ACTIONS), principal)
         assert denied is not None and not denied.ok
         assert denied.render() == (
             "FAIL iam permissions: not allowed: iam:DeleteUser, iam:TagUser"
             " — fix: attach docs/bot-iam-policy.json to the bot's role or user"
         )
-        assert _simulate(iam, principal) is None  # not allowed to simulate: probes run instead
+        assert simulate(iam, principal, REQUIRED_ACTIONS) is None  # not allowed to simulate: probes run instead

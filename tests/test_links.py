@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from bot.app import Services, build_bot, build_services
+from bot.app import build_bot, build_services
 from bot.aws.iam import IamGateway
 from bot.config import Settings, load_settings
 from bot.credentials.links import IssuedLink
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm
+from bot.services import Services
 from bot.slack.messenger import make_web_client
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, STRANGER, Clock

@@ -18,10 +18,11 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import Services, build_services
+from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm
+from bot.services import Services
 from bot.storage.sqlite import SqliteStore
 from bot.web import SLACK_BODY_LIMIT_BYTES, create_flask
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, Clock

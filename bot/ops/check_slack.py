@@ -1,14 +1,13 @@
-"""The Slack half of ``iam-user-bot check``: the bot token, its scopes, the people, Socket Mode.
-
-Read-only: ``auth.test``, ``users.info``, ``usergroups.users.list`` and, in Socket Mode,
-``apps.connections.open`` (which hands out a websocket URL; nothing connects to it).
+"""The Slack half of ``iam-user-bot check``: the bot token, its scopes, the people, Socket Mode,
+worded as check lines (the read-only calls themselves are :mod:`bot.slack.selfcheck`'s).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.ops.check import CheckLine, Inputs
+from bot.ops.report import CheckLine, Inputs
+from bot.slack.selfcheck import UNREACHABLE, SlackProbe
 
 MAX_PEOPLE_CHECKED = 50  # users.info calls at most; Slack's tier-4 limit is 100 a minute
 
@@ -42,18 +41,15 @@ def check_scopes(headers: dict[str, Any]) -> CheckLine:
     return CheckLine("slack scopes", True, f"all {len(needed)} scopes the bot uses are granted{note}")
 
 
-def check_people(client: Any, inputs: Inputs) -> CheckLine:
+def check_people(slack: SlackProbe, inputs: Inputs) -> CheckLine:
     """Approvers and requesters named by id exist in the workspace, their user groups too."""
-    from slack_sdk.errors import SlackApiError
-
     problems: list[str] = []
     fixes: list[str] = []
     named = list(dict.fromkeys((*inputs.approver_ids, *inputs.requester_ids)))
     for user_id in named[:MAX_PEOPLE_CHECKED]:
-        try:
-            user = client.users_info(user=user_id)["user"]
-        except SlackApiError as error:
-            problems.append(f"{user_id}: users.info answered {error.response.get('error')}")
+        user, problem = slack.user(user_id)
+        if user is None:
+            problems.append(f"{user_id}: users.info answered {problem}")
             continue
         if user.get("deleted") or user.get("is_bot"):
             problems.append(f"{user_id} is {'deactivated' if user.get('deleted') else 'a bot'}")
@@ -63,10 +59,9 @@ def check_people(client: Any, inputs: Inputs) -> CheckLine:
     for variable, group in groups.items():
         if not group:
             continue
-        try:
-            members = client.usergroups_users_list(usergroup=group)["users"]
-        except SlackApiError as error:
-            problems.append(f"{variable} {group}: usergroups.users.list answered {error.response.get('error')}")
+        members, problem = slack.usergroup_members(group)
+        if members is None:
+            problems.append(f"{variable} {group}: usergroups.users.list answered {problem}")
             fixes.append(f"set {variable} to the user group's ID (S…), from the group's page in Slack")
             continue
         if variable == "APPROVER_USERGROUP_ID" and not members and not inputs.approver_ids:
@@ -80,43 +75,37 @@ def check_people(client: Any, inputs: Inputs) -> CheckLine:
     return CheckLine("slack people", True, f"{checked} found in the workspace")
 
 
-def check_app_token(client: Any, app_token: str) -> CheckLine:
+def check_app_token(slack: SlackProbe, app_token: str) -> CheckLine:
     """Socket Mode: the app-level token can open a connection (``apps.connections.open``; nothing connects)."""
-    from slack_sdk.errors import SlackApiError
-
-    try:
-        client.apps_connections_open(app_token=app_token)
-    except SlackApiError as error:
-        return CheckLine(
-            "slack socket mode",
-            False,
-            f"apps.connections.open answered {error.response.get('error')}",
-            "check SLACK_APP_TOKEN (an xapp- token with connections:write) and that Socket Mode is on for the app",
-        )
-    except OSError as error:
-        return CheckLine("slack socket mode", False, f"cannot reach Slack: {error}", "check outbound HTTPS")
-    return CheckLine("slack socket mode", True, "the app-level token opens Socket Mode connections")
+    problem = slack.socket_mode(app_token)
+    if problem is None:
+        return CheckLine("slack socket mode", True, "the app-level token opens Socket Mode connections")
+    if problem.startswith(UNREACHABLE):
+        return CheckLine("slack socket mode", False, f"cannot reach Slack: {problem}", "check outbound HTTPS")
+    return CheckLine(
+        "slack socket mode",
+        False,
+        f"apps.connections.open answered {problem}",
+        "check SLACK_APP_TOKEN (an xapp- token with connections:write) and that Socket Mode is on for the app",
+    )
 
 
 def check_slack(inputs: Inputs) -> list[CheckLine]:
     """auth.test with the bot token, then (when it works) scopes, people and the app-level token."""
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
-
     base_url = inputs.slack_base_url
-    client = WebClient(token=inputs.bot_token, base_url=base_url, timeout=10)
-    try:
-        answer = client.auth_test()
-    except SlackApiError as error:
-        code = error.response.get("error", "unknown")
+    slack = SlackProbe(str(inputs.bot_token), base_url)
+    answer, headers, problem = slack.auth()
+    if answer is None:
+        if problem and problem.startswith(UNREACHABLE):
+            return [
+                CheckLine("slack", False, f"cannot reach {base_url}: {problem}", "check SLACK_API_URL and the network")
+            ]
         fix = "check SLACK_BOT_TOKEN (reinstall the app for a new token)"
-        return [CheckLine("slack", False, f"auth.test answered {code}", fix)]
-    except OSError as error:
-        return [CheckLine("slack", False, f"cannot reach {base_url}: {error}", "check SLACK_API_URL and the network")]
+        return [CheckLine("slack", False, f"auth.test answered {problem}", fix)]
     lines = [CheckLine("slack", True, f"bot user {answer.get('user')} in workspace {answer.get('team')}")]
-    lines.append(check_scopes(dict(answer.headers)))
+    lines.append(check_scopes(headers))
     if inputs.approver_ids or inputs.requester_ids or inputs.approver_group or inputs.requester_group:
-        lines.append(check_people(client, inputs))
+        lines.append(check_people(slack, inputs))
     if inputs.app_token:
-        lines.append(check_app_token(client, inputs.app_token))
+        lines.append(check_app_token(slack, inputs.app_token))
     return lines

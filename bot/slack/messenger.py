@@ -1,4 +1,4 @@
-"""The Slack Web API calls the bot makes on its own (not as an ack): posts, updates, DMs.
+"""The Slack Web API calls the bot makes (every one but an ack): posts, updates, DMs, views.
 
 Each method returns whether Slack took the call, logs Slack's error code when it did not,
 and never logs message text (it may name people and user names, never secrets, but logs are
@@ -52,11 +52,19 @@ class Messenger:
     def _blocks(self, blocks: Sequence[Block] | None) -> list[dict] | None:
         return [b.to_dict() for b in blocks] if blocks is not None else None
 
-    def post(self, channel: str, text: str, blocks: Sequence[Block] | None = None) -> str | None:
-        """``chat.postMessage``; returns the message ``ts`` or None (error logged)."""
+    def post(
+        self, channel: str, text: str, blocks: Sequence[Block] | None = None, thread_ts: str | None = None
+    ) -> str | None:
+        """``chat.postMessage`` (in the thread of ``thread_ts`` when given); the message ``ts`` or
+        None (error logged). Unfurling is off: a credential link must never be fetched by Slack."""
         try:
             answer = self.client.chat_postMessage(
-                channel=channel, text=text, blocks=self._blocks(blocks), unfurl_links=False, unfurl_media=False
+                channel=channel,
+                text=text,
+                blocks=self._blocks(blocks),
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
             )
         except SlackApiError as error:
             log.warning("chat.postMessage to %s failed: %s", channel, error.response.get("error"))
@@ -171,6 +179,26 @@ class Messenger:
         with self._lock:
             self._permalinks[key] = link
         return link
+
+    def open_view(self, trigger_id: str, view: View | dict, what: str) -> bool:
+        """``views.open`` with a ``trigger_id`` (valid 3 s, once: call it before anything slow);
+        ``what`` names the modal in the log line when Slack refuses."""
+        try:
+            self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as error:
+            log.warning("views.open (%s) failed: %s", what, error.response.get("error"))
+            return False
+        return True
+
+    def update_view(self, view_id: str, view: View | dict, view_hash: str | None, what: str) -> bool:
+        """``views.update`` guarded by the view's ``hash``: when the view changed meanwhile
+        (``hash_conflict``, another click) the newer view stands and this one is dropped."""
+        try:
+            self.client.views_update(view_id=view_id, hash=view_hash, view=view)
+        except SlackApiError as error:
+            log.info("views.update (%s) failed: %s", what, error.response.get("error"))
+            return False
+        return True
 
     def publish_home(self, user_id: str, view: View) -> bool:
         """``views.publish``: replace ``user_id``'s App Home tab with ``view``."""
