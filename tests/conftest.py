@@ -23,6 +23,21 @@ APPROVAL_CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-standin-0000000000-test"
 
 
+# Fixtures that start the bot as a real server process (e2e) or a browser (browser): a test that
+# uses one is marked so, so that `pytest -m "not e2e and not browser"` runs the fast rest.
+E2E_FIXTURES = {"start_bot", "module_bot"}
+BROWSER_FIXTURES = {"chromium"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & E2E_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+
+
 class Clock:
     """A clock tests move by hand: a callable giving "now" (aware UTC, whole seconds)."""
 
@@ -37,9 +52,9 @@ class Clock:
 
 
 def close_in_process_bots() -> None:
-    """Stop the background threads of every in-process bot a test built (tests.provisioning_support.OPEN),
+    """Stop the background threads of every in-process bot a test built (tests.support.provisioning.OPEN),
     before the Slack stand-in they talk to goes away."""
-    from tests.provisioning_support import OPEN
+    from tests.support.provisioning import OPEN
 
     while OPEN:
         OPEN.pop().close()

@@ -77,6 +77,7 @@ def test_socket_mode_needs_no_signing_secret(env) -> None:
     assert load_settings().socket_mode
 
 
+@pytest.mark.e2e
 def test_serve_stops_with_one_line_naming_the_variable(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", **BASE, "SLACK_BOT_TOKEN": "wrong-shape-" + SECRET}
     answer = subprocess.run(

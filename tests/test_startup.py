@@ -17,6 +17,7 @@ from tests.conftest import bot_env
     ],
     ids=["wrong token", "Slack unreachable", "bad configuration"],
 )
+@pytest.mark.e2e
 def test_serve_stops_with_one_line_naming_the_problem(moto_server, slack, tmp_path, change, expected) -> None:
     # A working environment with one thing broken; two workers, as in production.
     env = {**bot_env(moto_server, slack, tmp_path / "bot.db", "signing-secret-0123", "http://127.0.0.1:1"), **change}

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.sandbox.harness import SlackUser
 from bot.storage.sqlite import SqliteStore
-from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
-from tests.test_end_to_end import wait_catalog
+from tests.support import wizard_driver as wiz
+from tests.support.flow import wait_catalog
 
 APPROVER_GROUP = "S0APPROVERS"
 

@@ -24,7 +24,7 @@ from bot.domain.states import RequestEvent, RequestStatus, StepState
 from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning import runner as provisioning
 from tests.conftest import APPROVER, RECIPIENT, REQUESTER
-from tests.provisioning_support import (
+from tests.support.provisioning import (
     CHANGE_PASSWORD_ARN,
     INLINE_DOCUMENT,
     INLINE_POLICY,

@@ -12,9 +12,9 @@ from pathlib import Path
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.harness import http
 from bot.storage.sqlite import SqliteStore
-from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
-from tests.test_end_to_end import approval_message, link_from_ephemeral, open_modal, wait_catalog
+from tests.support import wizard_driver as wiz
+from tests.support.flow import approval_message, link_from_ephemeral, open_modal, wait_catalog
 
 CUSTOM_PASSWORD = "Blue-Canyon-42-Orchard!"
 POLICY_DOC = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:List*",

@@ -19,7 +19,9 @@ from bot.sandbox import demo
 from bot.sandbox.demo_form import NarratedFormFiller, Transcript, blocks_as_text, mask
 from bot.sandbox.harness import HttpAnswer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e  # every test here starts the bot or the demo as real processes
 
 
 def _answers_connections(url: str) -> bool:

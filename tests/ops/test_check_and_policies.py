@@ -16,7 +16,7 @@ from bot.aws.removal import Remover
 from bot.domain.states import RequestStatus
 from bot.ops.check_aws import REQUIRED_ACTIONS, role_arn
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN
-from tests.provisioning_support import (
+from tests.support.provisioning import (
     FailOnCall,
     build_world,
     file_and_approve,
@@ -25,7 +25,7 @@ from tests.provisioning_support import (
     reset_password_policy,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 USER_ARNS = {"arn:aws:iam::*:user/${aws:username}", "arn:aws:iam::*:user/*/${aws:username}"}
 
 

@@ -13,7 +13,7 @@ import pytest
 from bot.sandbox.slack_standin import SlackStandIn
 from bot.slack.manifest import load_template
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, REQUESTER
-from tests.test_check_and_policies import run_check
+from tests.ops.test_check_and_policies import run_check
 
 APP_TOKEN = "xapp-1-A0STANDIN-0000-standintoken"
 NEEDED = load_template()["oauth_config"]["scopes"]["bot"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from bot.sandbox.harness import LOOPBACK, BotProcess, http
 from tests.conftest import bot_env
 
 
+@pytest.mark.e2e
 def test_bot_moves_to_a_free_port_when_its_port_is_taken(moto_server, slack, tmp_path) -> None:
     taken = socket.socket()
     taken.bind((LOOPBACK, 0))

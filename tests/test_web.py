@@ -26,7 +26,7 @@ from bot.services import Services
 from bot.storage.sqlite import SqliteStore
 from bot.web import SLACK_BODY_LIMIT_BYTES, create_flask
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, Clock
-from tests.provisioning_support import OPEN
+from tests.support.provisioning import OPEN
 
 REVEAL = {"X-Requested-With": "reveal"}
 SLACKBOT = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}

@@ -95,6 +95,7 @@ def test_audit_log_and_approvals_are_append_only(db) -> None:
     assert len(SqliteStore(path).audit_events()) == 3
 
 
+@pytest.mark.e2e
 def test_audit_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     # `iam-user-bot audit | head` used to end with a BrokenPipeError traceback on stderr.
     import subprocess

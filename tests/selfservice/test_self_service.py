@@ -13,9 +13,10 @@ from typing import Any
 from bot.sandbox.harness import http
 from bot.sandbox.slack_standin import WORKSPACE_URL
 from bot.storage.sqlite import SqliteStore
-from tests import wizard_driver as wiz
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
-from tests.test_end_to_end import JUSTIFICATION, approval_message, link_from_ephemeral, open_modal
+from tests.support import wizard_driver as wiz
+from tests.support.flow import approval_message, link_from_ephemeral, open_modal
+from tests.support.wizard_driver import JUSTIFICATION
 
 BOT_USER = "UBOT00001"  # the stand-in's bot user id
 

@@ -1,7 +1,7 @@
 """The wizard's logic against a real store (SQLite), a catalog and IAM (moto in-process).
 
 Views are the ones the bot builds (``to_dict``), state values are shaped as Slack sends them
-(:mod:`tests.wizard_driver`). Checked: errors are keyed only by input blocks of the submitted
+(:mod:`tests.support.wizard_driver`). Checked: errors are keyed only by input blocks of the submitted
 view, nothing is stored for an invalid submission, "copy from user" is expanded from IAM, the
 custom password is never stored in plaintext, and IAM changes between views are caught.
 """
@@ -30,7 +30,7 @@ from bot.storage.sqlite import SqliteStore
 from bot.wizard.draft import Draft
 from bot.wizard.service import Wizard, WizardAnswer, suggestion_view
 from bot.wizard.views import details_view
-from tests import wizard_driver as wiz
+from tests.support import wizard_driver as wiz
 
 REQUESTER = "U0REQUEST1"
 ACCOUNT = "123456789012"

@@ -16,7 +16,7 @@ import pytest
 from bot.domain.states import RequestStatus
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
-from tests.provisioning_support import (
+from tests.support.provisioning import (
     SECOND_RECIPIENT,
     TEMPLATE_USER,
     build_world,
@@ -26,6 +26,8 @@ from tests.provisioning_support import (
     revealed_credentials,
     user_state,
 )
+
+pytestmark = pytest.mark.e2e  # every test here starts the bot or the demo as real processes
 
 
 @pytest.mark.parametrize(("index", "what"), [(2, "user created"), (4, "access key created, its secret lost")])
