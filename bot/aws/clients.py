@@ -72,18 +72,15 @@ def gone(call: Callable[[], object]) -> None:
             raise
 
 
-def _no_such_entity(error: BaseException) -> bool:
-    return isinstance(error, ClientError) and error_code(error) == "NoSuchEntity"
-
-
-def retry_no_such_entity(
+def retry_on(
+    code: str,
     call: Callable[[], T],
     sleep: Callable[[float], None] = time.sleep,
     delays: Sequence[float] = CONSISTENCY_DELAYS,
 ) -> T:
-    """``call()``, retried after each of ``delays`` (seconds) while IAM answers ``NoSuchEntity``.
+    """``call()``, retried after each of ``delays`` (seconds) while IAM answers error ``code``.
 
-    The last ``NoSuchEntity`` (or any other error at once) is raised as the ``ClientError`` it is.
+    The last such error (or any other error at once) is raised as the ``ClientError`` it is.
     """
 
     def wait(state: RetryCallState) -> float:  # tenacity asks before it checks ``stop``
@@ -91,10 +88,20 @@ def retry_no_such_entity(
         return float(delays[index]) if index < len(delays) else 0.0
 
     retrying = Retrying(
-        retry=retry_if_exception(_no_such_entity),
+        retry=retry_if_exception(lambda error: isinstance(error, ClientError) and error_code(error) == code),
         stop=stop_after_attempt(len(delays) + 1),
         wait=wait,
         sleep=sleep,
         reraise=True,
     )
     return retrying(call)
+
+
+def retry_no_such_entity(
+    call: Callable[[], T],
+    sleep: Callable[[float], None] = time.sleep,
+    delays: Sequence[float] = CONSISTENCY_DELAYS,
+) -> T:
+    """``call()`` retried while IAM answers ``NoSuchEntity`` (eventual consistency right after a
+    create), after each of ``delays`` seconds (:func:`retry_on`)."""
+    return retry_on("NoSuchEntity", call, sleep, delays)

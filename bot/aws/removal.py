@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from bot.aws.clients import CONSISTENCY_DELAYS, as_iam_error, error_code, gone
+from bot.aws.clients import CONSISTENCY_DELAYS, as_iam_error, error_code, gone, retry_on
 from bot.aws.iam import IamGateway
 from bot.domain.plan import MANAGED_TAG, REQUEST_ID_TAG
 
@@ -55,20 +55,13 @@ class Remover:
         Raises:
             IamError: IAM refused a delete for good.
         """
+
+        def one_pass() -> None:
+            if self._strip_user(user_name):
+                gone(lambda: self.iam.delete_user(UserName=user_name))
+
         try:
-            for delay in (*DELETE_CONFLICT_DELAYS, None):
-                if not self._strip_user(user_name):
-                    return
-                try:
-                    self.iam.delete_user(UserName=user_name)
-                    return
-                except ClientError as error:
-                    code = error_code(error)
-                    if code == "NoSuchEntity":
-                        return
-                    if code != "DeleteConflict" or delay is None:
-                        raise
-                    self.gateway.sleep(delay)
+            retry_on("DeleteConflict", one_pass, self.gateway.sleep, DELETE_CONFLICT_DELAYS)
         except ClientError as error:
             raise as_iam_error(error) from None
 
