@@ -20,7 +20,7 @@ from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.states import RequestEvent
 from bot.provisioning.lease import Leases
 from bot.provisioning.runner import Provisioner
-from bot.sandbox.harness import MotoServer
+from bot.sandbox.processes import MotoServer
 from bot.storage.sqlite import SqliteStore
 
 

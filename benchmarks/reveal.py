@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bot.credentials.vault import credentials_plaintext, seal  # noqa: E402
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow  # noqa: E402
 from bot.domain.records import NewSecret  # noqa: E402
-from bot.sandbox.harness import BotProcess, MotoServer, http  # noqa: E402
+from bot.sandbox.processes import BotProcess, MotoServer, http  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
 from bot.storage.sqlite import SqliteStore  # noqa: E402
 

@@ -32,17 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.sandbox.harness import (  # noqa: E402
-    LOOPBACK,
-    BotProcess,
-    FormFiller,
-    MotoServer,
-    SlackUser,
-    free_port,
-    http,
-    wait_http,
-)
-from bot.sandbox.slack_standin import SlackStandIn, make_trigger_id  # noqa: E402
+from bot.sandbox.form_filler import FormFiller  # noqa: E402
+from bot.sandbox.processes import LOOPBACK, BotProcess, MotoServer, free_port, http, wait_http  # noqa: E402
+from bot.sandbox.slack_rules import make_trigger_id  # noqa: E402
+from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
+from bot.sandbox.slack_user import SlackUser  # noqa: E402
 from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"

@@ -27,8 +27,9 @@ from slack_sdk import WebClient  # noqa: E402
 
 from bot.domain.models import AccessType, RequestForm  # noqa: E402
 from bot.domain.states import RequestEvent  # noqa: E402
-from bot.sandbox.harness import BotProcess, MotoServer, SlackUser  # noqa: E402
+from bot.sandbox.processes import BotProcess, MotoServer  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
+from bot.sandbox.slack_user import SlackUser  # noqa: E402
 from bot.storage.sqlite import SqliteStore  # noqa: E402
 
 BOT_TOKEN = "xoxb-bench-0000000000"

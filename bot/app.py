@@ -38,6 +38,7 @@ from bot.credentials.sealing import sealer_from_bot_token
 from bot.domain.models import OnboardingRequest
 from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning.lease import Leases
+from bot.provisioning.runner import Provisioner
 from bot.provisioning.service import Provisioning
 from bot.selfservice.desk import StatusDesk
 from bot.selfservice.home import HomeTab
@@ -118,7 +119,8 @@ def build_services(
     reissues = Reissues(store, links, iam, keys, messenger, people, views)
     link_expiry = LinkExpiry(store, links, keys, messenger, views, channel)
     # Provisioning, started by the final approval; approval, started by the wizard.
-    provisioning = Provisioning(store, iam, catalog, links, sealer, messenger, views, leases, executor)
+    provisioner = Provisioner(store, iam, leases, on_step_done=views.step_done)
+    provisioning = Provisioning(store, iam, catalog, links, sealer, messenger, views, leases, executor, provisioner)
     approvals = Approvals(
         store,
         iam,

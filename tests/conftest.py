@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.harness import BotProcess, MotoServer, SlackUser
+from bot.sandbox.processes import BotProcess, MotoServer
 from bot.sandbox.slack_standin import SlackStandIn
+from bot.sandbox.slack_user import SlackUser
 
 REQUESTER = "U0REQUEST1"
 APPROVER = "U0APPROVE1"

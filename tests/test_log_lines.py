@@ -12,7 +12,8 @@ import pytest
 
 from bot import logs
 from bot.credentials.vault import b64url_decode, open_sealed
-from bot.sandbox.harness import FormFiller, http
+from bot.sandbox.form_filler import FormFiller
+from bot.sandbox.processes import http
 from bot.web import INVALID_SIGNATURE_LOG
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox.harness import BotProcess
+from bot.sandbox.processes import BotProcess
 from tests.conftest import bot_env
 
 

@@ -37,6 +37,7 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
 
 
+@dataclass
 class PendingExpiry:
     """Reminds and expires pending requests by age (``PENDING_REQUEST_TTL_SECONDS``).
 
@@ -44,21 +45,12 @@ class PendingExpiry:
         ttl_seconds: age at which a pending request expires; the reminder goes at half of it.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        board: ApprovalBoard,
-        messenger: Messenger,
-        people: People,
-        changes: Changes,
-        ttl_seconds: int,
-    ) -> None:
-        self.store = store
-        self.board = board
-        self.messenger = messenger
-        self.people = people
-        self.changes = changes
-        self.ttl_seconds = ttl_seconds
+    store: Store
+    board: ApprovalBoard
+    messenger: Messenger
+    people: People
+    changes: Changes
+    ttl_seconds: int
 
     def sweep(self) -> SweepReport:
         """One pass over the pending requests: expire those at or past the TTL, remind (once)

@@ -45,6 +45,7 @@ class Outcome:
     tell: bool = False
 
 
+@dataclass
 class Approvals:
     """The approval stage.
 
@@ -55,27 +56,15 @@ class Approvals:
         board: the approvers' message; provisioning: started on the final approval.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        iam: IamGateway,
-        people: People,
-        messenger: Messenger,
-        board: ApprovalBoard,
-        changes: Changes,
-        provisioning: Provisioning,
-        sensitive_permissions: tuple[str, ...],
-        sensitive_approvals: int,
-    ) -> None:
-        self.store = store
-        self.iam = iam
-        self.people = people
-        self.messenger = messenger
-        self.board = board
-        self.changes = changes
-        self.provisioning = provisioning
-        self.sensitive_permissions = sensitive_permissions
-        self.sensitive_approvals = sensitive_approvals
+    store: Store
+    iam: IamGateway
+    people: People
+    messenger: Messenger
+    board: ApprovalBoard
+    changes: Changes
+    provisioning: Provisioning
+    sensitive_permissions: tuple[str, ...]
+    sensitive_approvals: int
 
     # -- filing ---------------------------------------------------------------------------------
 

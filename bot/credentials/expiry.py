@@ -10,6 +10,7 @@ that dies mid-way is replaced after the lease. Time comes from the store's clock
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from bot.aws.keys import KeyKeeper
 from bot.credentials import messages
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 EXPIRY_LEASE_SECONDS = 300.0
 
 
+@dataclass
 class LinkExpiry:
     """Expires due links (:meth:`expire_due`).
 
@@ -32,21 +34,12 @@ class LinkExpiry:
         approval_channel: where the approvers' note with **Re-issue credentials** goes.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        links: Links,
-        keys: KeyKeeper,
-        messenger: Messenger,
-        changes: Changes,
-        approval_channel: str,
-    ) -> None:
-        self.store = store
-        self.links = links
-        self.keys = keys
-        self.messenger = messenger
-        self.changes = changes
-        self.approval_channel = approval_channel
+    store: Store
+    links: Links
+    keys: KeyKeeper
+    messenger: Messenger
+    changes: Changes
+    approval_channel: str
 
     def expire_due(self, lease_seconds: float = EXPIRY_LEASE_SECONDS) -> list[str]:
         """Expire every unopened link past its expiry; returns the ids this call handled.

@@ -38,6 +38,7 @@ class LinkOutcome:
     message: str
 
 
+@dataclass
 class Links:
     """Seals credentials into one-time links and delivers them to their recipients.
 
@@ -47,10 +48,9 @@ class Links:
         messenger: the recipient's DM (persistent notice, then the ephemeral link).
     """
 
-    def __init__(self, settings: Settings, store: Store, messenger: Messenger) -> None:
-        self.settings = settings
-        self.store = store
-        self.messenger = messenger
+    settings: Settings
+    store: Store
+    messenger: Messenger
 
     def issue(
         self, request_id: str, recipient: str, credentials: CreatedCredentials, replaces: str | None = None

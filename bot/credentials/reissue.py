@@ -14,6 +14,7 @@ possible interception) and **Re-issue credentials** (after expiry).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from bot.aws.clients import IamError
 from bot.aws.iam import IamGateway
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 APPROVER_REISSUE_STATES = tuple(SecretState)
 
 
+@dataclass
 class Reissues:
     """New credentials in a new link, for the recipient or on an approver's click.
 
@@ -42,23 +44,13 @@ class Reissues:
         iam: the console sign-in URL; keys: replaces keys and resets passwords.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        links: Links,
-        iam: IamGateway,
-        keys: KeyKeeper,
-        messenger: Messenger,
-        people: People,
-        changes: Changes,
-    ) -> None:
-        self.store = store
-        self.links = links
-        self.iam = iam
-        self.keys = keys
-        self.messenger = messenger
-        self.people = people
-        self.changes = changes
+    store: Store
+    links: Links
+    iam: IamGateway
+    keys: KeyKeeper
+    messenger: Messenger
+    people: People
+    changes: Changes
 
     def resend(self, secret_id: str, actor: str) -> LinkOutcome:
         """**Send a new link** (recipient only, while the link is unrevealed and unexpired):

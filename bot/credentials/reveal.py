@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 from bot.credentials import messages
 from bot.credentials.links import Links
@@ -22,6 +23,7 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Reveals:
     """Hands out sealed secrets once and watches for a second attempt.
 
@@ -30,21 +32,12 @@ class Reveals:
         executor: runs the Slack work that follows a reveal attempt.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        links: Links,
-        messenger: Messenger,
-        changes: Changes,
-        approval_channel: str,
-        executor: Executor,
-    ) -> None:
-        self.store = store
-        self.links = links
-        self.messenger = messenger
-        self.changes = changes
-        self.approval_channel = approval_channel
-        self.executor = executor
+    store: Store
+    links: Links
+    messenger: Messenger
+    changes: Changes
+    approval_channel: str
+    executor: Executor
 
     def reveal(self, secret_id: str) -> tuple[bytes, bytes] | None:
         """Hand out ``(nonce, ciphertext)`` once, or None (the caller answers 410).

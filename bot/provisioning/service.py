@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 from bot import logs
 from bot.aws.catalog import Catalog
@@ -32,6 +33,7 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Provisioning:
     """Runs approved requests, once each, across every process sharing the store.
 
@@ -45,30 +47,19 @@ class Provisioning:
         changes: the views told of each move and step.
         leases: this process's lease terms.
         executor: runs provisioning after the approval click's ack.
+        provisioner: runs, resumes and rolls back plans (its step callback tells ``changes``).
     """
 
-    def __init__(
-        self,
-        store: Store,
-        iam: IamGateway,
-        catalog: Catalog,
-        links: Links,
-        sealer: PasswordSealer,
-        messenger: Messenger,
-        changes: Changes,
-        leases: Leases,
-        executor: Executor,
-    ) -> None:
-        self.store = store
-        self.iam = iam
-        self.catalog = catalog
-        self.links = links
-        self.sealer = sealer
-        self.messenger = messenger
-        self.changes = changes
-        self.leases = leases
-        self.executor = executor
-        self.provisioner = Provisioner(store, iam, leases, on_step_done=changes.step_done)
+    store: Store
+    iam: IamGateway
+    catalog: Catalog
+    links: Links
+    sealer: PasswordSealer
+    messenger: Messenger
+    changes: Changes
+    leases: Leases
+    executor: Executor
+    provisioner: Provisioner
 
     def start(self, request_id: str) -> None:
         """Provision an approved request on :attr:`executor` (returns at once)."""

@@ -1,4 +1,4 @@
-"""``iam-user-bot demo``: one complete onboarding on this machine, with no Slack workspace or AWS account.
+"""``iam-user-bot demo``: play one complete onboarding on this machine, with no Slack workspace or AWS account.
 
 It starts moto server (standing in for IAM and STS), the bundled Slack Web API stand-in and the
 real bot (``iam-user-bot serve`` under gunicorn) on 127.0.0.1, then plays the people: a requester
@@ -12,6 +12,8 @@ checks that no secret reached a Slack message, the bot's log, its database file 
 transcript itself. Exit status: 0 when every step really happened, 1 when one did not (the temp
 directory with the bot's and moto's logs is then kept), 2 when moto server is not installed,
 130 when interrupted. Everything runs in a temporary directory and is stopped on exit or Ctrl-C.
+This module holds the story and its run; the checks made from outside the bot are in
+:mod:`bot.sandbox.demo_checks`, the sealing-off of the run in :mod:`bot.sandbox.demo_isolation`.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.config import Settings
-from bot.sandbox.demo_form import DemoFailed, NarratedFormFiller, Transcript, blocks_as_text, mask, mrkdwn_to_text
+from bot.sandbox.demo_checks import (
+    check_audit_log,
+    check_credentials,
+    check_iam_user,
+    check_link_message,
+    check_no_leaks,
+    reveal_link,
+)
+from bot.sandbox.demo_form import DemoFailed, NarratedFormFiller, Transcript, blocks_as_text, mrkdwn_to_text
+from bot.sandbox.demo_isolation import _hermetic_environment, _sigterm_as_interrupt
 
 REQUESTER = "U0DEMORITA"
 APPROVERS = ("U0DEMOALEX", "U0DEMOBEA")
@@ -50,15 +58,11 @@ NEW_USER = "nina.newhire"
 GROUP = "developers"
 GROUP_POLICY_ARN = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 NAMES = {**PEOPLE, APPROVAL_CHANNEL: "iam-approvals"}
-LINK_RE = re.compile(r"https?://[^\s\"'<>|]+/credentials/[A-Za-z0-9_-]+#[A-Za-z0-9_-]+")
 LINK_TIMEOUT = 45.0  # seconds from the approval click to the recipient's link; provisioning is ~1 s on moto
 MOTO_HINT = (
     "demo: needs moto server, which comes with the test extra: "
     ".venv/bin/pip install -e '.[test]'  (or: pip install 'moto[server]>=5,<6')"
 )
-# Variables the demo must not inherit (every setting of the contract): it must never reach a real
-# AWS account or Slack workspace, nor pick up an operator's tuning.
-_CONTRACT_VARS = frozenset(name.upper() for name in Settings.model_fields)
 
 # What the demo's requester answers, by the contract's block_ids. A value is matched against an
 # option's value or its text. Fields the form asks for that are not listed here are left empty if
@@ -76,41 +80,6 @@ DEMO_ANSWERS: dict[str, Any] = {
 
 
 # -- the run --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _hermetic_environment(home: Path) -> Iterator[None]:
-    """Drop every AWS_* and contract variable (restored afterwards) so nothing real is reachable."""
-    saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.startswith("AWS_") or name in _CONTRACT_VARS:
-            del os.environ[name]
-    # No shared config or credentials file of the operator's can point boto3 elsewhere.
-    os.environ["AWS_CONFIG_FILE"] = str(home / "aws-config")
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "aws-credentials")
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so ``finally`` blocks stop the servers either way."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -136,10 +105,10 @@ class _Demo:
         self.link_key = ""
 
     def run(self, stack: contextlib.ExitStack) -> None:
-        from bot.sandbox.harness import BotProcess, MotoServer, SlackUser, http
+        from bot.sandbox.processes import BotProcess, MotoServer
         from bot.sandbox.slack_standin import SlackStandIn
+        from bot.sandbox.slack_user import SlackUser
 
-        self.http = http
         t = self.t
         t.heading("Setting up (everything on 127.0.0.1, nothing leaves this machine)")
         started = time.monotonic()
@@ -271,112 +240,24 @@ class _Demo:
         t.say("The approval message now reads:", indent=2)
         t.say(blocks_as_text(final.args.get("blocks"), NAMES) or final.args.get("text", ""), indent=4)
 
-        t.say("IAM now holds (read back from moto):", indent=2)
-        try:
-            user = self.iam.get_user(UserName=NEW_USER)["User"]
-        except self.iam.exceptions.NoSuchEntityException:
-            user = None
-        t.check(user is not None, f"IAM user {NEW_USER} exists")
-        assert user is not None
-        tags = {tag["Key"]: tag["Value"] for tag in user.get("Tags", [])}
-        t.say(f"user       {user['Arn']}", indent=4)
-        for key, value in sorted(tags.items()):
-            t.say(f"tag        {key} = {value}", indent=4)
-        groups = [g["GroupName"] for g in self.iam.list_groups_for_user(UserName=NEW_USER)["Groups"]]
-        t.say(f"groups     {', '.join(groups) or '-'}", indent=4)
-        attached = [
-            p["PolicyName"] for p in self.iam.list_attached_user_policies(UserName=NEW_USER)["AttachedPolicies"]
-        ]
-        inline = self.iam.list_user_policies(UserName=NEW_USER)["PolicyNames"]
-        t.say(f"policies   attached: {', '.join(attached) or '-'}; inline: {', '.join(inline) or '-'}", indent=4)
-        profile = self.iam.get_login_profile(UserName=NEW_USER)["LoginProfile"]
-        t.say(f"login      console password set {profile['CreateDate']:%Y-%m-%d %H:%M:%S} UTC", indent=4)
-        keys = self.iam.list_access_keys(UserName=NEW_USER)["AccessKeyMetadata"]
-        for key in keys:
-            t.say(f"access key {key['AccessKeyId']} ({key['Status']})", indent=4)
-        self.access_key_ids = [k["AccessKeyId"] for k in keys]
-        t.check(request_id in tags.values(), "the user is tagged with the request id")
-        t.check(groups == [GROUP], f"the user is in group {GROUP} and no other")
-        t.check(len(keys) == 1 and keys[0]["Status"] == "Active", "the user has one active access key")
+        self.access_key_ids = check_iam_user(t, self.iam, NEW_USER, GROUP, request_id)
 
         t.heading("4. Delivery: @nina.newhire gets a one-time link")
         notices = [c for c in self.slack.calls("chat.postMessage") if c.args.get("channel") == f"D{RECIPIENT}"]
         for notice in notices:
             t.say(f"DM to @nina.newhire: {mrkdwn_to_text(notice.args.get('text', ''), NAMES)}", indent=4)
-        shown = blocks_as_text(call.args.get("blocks"), NAMES) or call.args.get("text", "")
-        links = sorted(set(LINK_RE.findall(json.dumps(call.args))))
-        for found in links:
-            shown = shown.replace(found, found.split("#", 1)[0] + "#****")
         t.say("Ephemeral message in that DM (only Nina sees it):", indent=4)
-        t.say(shown, indent=6)
-        t.check(len(links) == 1, "the message holds exactly one one-time link", f"found {len(links)}")
-        link = links[0]
-        page_url, self.link_key = link.split("#", 1)
-        t.say(f"link: {page_url}#{mask(self.link_key)}  (the part after # is the decryption key)", indent=4)
-        t.check(
-            link.startswith(self.bot_env["PUBLIC_BASE_URL"] + "/credentials/"), "the link starts with PUBLIC_BASE_URL"
-        )
+        link = check_link_message(t, call.args, NAMES, self.bot_env["PUBLIC_BASE_URL"])
+        self.link_key = link.split("#", 1)[1]
         return link
 
     # -- 4. the link -----------------------------------------------------------------------------
 
     def link(self, link: str) -> None:
-        from bot.credentials.vault import b64url_decode, open_sealed
-
-        t, http = self.t, self.http
-        page_url, key = link.split("#", 1)
-        secret_id = page_url.rsplit("/", 1)[1]
+        t = self.t
         t.heading("5. The link: previews consume nothing; Reveal works once")
-        preview = http(
-            "GET", page_url, headers={"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
-        )
-        t.say(f"GET {page_url} as Slack's link preview bot -> HTTP {preview.status}", indent=2)
-        t.check(preview.status == 200 and b"Reveal" in preview.body, "the page loads and shows a Reveal button")
-        other = http("GET", page_url.rsplit("/", 1)[0] + "/" + "x" * len(secret_id))
-        t.check(other.body == preview.body, "the page is the same bytes for any id, so it tells nothing")
-        t.check(preview.headers.get("cache-control") == "no-store", "the page is not cached (Cache-Control: no-store)")
-        stray = http("POST", page_url)
-        t.say(f"POST without X-Requested-With: reveal -> HTTP {stray.status}", indent=2)
-        t.check(stray.status == 400, "a POST that is not a deliberate reveal is refused")
-
-        revealed = http("POST", page_url, headers={"X-Requested-With": "reveal"})
-        t.say(f"POST with X-Requested-With: reveal (Nina clicks Reveal) -> HTTP {revealed.status}", indent=2)
-        t.check(revealed.status == 200, "the reveal answers 200, so the GET and the stray POST consumed nothing")
-        sealed = revealed.json() or {}
-        t.check(
-            set(sealed) == {"iv", "ciphertext"},
-            "the server sends only ciphertext (iv, ciphertext); it never had the key",
-        )
-        try:
-            plain = json.loads(
-                open_sealed(secret_id, key, b64url_decode(sealed["iv"]), b64url_decode(sealed["ciphertext"]))
-            )
-        except Exception as error:  # InvalidTag, bad base64, bad JSON: all mean the reveal is broken
-            raise DemoFailed(
-                f"the revealed ciphertext does not decrypt with the link's key ({type(error).__name__})"
-            ) from None
-        self.revealed = plain
-        t.say("Decrypted in the 'browser' (here: bot.vault.open_sealed, the same AES-256-GCM):", indent=2)
-        t.say(f"user name          {plain.get('user_name')}", indent=4)
-        t.say(f"console sign-in    {plain.get('console_url')}", indent=4)
-        t.say(f"password           {mask(plain.get('password'))}", indent=4)
-        t.say(f"access key id      {plain.get('access_key_id')}", indent=4)
-        t.say(f"secret access key  {mask(plain.get('secret_access_key'))}", indent=4)
-        t.check(plain.get("user_name") == NEW_USER, f"the credentials are for {NEW_USER}")
-        t.check(plain.get("access_key_id") in self.access_key_ids, "the access key id is the one IAM holds")
-        t.check(bool(plain.get("password")), "a console password was delivered")
-        sts = self.moto.boto3_client(
-            "sts",
-            aws_access_key_id=plain.get("access_key_id") or "",
-            aws_secret_access_key=plain.get("secret_access_key") or "",
-        )
-        arn = sts.get_caller_identity()["Arn"]
-        t.say(f"sts get-caller-identity with the revealed key -> {arn}", indent=2)
-        t.check(arn.endswith(f":user/{NEW_USER}"), "the revealed access key signs in as the new user")
-        again = http("POST", page_url, headers={"X-Requested-With": "reveal"})
-        message = (again.json() or {}).get("message", "") if again.body else ""
-        t.say(f"Reveal again -> HTTP {again.status} {message}", indent=2)
-        t.check(again.status == 410, "a second reveal gets 410 Gone: the ciphertext was destroyed")
+        self.revealed = reveal_link(t, link)
+        check_credentials(t, self.moto, link, self.revealed, NEW_USER, self.access_key_ids)
 
     # -- 5. no leaks, audit ----------------------------------------------------------------------
 
@@ -399,33 +280,12 @@ class _Demo:
             "the database file": db_bytes,
             "this transcript": self.t.text(),
         }
-        for place, haystack in places.items():
-            allowed = {"link key"} if place == "the one-time link message" else set()
-            leaked = [
-                name for name, value in secrets_found.items() if value and name not in allowed and value in haystack
-            ]
-            t.check(not leaked, f"no password, secret access key or link key in {place}", ", ".join(leaked))
+        check_no_leaks(t, secrets_found, places)
 
     def audit(self, request_id: str) -> None:
         t = self.t
         t.heading(f"7. Audit log (iam-user-bot audit --format json), request {request_id}")
-        done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "audit", "--format", "json"],
-            env={**os.environ, "DATABASE_PATH": self.bot_env["DATABASE_PATH"]},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        t.check(done.returncode == 0, "the audit command exported the log", done.stderr.strip()[:200])
-        events = [e for e in json.loads(done.stdout) if e.get("request_id") in (request_id, None)]
-        for event in events:
-            actor = "@" + PEOPLE.get(event.get("actor"), event.get("actor")) if event.get("actor") else "the bot"
-            step = (event.get("detail") or {}).get("step", "") if isinstance(event.get("detail"), dict) else ""
-            t.say(f"{event['at'][:19]}  {event['event']:<22} {actor}  {step}".rstrip(), indent=4)
-        names = [e["event"] for e in events]
-        wanted = ("filed", "approved", "provisioned", "link_revealed")
-        t.check(all(w in names for w in wanted), f"the audit log records {', '.join(wanted)}")
+        check_audit_log(t, self.bot_env["DATABASE_PATH"], request_id, PEOPLE)
 
 
 def moto_missing() -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from bot.sandbox.harness import FormFiller
+from bot.sandbox.form_filler import FormFiller
 
 Names = Mapping[str, str]  # Slack user or channel id -> name, for showing mentions readably
 NO_NAMES: Names = {}
@@ -131,7 +131,7 @@ ELEMENT_WORDS = {
 
 
 class NarratedFormFiller(FormFiller):
-    """The harness's :class:`~bot.sandbox.harness.FormFiller`, narrated for the demo's transcript.
+    """The harness's :class:`~bot.sandbox.form_filler.FormFiller`, narrated for the demo's transcript.
 
     It prints each view's questions (label, block_id, kind of element, options) with the answer
     given, stops with :class:`DemoFailed` when a required field has no answer, and waits up to

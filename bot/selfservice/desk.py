@@ -15,6 +15,7 @@ never moves a request.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from bot.approval.service import Approvals, Outcome
 from bot.domain.access import may_decide
@@ -34,6 +35,7 @@ STATUS_LIMIT = 20
 QUEUE_LIMIT = 20
 
 
+@dataclass
 class StatusDesk:
     """Answers the self-service words for one asker. Reads only; ``cancel`` asks the approval stage.
 
@@ -43,11 +45,10 @@ class StatusDesk:
         approvals: ``cancel``.
     """
 
-    def __init__(self, store: Store, people: People, messenger: Messenger, approvals: Approvals) -> None:
-        self.store = store
-        self.people = people
-        self.messenger = messenger
-        self.approvals = approvals
+    store: Store
+    people: People
+    messenger: Messenger
+    approvals: Approvals
 
     # -- answers ------------------------------------------------------------------------------
 

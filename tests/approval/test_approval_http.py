@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from bot.sandbox.harness import SlackUser
+from bot.sandbox.slack_user import SlackUser
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.support import wizard_driver as wiz

@@ -23,7 +23,7 @@ from bot.credentials.vault import b64url_decode, credentials_plaintext, open_sea
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
 from bot.domain.records import NewSecret
 from bot.domain.rules import PasswordPolicy, generate_password
-from bot.sandbox.harness import http
+from bot.sandbox.processes import http
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, REQUESTER, STRANGER
 

@@ -17,7 +17,7 @@ import pytest
 
 from bot.sandbox import demo
 from bot.sandbox.demo_form import NarratedFormFiller, Transcript, blocks_as_text, mask
-from bot.sandbox.harness import HttpAnswer
+from bot.sandbox.processes import HttpAnswer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from bot.sandbox.harness import LOOPBACK, BotProcess, http
+from bot.sandbox.processes import LOOPBACK, BotProcess, http
 from tests.conftest import bot_env
 
 

@@ -14,7 +14,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.sandbox.slack_standin import SlackStandIn, make_trigger_id
+from bot.sandbox.slack_rules import make_trigger_id
+from bot.sandbox.slack_standin import SlackStandIn
 
 TOKEN = "xoxb-test-token"
 CHANNEL = "C0APPROVE"

@@ -10,8 +10,8 @@ import json
 import time
 from typing import Any
 
-from bot.sandbox.harness import http
-from bot.sandbox.slack_standin import WORKSPACE_URL
+from bot.sandbox.processes import http
+from bot.sandbox.slack_workspace import WORKSPACE_URL
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.support import wizard_driver as wiz

@@ -7,8 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.sandbox.harness import HttpAnswer, SlackUser
-from bot.sandbox.slack_standin import make_trigger_id
+from bot.sandbox.processes import HttpAnswer
+from bot.sandbox.slack_rules import make_trigger_id
+from bot.sandbox.slack_user import SlackUser
 
 JUSTIFICATION = "Nina joins the data platform team and needs the dev account."
 

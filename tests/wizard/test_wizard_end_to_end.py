@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from bot.credentials.vault import b64url_decode, open_sealed
-from bot.sandbox.harness import http
+from bot.sandbox.processes import http
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.support import wizard_driver as wiz
