@@ -116,6 +116,13 @@ def _manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy(args: argparse.Namespace) -> int:
+    from bot.aws.steps import POLICY_DOCUMENT_NAMES, bot_policy_document
+
+    sys.stdout.write(bot_policy_document(POLICY_DOCUMENT_NAMES[args.name]).rstrip() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iam-user-bot", description="Slack bot that onboards AWS IAM users.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--socket-mode", action="store_true", help="Socket Mode: no request URLs")
     manifest.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format (default yaml)")
     manifest.set_defaults(run=_manifest)
+    policy = commands.add_parser("policy", help="print an IAM policy document the bot uses")
+    policy.add_argument(
+        "name",
+        choices=["require-mfa", "self-manage-credentials"],
+        help="a bot-managed policy (created in the account as iam-user-bot-<name>)",
+    )
+    policy.set_defaults(run=_policy)
     audit = commands.add_parser("audit", help="export the audit log")
     audit.add_argument("--since", help="only events at or after this ISO-8601 time")
     audit.add_argument("--format", choices=["csv", "json"], default="csv")

@@ -139,7 +139,9 @@ def _permissions(request: OnboardingRequest, expansion: PermissionExpansion) -> 
     boundary = expansion.permissions_boundary_arn
     lines.append(f"*Permissions boundary* {f'`{escape(boundary)}`' if boundary else 'none'}")
     tags = [f"{t.key}={t.value}" for t in form.tags]
-    lines.append(f"*Tags* {code_list(tags)} (plus the bot's request-id, requested-by, approved-by tags)")
+    lines.append(
+        f"*Tags* {code_list(tags)} (plus the bot's managed, owner, request-id, requested-by, approved-by tags)"
+    )
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
@@ -35,6 +36,8 @@ BOT_POLICY_FILES = {
     MFA_POLICY_NAME: "policies/require-mfa.json",
     SELF_MANAGE_POLICY_NAME: "policies/self-manage-credentials.json",
 }
+# ``iam-user-bot policy NAME`` prints these documents, by the file's short name.
+POLICY_DOCUMENT_NAMES = {Path(file).stem: name for name, file in BOT_POLICY_FILES.items()}
 BOT_POLICY_DESCRIPTIONS = {
     MFA_POLICY_NAME: "iam-user-bot: deny everything but first sign-in and MFA set-up until the user signs in with MFA",
     SELF_MANAGE_POLICY_NAME: "iam-user-bot: let users manage their own password, access keys and MFA device",

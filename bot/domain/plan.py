@@ -18,11 +18,14 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.domain.models import OnboardingRequest, PermissionMode, Tag, UserPermissions
 
-# IAM: at most 50 tags per user; the bot adds these provenance tags to the requester's.
+# What the bot leaves on every user it creates (contract, section 4), besides the request's tags:
+# the managed marker its own IAM policy keys on, the owner (the recipient's Slack id), and the
+# provenance of the request. They count towards IAM's 50 tags per user.
+MANAGED_TAG = "iam-user-bot:managed"  # also on the bot-managed customer managed policies
+OWNER_TAG = "iam-user-bot:owner"
 PROVENANCE_TAG_KEYS = ("iam-user-bot:request-id", "iam-user-bot:requested-by", "iam-user-bot:approved-by")
 REQUEST_ID_TAG = PROVENANCE_TAG_KEYS[0]
-# On the bot-managed customer managed policies: only a policy carrying it is reused or deleted.
-MANAGED_TAG = "iam-user-bot:managed"
+BOT_TAG_KEYS = (MANAGED_TAG, OWNER_TAG, *PROVENANCE_TAG_KEYS)
 # Bot-managed customer managed policies (documents in bot/policies/, reasoning in docs/).
 MFA_POLICY_NAME = "iam-user-bot-require-mfa"
 SELF_MANAGE_POLICY_NAME = "iam-user-bot-self-manage-credentials"
@@ -96,10 +99,11 @@ class Step(BaseModel):
         return f"{self.kind.value} {self.user_name}{suffix}".replace("  ", " ")
 
 
-def provenance_tags(request: OnboardingRequest, approver: str) -> tuple[Tag, ...]:
-    """Tags that tie an IAM user to the request that made it (request id, requester, approver)."""
-    values = (request.id, request.requester, approver)
-    return tuple(Tag(key=key, value=value) for key, value in zip(PROVENANCE_TAG_KEYS, values, strict=True))
+def bot_tags(request: OnboardingRequest, approver: str, owner: str) -> tuple[Tag, ...]:
+    """The bot's tags on one new user (:data:`BOT_TAG_KEYS`): managed, its owner (the recipient
+    who gets its credentials), and the request id, requester and approver that made it."""
+    values = ("true", owner, request.id, request.requester, approver)
+    return tuple(Tag(key=key, value=value) for key, value in zip(BOT_TAG_KEYS, values, strict=True))
 
 
 def policy_document_sha256(document: Mapping[str, object]) -> str:
@@ -167,8 +171,8 @@ def build_plan(
         policies.append(CHANGE_PASSWORD_POLICY_ARN)
     policies = list(dict.fromkeys(policies))
 
-    tags = (*form.tags, *provenance_tags(request, approver))
     for user_name in form.user_names:
+        tags = (*form.tags, *bot_tags(request, approver, form.recipient_of(user_name)))
         steps.append(Step(kind=StepKind.CREATE_USER, user_name=user_name, tags=tags, permissions_boundary_arn=boundary))
         if form.console:
             steps.append(

@@ -47,7 +47,7 @@ def parse_tags(text: str, bot_tag_count: int = 0) -> TagsResult:
 
     Args:
         text: the field's text.
-        bot_tag_count: tags the bot adds itself (``bot.domain.plan.PROVENANCE_TAG_KEYS``); they count
+        bot_tag_count: tags the bot adds itself (``bot.domain.plan.BOT_TAG_KEYS``); they count
             towards IAM's 50 tags per user.
 
     Rules (IAM ``Tag``): key 1-128 characters, value 0-256, both of

@@ -11,7 +11,7 @@ nothing here waits on IAM. The rules themselves are in :mod:`bot.domain.rules`.
 from __future__ import annotations
 
 from bot.domain.models import AccessType, PasswordMode, PermissionMode, UserPermissions
-from bot.domain.plan import PROVENANCE_TAG_KEYS
+from bot.domain.plan import BOT_TAG_KEYS
 from bot.domain.quotas import groups_quota_error, policies_quota_error
 from bot.domain.rules import (
     custom_password_error,
@@ -217,7 +217,7 @@ def copy_source_errors(draft: Draft, source: UserPermissions, lookup: Lookup) ->
 
 def parse_tags_view(values: StateValues, draft: Draft) -> ViewResult:
     """``Key=Value`` lines (:func:`bot.domain.rules.parse_tags`), leaving room for the bot's provenance tags."""
-    result = parse_tags(raw_text_value(values, "tags"), bot_tag_count=len(PROVENANCE_TAG_KEYS))
+    result = parse_tags(raw_text_value(values, "tags"), bot_tag_count=len(BOT_TAG_KEYS))
     if result.error:
         return ViewResult(errors={"tags": result.error})
     return ViewResult(draft=draft.with_done(TAGS, tags=result.tags))

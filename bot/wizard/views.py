@@ -39,7 +39,7 @@ from slack_sdk.models.views import View
 from bot.aws.catalog import ManagedPolicy, PolicyMatches, policy_value
 from bot.domain.limits import OPTION_TEXT_MAX, OPTIONS_MAX, SECTION_TEXT_MAX
 from bot.domain.models import AccessType, PasswordMode, PermissionMode
-from bot.domain.plan import PROVENANCE_TAG_KEYS
+from bot.domain.plan import BOT_TAG_KEYS
 from bot.domain.rules import MAX_RECIPIENTS
 from bot.domain.tags import TAGS_PER_USER_MAX, format_tags
 from bot.slack.blocks import escape, truncate
@@ -314,16 +314,16 @@ def permissions_view(
 
 def tags_view(draft: Draft, notice: str | None = None) -> View:
     """Optional ``Key=Value`` tags, one a line."""
-    room = TAGS_PER_USER_MAX - len(PROVENANCE_TAG_KEYS)
+    room = TAGS_PER_USER_MAX - len(BOT_TAG_KEYS)
     blocks: list[Block] = [
         *notice_blocks(notice),
         InputBlock(
             block_id="tags",
             label="Tags",
             optional=True,
-            hint=f"Key=Value, one a line; up to {room} (the bot adds {len(PROVENANCE_TAG_KEYS)} of its own: "
-            "request id, requester, approver). Keys 1-128 and values 0-256 characters of letters, numbers, spaces "
-            "and _ . : / = + - @; keys unique ignoring case; no aws: prefix.",
+            hint=f"Key=Value, one a line; up to {room} (the bot adds {len(BOT_TAG_KEYS)} of its own: "
+            "managed, owner, request id, requester, approver). Keys 1-128 and values 0-256 characters of letters, "
+            "numbers, spaces and _ . : / = + - @; keys unique ignoring case; no aws: prefix.",
             element=PlainTextInputElement(
                 action_id="tags", multiline=True, initial_value=format_tags(draft.tags) or None
             ),

@@ -62,10 +62,15 @@ def test_plan_orders_steps_per_user() -> None:
     ]
     tags = {t.key: t.value for t in steps[0].tags}
     assert tags == {
+        "iam-user-bot:managed": "true",
+        "iam-user-bot:owner": "U1",
         "iam-user-bot:request-id": "R-TEST0001",
         "iam-user-bot:requested-by": "U_REQ",
         "iam-user-bot:approved-by": "U_APP",
     }
+    # Each user's owner is the recipient who gets its credentials.
+    owners = {s.user_name: dict((t.key, t.value) for t in s.tags)["iam-user-bot:owner"] for s in steps if s.tags}
+    assert owners == {"a": "U1", "b": "U2"}
 
 
 def test_copy_from_user_expands_and_bot_policies_come_first() -> None:

@@ -86,6 +86,8 @@ def test_full_plan_provisions_every_option(moto_server, slack, iam, world, tmp_p
     assert len(state["access_keys"]) == 1
     assert state["tags"] == {
         "team": "data",
+        "iam-user-bot:managed": "true",
+        "iam-user-bot:owner": RECIPIENT,
         "iam-user-bot:request-id": request.id,
         "iam-user-bot:requested-by": REQUESTER,
         "iam-user-bot:approved-by": APPROVER,

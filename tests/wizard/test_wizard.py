@@ -342,7 +342,7 @@ def test_views_fit_slacks_limits_for_the_largest_request(wizard: Wizard) -> None
         run,
         wiz.details(people, names, access=["console", "programmatic"]),
         wiz.permissions("policies", policies=[p.arn for p in MANY[:10]]),
-        wiz.tags("\n".join(f"key{i}=" + "v" * 200 for i in range(47))),
+        wiz.tags("\n".join(f"key{i}=" + "v" * 200 for i in range(45))),
     )
     view = run.view
     assert len(view["blocks"]) <= 100 and len(view["private_metadata"]) <= 3000
