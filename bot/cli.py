@@ -79,7 +79,11 @@ def _audit(args: argparse.Namespace) -> int:
             from datetime import UTC
 
             since = since.replace(tzinfo=UTC)
-    events = open_database(path).audit_events(since=since)
+    try:
+        events = open_database(path).audit_events(since=since)
+    except Exception as error:  # not a database, a directory, a newer schema: one line, no traceback
+        print(f"audit: cannot read the audit log at {path}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
     rows = [e.model_dump(mode="json") for e in events]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)

@@ -111,7 +111,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a bot token starting with xoxb-")
         if len(token) < MIN_BOT_TOKEN_LENGTH:
             # Real bot tokens are far longer; the token also keys the sealing of custom
-            # passwords (bot.sealing needs at least 16 bytes), so a stub would crash start-up.
+            # passwords (bot.credentials.sealing needs at least 16 bytes), so a stub would crash start-up.
             raise ValueError(f"is too short to be a bot token (at least {MIN_BOT_TOKEN_LENGTH} characters)")
         return value
 

@@ -24,9 +24,10 @@ APPROVAL_CHANNEL = "C0APPROVALS"
 BOT_TOKEN = "xoxb-standin-0000000000-test"
 
 
-# Fixtures that start the bot as a real server process (e2e) or a browser (browser): a test that
-# uses one is marked so, so that `pytest -m "not e2e and not browser"` runs the fast rest.
-E2E_FIXTURES = {"start_bot", "module_bot"}
+# Fixtures that need a server process (e2e: the bot, moto server for IAM) or a browser (browser): a
+# test that uses one is marked so, so that `pytest -m "not e2e and not browser"` runs the rest in
+# seconds (pure logic, the store, the Slack stand-in in-process).
+E2E_FIXTURES = {"start_bot", "module_bot", "moto_server", "iam"}
 BROWSER_FIXTURES = {"chromium"}
 
 

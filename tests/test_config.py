@@ -43,7 +43,7 @@ def test_valid_environment_is_read(env) -> None:
     [
         ("SLACK_BOT_TOKEN", None, "SLACK_BOT_TOKEN is required"),
         ("SLACK_BOT_TOKEN", "xoxp-user-token", "SLACK_BOT_TOKEN is invalid"),
-        # Too short to be a real token, and to key the custom-password sealing (bot.sealing):
+        # Too short to be a real token, and to key the custom-password sealing (bot.credentials.sealing):
         # it used to pass here and then crash every worker at start-up.
         ("SLACK_BOT_TOKEN", "xoxb-made-up", "SLACK_BOT_TOKEN is invalid"),
         ("APPROVAL_CHANNEL_ID", None, "APPROVAL_CHANNEL_ID is required"),

@@ -25,6 +25,7 @@ from bot.storage.base import Store
 # Slack allows about one chat.update a second per channel; progress lines need no more.
 PROGRESS_EVERY_SECONDS = 1.0
 CACHED_REQUESTS = 1000
+LOCK_STRIPES = 64  # refreshes of one request share a lock; of different ones rarely wait on each other
 
 
 class ApprovalBoard:
@@ -40,7 +41,7 @@ class ApprovalBoard:
         self.messenger = messenger
         self.channel = channel
         self.pending_ttl_seconds = pending_ttl_seconds
-        self._locks: LRUCache[str, threading.Lock] = LRUCache(CACHED_REQUESTS)
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._shown: LRUCache[str, float] = LRUCache(CACHED_REQUESTS)
         # The CLI lines of a request depend only on its stored review and its approver: build the
         # plan once, not on every progress line.
@@ -123,8 +124,5 @@ class ApprovalBoard:
         self._progress_pool.shutdown(wait=False, cancel_futures=True)
 
     def _lock(self, request_id: str) -> threading.Lock:
-        with self._guard:
-            lock = self._locks.get(request_id)
-            if lock is None:
-                lock = self._locks[request_id] = threading.Lock()
-            return lock
+        """The lock of ``request_id``'s stripe: never evicted, always the same for one request."""
+        return self._locks[hash(request_id) % LOCK_STRIPES]

@@ -111,7 +111,7 @@ def check_credentials(
 ) -> None:
     """Show the revealed credentials masked, sign in to STS with them, and check the link is now spent."""
     page_url = link.split("#", 1)[0]
-    t.say("Decrypted in the 'browser' (here: bot.vault.open_sealed, the same AES-256-GCM):", indent=2)
+    t.say("Decrypted in the 'browser' (here: bot.credentials.vault.open_sealed, the same AES-256-GCM):", indent=2)
     t.say(f"user name          {plain.get('user_name')}", indent=4)
     t.say(f"console sign-in    {plain.get('console_url')}", indent=4)
     t.say(f"password           {mask(plain.get('password'))}", indent=4)
