@@ -93,9 +93,12 @@ def build_services(
     client: WebClient | None = None,
     leases: Leases | None = None,
     executor: Executor | None = None,
+    background: Executor | None = None,
 ) -> Services:
     """Build and wire every service. Arguments left out are made from ``settings`` (tests pass
-    their own); ``executor`` runs provisioning and the work after a reveal attempt."""
+    their own); ``executor`` runs provisioning and the work after a reveal attempt, ``background``
+    the views' refreshes (App Home, progress lines). On AWS Lambda both run inline
+    (:mod:`bot.serverless`): a frozen function would never run them later."""
     store = store or open_store(settings)
     iam = iam or IamGateway(*make_clients())
     client = client or make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
@@ -112,7 +115,7 @@ def build_services(
     )
     sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
     channel = settings.approval_channel_id
-    board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds)
+    board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds, background)
     views = Views(board)
     keys = KeyKeeper(iam)
     # Credentials: sealed, delivered, revealed once, re-issued, expired.
@@ -138,7 +141,7 @@ def build_services(
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
     desk = StatusDesk(store, people, messenger, approvals)
-    home = HomeTab(store, desk, people, messenger)
+    home = HomeTab(store, desk, people, messenger, background)
     views.home = home
     jobs = PeriodicJobs(
         [
