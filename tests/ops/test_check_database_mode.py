@@ -37,5 +37,6 @@ def test_check_warns_when_group_or_others_can_read_the_database(tmp_path: Path) 
     assert line.fix.startswith(f"chmod 600 {path}") and line.render().endswith(" — fix: " + line.fix)
     path.chmod(0o640)
     assert check_database(path).warn and "0640" in check_database(path).detail
-    path.chmod(0o600)
+    for file in tmp_path.iterdir():
+        file.chmod(0o600)
     assert not check_database(path).warn
