@@ -7,53 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.aws.selfcheck import AwsFailure, identity, probe, simulate
+from bot.domain.bot_policy import READ_ACTIONS, WRITE_ACTIONS
 from bot.ops.report import CheckLine
 
-# Every IAM action the bot calls (docs/bot-iam-policy.json allows exactly these; a test keeps
-# the two in step). sts:GetCallerIdentity needs no permission and is not listed.
-READ_ACTIONS = (
-    "iam:GetAccountPasswordPolicy",
-    "iam:GetAccountSummary",
-    "iam:GetPolicy",
-    "iam:GetUser",
-    "iam:GetUserPolicy",
-    "iam:ListAccessKeys",
-    "iam:ListAccountAliases",
-    "iam:ListAttachedGroupPolicies",
-    "iam:ListAttachedUserPolicies",
-    "iam:ListGroupPolicies",
-    "iam:ListGroups",
-    "iam:ListGroupsForUser",
-    "iam:ListMFADevices",
-    "iam:ListPolicies",
-    "iam:ListUserPolicies",
-    "iam:ListUserTags",
-    "iam:ListUsers",
-    "iam:SimulatePrincipalPolicy",
-)
-WRITE_ACTIONS = (
-    "iam:AddUserToGroup",
-    "iam:AttachUserPolicy",
-    "iam:CreateAccessKey",
-    "iam:CreateLoginProfile",
-    "iam:CreatePolicy",
-    "iam:CreateUser",
-    "iam:DeactivateMFADevice",
-    "iam:DeleteAccessKey",
-    "iam:DeleteLoginProfile",
-    "iam:DeletePolicy",
-    "iam:DeleteUser",
-    "iam:DeleteUserPermissionsBoundary",
-    "iam:DeleteUserPolicy",
-    "iam:DeleteVirtualMFADevice",
-    "iam:DetachUserPolicy",
-    "iam:PutUserPolicy",
-    "iam:RemoveUserFromGroup",
-    "iam:TagPolicy",
-    "iam:TagUser",
-    "iam:UpdateAccessKey",
-    "iam:UpdateLoginProfile",
-)
+# Every IAM action the bot calls (bot.domain.bot_policy allows exactly these; a test keeps the
+# code in step). sts:GetCallerIdentity needs no permission and is not listed.
 REQUIRED_ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 POLICY_HINT = "attach docs/bot-iam-policy.json to the bot's role or user"
 

@@ -77,7 +77,7 @@ def world(moto_server, iam, slack, tmp_path: Path, clock: Clock):
 
 def make_user(world: World, name: str) -> CreatedCredentials:
     """An IAM user with a login profile and an access key, as provisioning leaves it."""
-    world.iam.create_user(UserName=name)
+    world.iam.create_user(UserName=name, Tags=[{"Key": "iam-user-bot:managed", "Value": "true"}])
     world.iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!xyzXYZ", PasswordResetRequired=True)
     key = world.iam.create_access_key(UserName=name)["AccessKey"]
     return CreatedCredentials(
