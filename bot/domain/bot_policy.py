@@ -150,7 +150,8 @@ def bot_policy(scope: PolicyScope | None = None) -> dict[str, Any]:
     scope = scope or PolicyScope()
     managed = {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": "true"}}
     new_managed = {"StringEquals": {f"aws:RequestTag/{MANAGED_TAG}": "true"}}
-    boundary = {"StringEquals": {"iam:PermissionsBoundary": scope.boundary_arn}} if scope.boundary_arn else {}
+    # iam:PermissionsBoundary is an ARN-typed key: ArnEquals (parliament flags StringEquals).
+    boundary = {"ArnEquals": {"iam:PermissionsBoundary": scope.boundary_arn}} if scope.boundary_arn else {}
     attachable = scope.attachable_arns()
     policy_arn = {"ArnLike": {"iam:PolicyARN": attachable}} if attachable else {}
     own_policies = [scope.arn(f"policy/{name}") for name in BOT_POLICY_NAMES]
