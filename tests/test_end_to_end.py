@@ -106,7 +106,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     sts = moto_server.boto3_client(
         "sts", aws_access_key_id=plain["access_key_id"], aws_secret_access_key=plain["secret_access_key"]
     )
-    assert sts.get_caller_identity()["Arn"].endswith(":user/nina.newhire")
+    assert sts.get_caller_identity()["Arn"].endswith(":user/iam-user-bot/nina.newhire")
 
     # No secret in any Slack call, the bot's log, or the database file's bytes. The link (its
     # key, and its id, which alone could burn it) travels only in the recipient's ephemeral
