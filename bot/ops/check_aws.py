@@ -94,7 +94,8 @@ def scoping_line(scoping: Scoping | None, principal: str) -> CheckLine:
 
 def simulation_line(results: list[dict[str, Any]], principal: str) -> CheckLine:
     """The permissions line from ``iam:SimulatePrincipalPolicy`` results: denied actions fail it;
-    actions allowed only under a condition (missing context values) are named."""
+    actions allowed only under a condition (missing context values: the managed tag, the
+    boundary, the policy allow-list) are named; :func:`scoping_line` checks those conditions."""
     denied = sorted(
         r["EvalActionName"] for r in results if r["EvalDecision"] != "allowed" and not r.get("MissingContextValues")
     )
@@ -105,7 +106,7 @@ def simulation_line(results: list[dict[str, Any]], principal: str) -> CheckLine:
         return CheckLine("iam permissions", False, "not allowed: " + ", ".join(denied), POLICY_HINT)
     detail = f"all {len(REQUIRED_ACTIONS)} actions allowed (simulated for {principal})"
     if conditional:
-        detail += "; allowed only under a condition (the permissions boundary): " + ", ".join(conditional)
+        detail += "; allowed only under a condition (managed tag, boundary, allow-list): " + ", ".join(conditional)
     return CheckLine("iam permissions", True, detail)
 
 
