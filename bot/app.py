@@ -34,7 +34,7 @@ from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
-from bot.credentials.sealing import sealer_from_bot_token
+from bot.credentials.sealing import sealer_for
 from bot.domain.models import OnboardingRequest
 from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning.lease import Leases
@@ -113,7 +113,7 @@ def build_services(
         settings.requester_user_ids,
         settings.requester_usergroup_id,
     )
-    sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
+    sealer = sealer_for(settings)
     channel = settings.approval_channel_id
     board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds, background)
     views = Views(board)

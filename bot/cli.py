@@ -137,9 +137,46 @@ def _init_store(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace) -> int:
     from bot.aws.steps import POLICY_DOCUMENT_NAMES, bot_policy_document
+    from bot.domain.bot_policy import PolicyScope, bot_policy, policy_text
 
-    sys.stdout.write(bot_policy_document(POLICY_DOCUMENT_NAMES[args.name]).rstrip() + "\n")
+    scoping = (args.account, args.boundary, args.groups, args.policies)
+    if args.name != "bot":
+        if any(value is not None for value in scoping):
+            print("policy: --account, --boundary, --groups and --policies go with 'policy bot'", file=sys.stderr)
+            return 2
+        sys.stdout.write(bot_policy_document(POLICY_DOCUMENT_NAMES[args.name]).rstrip() + "\n")
+        return 0
+    problem = _scope_problem(args)
+    if problem:
+        print(f"policy: {problem}", file=sys.stderr)
+        return 2
+    scope = PolicyScope(
+        account=args.account or "*",
+        boundary_arn=args.boundary,
+        groups=_words(args.groups),
+        policy_arns=_words(args.policies),
+    )
+    sys.stdout.write(policy_text(bot_policy(scope)))
     return 0
+
+
+def _words(text: str | None) -> tuple[str, ...]:
+    return tuple(word.strip() for word in (text or "").split(",") if word.strip())
+
+
+def _scope_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``policy bot``'s options, in words, or None."""
+    if args.account is not None and not (len(args.account) == 12 and args.account.isdigit()):
+        return "--account must be the 12-digit AWS account id"
+    if args.boundary is not None and (not args.boundary.startswith("arn:") or ":policy/" not in args.boundary):
+        return "--boundary must be a managed policy ARN (arn:aws:iam::…:policy/…)"
+    for arn in _words(args.policies):
+        if not arn.startswith("arn:") or ":policy/" not in arn:
+            return f"--policies takes managed policy ARNs, comma-separated; {arn!r} is not one"
+    for group in _words(args.groups):
+        if group.startswith("/") != group.endswith("/") or "*" in group:
+            return f"--groups takes group names or paths like /team/ (starting and ending with /); not {group!r}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,8 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
     policy = commands.add_parser("policy", help="print an IAM policy document the bot uses")
     policy.add_argument(
         "name",
-        choices=["require-mfa", "self-manage-credentials"],
-        help="a bot-managed policy (created in the account as iam-user-bot-<name>)",
+        choices=["bot", "require-mfa", "self-manage-credentials"],
+        help="bot: the bot's own policy, scoped by the options below; the others: a bot-managed "
+        "policy (created in the account as iam-user-bot-<name>)",
+    )
+    policy.add_argument("--account", help="bot: the 12-digit account id (default: any account, *)")
+    policy.add_argument("--boundary", help="bot: the permissions boundary ARN every created user must carry")
+    policy.add_argument(
+        "--groups",
+        help="bot: comma-separated group names or paths (/team/) users may be added to "
+        "(default: the groups under /iam-user-bot/)",
+    )
+    policy.add_argument(
+        "--policies", help="bot: comma-separated managed policy ARNs the bot may attach (default: any, on its users)"
     )
     policy.set_defaults(run=_policy)
     audit = commands.add_parser("audit", help="export the audit log")

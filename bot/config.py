@@ -30,6 +30,8 @@ SIGNING_SECRET_MISSING = "SLACK_SIGNING_SECRET is required in HTTP mode (no SLAC
 DYNAMODB_TABLE_MISSING = "DYNAMODB_TABLE is required with STORE=dynamodb"
 # Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
 MIN_BOT_TOKEN_LENGTH = 16
+# Shortest CUSTOM_PASSWORD_SEALING_KEY accepted: 32 characters (``secrets.token_urlsafe(32)`` gives 43).
+MIN_SEALING_KEY_LENGTH = 32
 
 
 class ConfigError(Exception):
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    # The key custom passwords are sealed under while a request waits (bot.credentials.sealing);
+    # unset, SLACK_BOT_TOKEN keys them, so rotating that token breaks pending requests.
+    custom_password_sealing_key: SecretStr | None = None
     approval_channel_id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
     approver_user_ids: CommaList = ()
     approver_usergroup_id: str | None = None
@@ -123,6 +128,16 @@ class Settings(BaseSettings):
             # Real bot tokens are far longer; the token also keys the sealing of custom
             # passwords (bot.credentials.sealing needs at least 16 bytes), so a stub would crash start-up.
             raise ValueError(f"is too short to be a bot token (at least {MIN_BOT_TOKEN_LENGTH} characters)")
+        return value
+
+    @field_validator("custom_password_sealing_key")
+    @classmethod
+    def _sealing_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SEALING_KEY_LENGTH:
+            raise ValueError(
+                f"is too short (at least {MIN_SEALING_KEY_LENGTH} random characters; "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
         return value
 
     @field_validator("slack_app_token")

@@ -56,6 +56,7 @@ def test_valid_environment_is_read(env) -> None:
         # Left empty in bot.env (NAME=): it used to pass, and then every Slack request failed.
         ("SLACK_SIGNING_SECRET", "", "SLACK_SIGNING_SECRET is required in HTTP mode"),
         ("CREDENTIAL_LINK_TTL_SECONDS", "5", "CREDENTIAL_LINK_TTL_SECONDS is invalid"),
+        ("CUSTOM_PASSWORD_SEALING_KEY", "short-key", "CUSTOM_PASSWORD_SEALING_KEY is invalid"),
     ],
 )
 def test_bad_variable_is_named_in_one_line(env, name: str, value: str | None, expected: str) -> None:
@@ -87,3 +88,22 @@ def test_serve_stops_with_one_line_naming_the_variable(tmp_path) -> None:
     lines = answer.stderr.strip().splitlines()
     assert lines == ["configuration: SLACK_BOT_TOKEN is invalid: must be a bot token starting with xoxb-"]
     assert SECRET not in answer.stdout + answer.stderr
+
+
+def test_the_dedicated_sealing_key_is_what_the_built_services_seal_with(env, tmp_path) -> None:
+    from bot.credentials.sealing import SealError, sealer_for, sealer_from_secrets
+
+    key = "k" * 8 + "-dedicated-sealing-key-of-enough-length"
+    env.setenv("CUSTOM_PASSWORD_SEALING_KEY", key)
+    settings = load_settings()
+    assert key not in repr(settings)
+    sealing_key = settings.custom_password_sealing_key
+    assert sealing_key is not None and sealing_key.get_secret_value() == key
+    # What the running bot (app.py builds its sealer with sealer_for) seals opens under a
+    # rotated Slack token with the same key, and not under the token alone.
+    token = sealer_for(settings).seal("Pw-1234567!", "U0REQ")
+    assert sealer_from_secrets("xoxb-rotated-token-000000", key).open(token, "U0REQ") == "Pw-1234567!"
+    env.setenv("SLACK_BOT_TOKEN", "xoxb-rotated-token-000000")
+    assert sealer_for(load_settings()).open(token, "U0REQ") == "Pw-1234567!"
+    with pytest.raises(SealError):
+        sealer_from_secrets(settings.slack_bot_token.get_secret_value()).open(token, "U0REQ")

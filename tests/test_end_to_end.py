@@ -106,14 +106,16 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     sts = moto_server.boto3_client(
         "sts", aws_access_key_id=plain["access_key_id"], aws_secret_access_key=plain["secret_access_key"]
     )
-    assert sts.get_caller_identity()["Arn"].endswith(":user/nina.newhire")
+    assert sts.get_caller_identity()["Arn"].endswith(":user/iam-user-bot/nina.newhire")
 
-    # No secret in any Slack call, the bot's log, or the database file's bytes. The link's key
-    # travels only in the recipient's ephemeral message. Findings name the secret, never show it.
+    # No secret in any Slack call, the bot's log, or the database file's bytes. The link (its
+    # key, and its id, which alone could burn it) travels only in the recipient's ephemeral
+    # message. Findings name the secret, never show it.
     secrets_found = {
         "password": plain["password"],
         "secret access key": plain["secret_access_key"],
         "link key": key,
+        "link id": secret_id,
         "signing secret": bot.signing_secret,
     }
     slack_text = all_text(
@@ -121,7 +123,11 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     )
     log_text = bot.process.log_text()
     assert "request filed" in log_text  # the log really was captured
-    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    db_files = sorted(tmp_path.glob("bot.db*"))
+    assert {p.name for p in db_files} >= {"bot.db", "bot.db-wal", "bot.db-shm"}
+    # The database and its WAL and SHM files: the bot's user only.
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in db_files} == {p.name: "0o600" for p in db_files}
+    db_bytes = b"".join(p.read_bytes() for p in db_files)
     leaks = [
         f"{name} in {place}"
         for name, secret in secrets_found.items()

@@ -84,8 +84,9 @@ def check_configuration() -> tuple[list[CheckLine], Settings | None]:
 
 
 def check_database(path: Path, environ: Mapping[str, str] | None = None) -> CheckLine:
-    """The store: the SQLite file at ``path`` (created and migrated), or with ``STORE=dynamodb``
-    in ``environ`` the DynamoDB table (it must exist: ``iam-user-bot init-store`` creates it)."""
+    """The store: the SQLite file at ``path`` (created and migrated; a warning when group or
+    others may read its files), or with ``STORE=dynamodb`` in ``environ`` the DynamoDB table (it
+    must exist: ``iam-user-bot init-store`` creates it)."""
     from bot.storage import describe, open_from_environment
 
     environ = dict(environ if environ is not None else os.environ)
@@ -104,7 +105,26 @@ def check_database(path: Path, environ: Mapping[str, str] | None = None) -> Chec
             f"{path}: {error}",
             "point DATABASE_PATH at a writable file on persistent storage",
         )
-    return CheckLine("database", True, f"{path} at schema version {version}")
+    detail = f"{path} at schema version {version}"
+    if exposed := readable_by_others(path):
+        return CheckLine(
+            "database",
+            True,
+            f"{detail}, but {', '.join(exposed)} can be read by other users of this machine",
+            f"chmod 600 {' '.join(str(p) for p in database_files(path))}",
+            warn=True,
+        )
+    return CheckLine("database", True, detail)
+
+
+def database_files(path: Path) -> list[Path]:
+    """The database file and whichever of its ``-wal`` and ``-shm`` files exist."""
+    return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+
+
+def readable_by_others(path: Path) -> list[str]:
+    """``"<file> (mode 0644)"`` for each database file whose group or other bits are set."""
+    return [f"{p.name} (mode {p.stat().st_mode & 0o777:04o})" for p in database_files(path) if p.stat().st_mode & 0o077]
 
 
 def check_public_url(url: str) -> CheckLine:

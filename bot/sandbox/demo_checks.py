@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from bot.domain.plan import USER_PATH
 from bot.sandbox.demo_form import DemoFailed, Names, Transcript, blocks_as_text, mask
 from bot.sandbox.processes import http
 
@@ -127,7 +128,7 @@ def check_credentials(
     )
     arn = sts.get_caller_identity()["Arn"]
     t.say(f"sts get-caller-identity with the revealed key -> {arn}", indent=2)
-    t.check(arn.endswith(f":user/{user_name}"), "the revealed access key signs in as the new user")
+    t.check(arn.endswith(f":user{USER_PATH}{user_name}"), "the revealed access key signs in as the new user")
     again = http("POST", page_url, headers={"X-Requested-With": "reveal"})
     message = (again.json() or {}).get("message", "") if again.body else ""
     t.say(f"Reveal again -> HTTP {again.status} {message}", indent=2)

@@ -158,6 +158,8 @@ class Store(Protocol):
         ...
 
     # -- one-time secrets ------------------------------------------------------------------------
+    # A secret's id here is the digest of its link id (bot.domain.ids.link_digest), never the
+    # link id itself: the store cannot address or burn a link, and neither can a copy of it.
 
     def put_secret(self, secret: NewSecret) -> None:
         """Store a sealed secret (audited ``link_issued``, or ``link_reissued`` when it replaces one)."""

@@ -21,6 +21,7 @@ from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.credentials.vault import open_sealed
+from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
 from bot.domain.plan import StepKind
 from bot.domain.records import ApprovalVerdict
@@ -212,7 +213,7 @@ def revealed_credentials(slack: Any, store: Store, recipient: str) -> list[dict[
                 if "/credentials/" in element.get("url", ""):
                     page, key = element["url"].split("#", 1)
                     secret_id = page.rsplit("/", 1)[1]
-                    claimed = store.claim_secret(secret_id)
+                    claimed = store.claim_secret(link_digest(secret_id))
                     assert claimed is not None, "a delivered link must be revealable once"
                     revealed.append(json.loads(open_sealed(secret_id, key, *claimed)))
     return revealed
