@@ -48,14 +48,16 @@ from bot.slack.people import People
 from bot.slack.retries import EventLedger
 from bot.storage import open_store
 from bot.storage.base import Store
+from bot.storage.dynamodb.table import TableMissing
 from bot.web import create_flask
 from bot.wizard.service import Wizard
 
 log = logging.getLogger(__name__)
 
-# Bolt runs every listener in this pool, its ack first and then its slow part (Slack posts, IAM
-# reads). Bolt's default of 5 threads let a burst of slow parts hold back later acks
-# (BENCHMARKS.md: 50 submissions at once); the pool carries each request's log ids too.
+# Bolt acks in the request's own thread (process_before_response: the ack function is all that runs
+# before the answer) and runs the slow parts, the lazy listeners, in this pool. Bolt's default of 5
+# threads let a burst of slow parts wait (BENCHMARKS.md: 50 submissions at once); the pool carries
+# each request's log ids too. On AWS Lambda the lazy listeners are other invocations instead.
 LISTENER_THREADS = 32
 CATALOG_REFRESH_SECONDS = 300.0
 LINK_EXPIRY_SECONDS = 30.0
@@ -91,9 +93,12 @@ def build_services(
     client: WebClient | None = None,
     leases: Leases | None = None,
     executor: Executor | None = None,
+    background: Executor | None = None,
 ) -> Services:
     """Build and wire every service. Arguments left out are made from ``settings`` (tests pass
-    their own); ``executor`` runs provisioning and the work after a reveal attempt."""
+    their own); ``executor`` runs provisioning and the work after a reveal attempt, ``background``
+    the views' refreshes (App Home, progress lines). On AWS Lambda both run inline
+    (:mod:`bot.serverless`): a frozen function would never run them later."""
     store = store or open_store(settings)
     iam = iam or IamGateway(*make_clients())
     client = client or make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
@@ -110,7 +115,7 @@ def build_services(
     )
     sealer = sealer_for(settings)
     channel = settings.approval_channel_id
-    board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds)
+    board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds, background)
     views = Views(board)
     keys = KeyKeeper(iam)
     # Credentials: sealed, delivered, revealed once, re-issued, expired.
@@ -136,7 +141,7 @@ def build_services(
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
     desk = StatusDesk(store, people, messenger, approvals)
-    home = HomeTab(store, desk, people, messenger)
+    home = HomeTab(store, desk, people, messenger, background)
     views.home = home
     jobs = PeriodicJobs(
         [
@@ -178,7 +183,9 @@ def build_bolt(services: Services, **app_options: Any) -> App:
     settings = services.settings
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     options: dict[str, Any] = {
-        "process_before_response": False,
+        # The ack function runs to its end before Slack gets the answer, then the lazy listeners
+        # start: what they need from the ack's work (a filed request) is in the store by then.
+        "process_before_response": True,
         "raise_error_for_unhandled_request": False,
         "listener_executor": logs.ContextExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
         **app_options,
@@ -236,6 +243,9 @@ def create_app() -> Flask:
     logs.configure(settings.log_format, settings.log_level)
     try:
         return build_bot(settings).flask
+    except TableMissing as error:
+        log.error("start-up: %s", error)  # names `iam-user-bot init-store`
+        raise SystemExit(3) from None
     except (BoltError, OSError) as error:
         # Bolt checks the token with auth.test at start-up: say what failed in one line, not a traceback.
         where = settings.slack_base_url

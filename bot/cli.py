@@ -60,10 +60,11 @@ def _audit(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from bot.storage import open_database
+    from bot.storage import describe, open_from_environment
 
+    dynamodb = os.environ.get("STORE", "").strip().lower() == "dynamodb"
     path = Path(os.environ.get("DATABASE_PATH", "iam-user-bot.db"))
-    if not path.exists():
+    if not dynamodb and not path.exists():
         print(f"audit: no database at {path} (set DATABASE_PATH)", file=sys.stderr)
         return 2
     since = None
@@ -79,10 +80,11 @@ def _audit(args: argparse.Namespace) -> int:
             from datetime import UTC
 
             since = since.replace(tzinfo=UTC)
+    where = describe(os.environ) if dynamodb else str(path)
     try:
-        events = open_database(path).audit_events(since=since)
+        events = open_from_environment(os.environ).audit_events(since=since)
     except Exception as error:  # not a database, a directory, a newer schema: one line, no traceback
-        print(f"audit: cannot read the audit log at {path}: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"audit: cannot read the audit log at {where}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     rows = [e.model_dump(mode="json") for e in events]
     if args.format == "json":
@@ -117,6 +119,19 @@ def _manifest(args: argparse.Namespace) -> int:
         print(f"manifest: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(to_text(manifest, args.format))
+    return 0
+
+
+def _init_store(args: argparse.Namespace) -> int:
+    from bot.storage import describe, init_store
+
+    try:
+        done = init_store(os.environ)
+    except Exception as error:  # refused by AWS, not writable: one line, no traceback
+        print(f"init-store: {describe(os.environ)}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    for line in done:
+        print(line)
     return 0
 
 
@@ -186,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--socket-mode", action="store_true", help="Socket Mode: no request URLs")
     manifest.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format (default yaml)")
     manifest.set_defaults(run=_manifest)
+    init = commands.add_parser(
+        "init-store", help="create (or migrate) the SQLite file or the DynamoDB table STORE names; idempotent"
+    )
+    init.set_defaults(run=_init_store)
     policy = commands.add_parser("policy", help="print an IAM policy document the bot uses")
     policy.add_argument(
         "name",

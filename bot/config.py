@@ -27,6 +27,7 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 # The rules across variables (README, "Configuration"), worded once for Settings and ``check``.
 APPROVERS_MISSING = "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"
 SIGNING_SECRET_MISSING = "SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)"  # noqa: S105
+DYNAMODB_TABLE_MISSING = "DYNAMODB_TABLE is required with STORE=dynamodb"
 # Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
 MIN_BOT_TOKEN_LENGTH = 16
 # Shortest CUSTOM_PASSWORD_SEALING_KEY accepted: 32 characters (``secrets.token_urlsafe(32)`` gives 43).
@@ -60,6 +61,10 @@ class Settings(BaseSettings):
     requester_usergroup_id: str | None = None
     public_base_url: AnyHttpUrl
     database_path: Path = Path("iam-user-bot.db")
+    # Where the state lives (contract, section 6): the SQLite file above, or a DynamoDB table that
+    # several processes and hosts share (reached through the standard boto3 chain).
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    dynamodb_table: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
@@ -91,7 +96,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "approver_usergroup_id", "requester_usergroup_id", "slack_app_token", "slack_signing_secret", mode="before"
+        "approver_usergroup_id",
+        "requester_usergroup_id",
+        "slack_app_token",
+        "slack_signing_secret",
+        "dynamodb_table",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -143,6 +153,8 @@ class Settings(BaseSettings):
             raise ValueError(APPROVERS_MISSING)
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError(SIGNING_SECRET_MISSING)
+        if self.store == "dynamodb" and not self.dynamodb_table:
+            raise ValueError(DYNAMODB_TABLE_MISSING)
         return self
 
     @property
@@ -174,6 +186,8 @@ def cross_field_problems(environ: Mapping[str, str]) -> list[str]:
         problems.append(APPROVERS_MISSING)
     if not values.get("SLACK_APP_TOKEN") and not values.get("SLACK_SIGNING_SECRET"):
         problems.append(SIGNING_SECRET_MISSING)
+    if values.get("STORE", "").strip().lower() == "dynamodb" and not values.get("DYNAMODB_TABLE"):
+        problems.append(DYNAMODB_TABLE_MISSING)
     return problems
 
 

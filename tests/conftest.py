@@ -34,7 +34,9 @@ BROWSER_FIXTURES = {"chromium"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & E2E_FIXTURES:
+        callspec = getattr(item, "callspec", None)
+        on_moto = callspec is not None and callspec.params.get("store_factory") == "dynamodb"
+        if fixtures & E2E_FIXTURES or on_moto:
             item.add_marker(pytest.mark.e2e)
         if fixtures & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)

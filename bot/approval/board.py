@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 
 from cachetools import LRUCache
@@ -34,9 +35,17 @@ class ApprovalBoard:
     Args:
         channel: ``APPROVAL_CHANNEL_ID``.
         pending_ttl_seconds: ``PENDING_REQUEST_TTL_SECONDS``, for the "expires" line.
+        executor: where progress updates run (default: their own thread; inline on AWS Lambda).
     """
 
-    def __init__(self, store: Store, messenger: Messenger, channel: str, pending_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        messenger: Messenger,
+        channel: str,
+        pending_ttl_seconds: int,
+        executor: Executor | None = None,
+    ) -> None:
         self.store = store
         self.messenger = messenger
         self.channel = channel
@@ -49,7 +58,7 @@ class ApprovalBoard:
         self._guard = threading.Lock()
         # Progress updates go through their own thread: a slow or rate-limited chat.update must
         # never hold up the IAM steps (or the lease they renew).
-        self._progress_pool = logs.ContextExecutor(max_workers=1, thread_name_prefix="progress")
+        self._progress_pool = executor or logs.ContextExecutor(max_workers=1, thread_name_prefix="progress")
 
     def expires_at(self, request: OnboardingRequest) -> datetime:
         """When a pending request expires: ``PENDING_REQUEST_TTL_SECONDS`` after filing."""

@@ -15,7 +15,7 @@ or Slack (the database file is created and migrated if it does not exist yet).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,14 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from bot.aws.selfcheck import check_client
-from bot.config import APPROVERS_MISSING, SIGNING_SECRET_MISSING, Settings, cross_field_problems, describe_errors
+from bot.config import (
+    APPROVERS_MISSING,
+    DYNAMODB_TABLE_MISSING,
+    SIGNING_SECRET_MISSING,
+    Settings,
+    cross_field_problems,
+    describe_errors,
+)
 from bot.ops.check_aws import check_aws
 from bot.ops.check_slack import check_slack
 from bot.ops.report import CheckLine, Inputs
@@ -39,12 +46,15 @@ CONFIG_FIXES = {
     "REQUESTER_USER_IDS": "use member IDs (profile → ⋮ → Copy member ID, U…), separated by commas",
     "PUBLIC_BASE_URL": "set the bot's external address, like https://iam-bot.example.org",
     "DATABASE_PATH": "point it at a writable file on persistent local storage",
+    "STORE": "set it to sqlite (the default) or dynamodb",
+    "DYNAMODB_TABLE": "use the table's name; `iam-user-bot init-store` creates it",
 }
 CROSS_FIELD_FIXES = {
     APPROVERS_MISSING: "set APPROVER_USER_IDS to approvers' member IDs (U…), or APPROVER_USERGROUP_ID to a "
     "user group (S…)",
     SIGNING_SECRET_MISSING: "copy the Signing Secret from the app's Basic Information page, or set SLACK_APP_TOKEN "
     "for Socket Mode",
+    DYNAMODB_TABLE_MISSING: "set DYNAMODB_TABLE to the table's name (`iam-user-bot init-store` creates it)",
 }
 CONFIG_FIX_DEFAULT = "set it as the README's Configuration table says"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -73,12 +83,21 @@ def check_configuration() -> tuple[list[CheckLine], Settings | None]:
     return [CheckLine("configuration", True, f"{mode}, approvals in {settings.approval_channel_id}")], settings
 
 
-def check_database(path: Path) -> CheckLine:
-    """Open (create, migrate) the database; a warning when group or others may read its files."""
-    from bot.storage import open_database
+def check_database(path: Path, environ: Mapping[str, str] | None = None) -> CheckLine:
+    """The store: the SQLite file at ``path`` (created and migrated; a warning when group or
+    others may read its files), or with ``STORE=dynamodb`` in ``environ`` the DynamoDB table (it
+    must exist: ``iam-user-bot init-store`` creates it)."""
+    from bot.storage import describe, open_from_environment
 
+    environ = dict(environ if environ is not None else os.environ)
+    if environ.get("STORE", "").strip().lower() == "dynamodb":
+        try:
+            version = open_from_environment(environ).schema_version
+        except Exception as error:
+            return CheckLine("store", False, f"{describe(environ)}: {error}", "run `iam-user-bot init-store`")
+        return CheckLine("store", True, f"{describe(environ)} at schema version {version}")
     try:
-        version = open_database(path).schema_version
+        version = open_from_environment({**environ, "DATABASE_PATH": str(path)}).schema_version
     except Exception as error:
         return CheckLine(
             "database",

@@ -65,7 +65,8 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None,
 
 
 class MotoServer:
-    """moto's HTTP server in a subprocess, with AWS managed policies loaded."""
+    """moto server in a subprocess (one request at a time: :mod:`bot.sandbox.moto_serial`), with AWS
+    managed policies loaded."""
 
     def __init__(self, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -77,7 +78,7 @@ class MotoServer:
         env = {**os.environ, **MOTO_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
         out = open(self._log_path, "wb") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)],
+            [sys.executable, "-m", "bot.sandbox.moto_serial", "-H", LOOPBACK, "-p", str(self.port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

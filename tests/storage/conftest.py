@@ -7,6 +7,7 @@ process (or host) would; ``store`` is the first one. Adding a backend is one mor
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,21 +15,36 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.storage.base import Store
+from bot.storage.dynamodb import DynamoStore
+from bot.storage.dynamodb.schema import create_table
+from bot.storage.dynamodb.table import Table
 from bot.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from tests.conftest import Clock
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "dynamodb"]
 
 StoreFactory = Callable[[], Store]
 
 
-def _open(backend: str, tmp_path: Path, clock: Clock) -> Store:
+def _open(backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest) -> Store:
     """One new store instance of ``backend`` over this test's backing data."""
     if backend == "sqlite":
         return SqliteStore(tmp_path / "contract.db", clock=clock)
+    if backend == "dynamodb":
+        # One table per test on moto server (as in production, several instances share it).
+        table = request.getfixturevalue("dynamodb_table")
+        return DynamoStore(table, clock=clock, client=request.getfixturevalue("moto_server").boto3_client("dynamodb"))
     raise ValueError(f"no such storage backend: {backend}")
+
+
+@pytest.fixture
+def dynamodb_table(moto_server) -> str:
+    """A new bot table on moto server, created as ``iam-user-bot init-store`` does."""
+    name = f"iam-user-bot-{uuid.uuid4().hex[:12]}"
+    create_table(Table(name, moto_server.boto3_client("dynamodb")))
+    return name
 
 
 @pytest.fixture(params=BACKENDS, ids=str)
@@ -37,7 +53,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) 
     opened: list[Store] = []
 
     def make() -> Store:
-        store = _open(request.param, tmp_path, clock)
+        store = _open(request.param, tmp_path, clock, request)
         opened.append(store)
         return store
 
