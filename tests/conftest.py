@@ -167,6 +167,17 @@ def iam(moto_server: MotoServer) -> Iterator:
             client.delete_login_profile(UserName=name)
         for key in client.list_access_keys(UserName=name)["AccessKeyMetadata"]:
             client.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+        for cert in client.list_signing_certificates(UserName=name)["Certificates"]:
+            client.delete_signing_certificate(UserName=name, CertificateId=cert["CertificateId"])
+        for ssh in client.list_ssh_public_keys(UserName=name)["SSHPublicKeys"]:
+            client.delete_ssh_public_key(UserName=name, SSHPublicKeyId=ssh["SSHPublicKeyId"])
+        for credential in client.list_service_specific_credentials(UserName=name)["ServiceSpecificCredentials"]:
+            credential_id = credential["ServiceSpecificCredentialId"]
+            client.delete_service_specific_credential(UserName=name, ServiceSpecificCredentialId=credential_id)
+        for device in client.list_mfa_devices(UserName=name)["MFADevices"]:
+            client.deactivate_mfa_device(UserName=name, SerialNumber=device["SerialNumber"])
+            with contextlib.suppress(client.exceptions.NoSuchEntityException):
+                client.delete_virtual_mfa_device(SerialNumber=device["SerialNumber"])
         for group in client.list_groups_for_user(UserName=name)["Groups"]:
             client.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
         for policy in client.list_attached_user_policies(UserName=name)["AttachedPolicies"]:

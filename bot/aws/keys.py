@@ -1,5 +1,7 @@
 """Credentials of existing users: a new access key for an old one, a new console password, a key
-switched off, a password nobody knows. The writes behind re-issued and expired one-time links.
+switched off, a password nobody knows, a user with every credential off. The writes behind
+re-issued and expired one-time links, key rotation and disabling a user (its owner left, its
+credentials went unused, an approver said so).
 
 Every method first confirms the user carries ``iam-user-bot:managed=true``
 (:meth:`~bot.aws.iam.IamGateway.require_managed`): a user the bot did not create is refused
@@ -7,11 +9,27 @@ with ``NotManaged`` before any write, as the bot's IAM policy would refuse it.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from botocore.exceptions import ClientError
 
-from bot.aws.clients import IamError, as_iam_error, error_code
+from bot.aws.clients import IamError, as_iam_error, error_code, gone
 from bot.aws.iam import IamGateway
+from bot.domain.lifecycle import KeyInfo
 from bot.domain.rules import PasswordPolicy, generate_password
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """What disabling one user switched off: the access keys made ``Inactive`` (ids) and whether a
+    login profile was deleted. Both empty when everything was off already (or the user is gone)."""
+
+    keys: tuple[str, ...] = ()
+    login_profile: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.keys) or self.login_profile
 
 
 class KeyKeeper:
@@ -93,3 +111,89 @@ class KeyKeeper:
                 return False
             raise
         return True
+
+    def list_keys(self, user_name: str, *, last_used: bool = False) -> list[KeyInfo]:
+        """The user's access keys, oldest first (``ListAccessKeys``: active and inactive alike); with
+        ``last_used``, each key's last use too (``GetAccessKeyLastUsed``, one call a key). Empty
+        when the user does not exist.
+
+        Raises:
+            IamError: IAM refused a read.
+        """
+        try:
+            listed = self.gateway.list("list_access_keys", "AccessKeyMetadata", UserName=user_name)
+            keys = []
+            for item in listed:
+                used = None
+                if last_used:
+                    answer = self.iam.get_access_key_last_used(AccessKeyId=item["AccessKeyId"])
+                    used = (answer.get("AccessKeyLastUsed") or {}).get("LastUsedDate")
+                keys.append(KeyInfo(str(item["AccessKeyId"]), str(item["Status"]), item["CreateDate"], used))
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return []
+            raise as_iam_error(error) from None
+        return sorted(keys, key=lambda key: key.created)
+
+    def create_access_key(self, user_name: str) -> tuple[str, str]:
+        """A new access key next to the user's others (``CreateAccessKey``); returns ``(access key
+        id, secret access key)``, the secret to go straight into a sealed link. IAM allows two keys
+        a user, inactive ones included: the caller makes room first.
+
+        Raises:
+            IamError: ``NotManaged``; IAM refused (``LimitExceeded`` with two keys already…).
+        """
+        self.gateway.require_managed(user_name, "CreateAccessKey")
+        try:
+            key = self.gateway.retry(lambda: self.iam.create_access_key(UserName=user_name))["AccessKey"]
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+    def delete_access_key(self, user_name: str, access_key_id: str) -> bool:
+        """``DeleteAccessKey``; False when the key (or user) was already gone.
+
+        Raises:
+            IamError: ``NotManaged``; IAM refused for another reason.
+        """
+        self.gateway.require_managed(user_name, "DeleteAccessKey")
+        try:
+            self.iam.delete_access_key(UserName=user_name, AccessKeyId=access_key_id)
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return False
+            raise as_iam_error(error) from None
+        return True
+
+    def disable_user(self, user_name: str) -> Disabled:
+        """Every credential of the user off, the user kept: each active access key
+        ``UpdateAccessKey Status=Inactive``, then ``DeleteLoginProfile`` (a console password cannot
+        be switched off; deleting the profile ends console access, and a new one restores it).
+
+        Idempotent: what is off already is left alone, and a user that does not exist gives an
+        empty :class:`Disabled`.
+
+        Raises:
+            IamError: ``NotManaged`` before any write; IAM refused a call.
+        """
+        self.gateway.require_managed(user_name, "UpdateAccessKey")
+        deactivated = []
+        try:
+            for key in self.list_keys(user_name):
+                if key.active:
+                    gone(
+                        lambda k=key: self.iam.update_access_key(
+                            UserName=user_name, AccessKeyId=k.key_id, Status="Inactive"
+                        )
+                    )
+                    deactivated.append(key.key_id)
+            try:
+                self.iam.delete_login_profile(UserName=user_name)
+                profile = True
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
+                profile = False
+        except ClientError as error:
+            raise as_iam_error(error) from None
+        return Disabled(tuple(deactivated), profile)

@@ -1,9 +1,11 @@
 """Taking IAM users apart: everything IAM requires gone first, in its order, then the user; and
-the bot-managed policies a failed request made. The writes of rollback (and offboarding).
+the bot-managed policies a failed request made. The writes of rollback and of offboarding's last
+step (which sweeps up whatever appeared after its plan was made).
 
-IAM's order (user guide, "Deleting an IAM user"): login profile, access keys, MFA devices
-(deactivated, then deleted), inline policies, managed policies, group memberships, then the
-user. Anything left makes ``DeleteUser`` fail with ``DeleteConflict``; a permissions boundary
+IAM's order (user guide, "Deleting an IAM user"): login profile, access keys, signing
+certificates, SSH public keys, service-specific credentials, MFA devices (deactivated, then a
+virtual one deleted), inline policies, managed policies, group memberships, then the user.
+Anything left makes ``DeleteUser`` fail with ``DeleteConflict``; a permissions boundary
 does not (it goes with the user), so the bot never removes one and its policy denies it.
 ``NoSuchEntity`` at any point counts as done. Only users tagged ``iam-user-bot:managed=true``
 are touched (:meth:`~bot.aws.iam.IamGateway.require_managed`), as the bot's policy allows.
@@ -16,6 +18,7 @@ from botocore.exceptions import ClientError
 from bot.aws.clients import CONSISTENCY_DELAYS, as_iam_error, error_code, gone, retry_on
 from bot.aws.iam import IamGateway
 from bot.domain.plan import MANAGED_TAG, REQUEST_ID_TAG
+from bot.domain.removal import is_virtual_mfa
 
 DELETE_CONFLICT_DELAYS = (0.5, 1, 2, 4, 8)
 
@@ -49,8 +52,9 @@ class Remover:
     def delete_user_completely(self, user_name: str) -> None:
         """Remove a user and everything attached to it, in the order IAM requires.
 
-        Order: login profile, access keys (every status), MFA devices, inline policies,
-        managed policies, groups, user (its boundary goes with it). ``NoSuchEntity`` counts as
+        Order: login profile, access keys (every status), signing certificates, SSH public keys,
+        service-specific credentials, MFA devices, inline policies, managed policies, groups,
+        user (its boundary goes with it). ``NoSuchEntity`` counts as
         done. ``DeleteConflict`` on the user (something appeared that a list did not show yet:
         eventual consistency) repeats the whole pass with backoff.
 
@@ -81,10 +85,23 @@ class Remover:
         gone(lambda: iam.delete_login_profile(UserName=user_name))
         for key in self.gateway.list("list_access_keys", "AccessKeyMetadata", UserName=user_name):
             gone(lambda k=key: iam.delete_access_key(UserName=user_name, AccessKeyId=k["AccessKeyId"]))
+        for cert in self.gateway.list("list_signing_certificates", "Certificates", UserName=user_name):
+            gone(lambda c=cert: iam.delete_signing_certificate(UserName=user_name, CertificateId=c["CertificateId"]))
+        for ssh in self.gateway.list("list_ssh_public_keys", "SSHPublicKeys", UserName=user_name):
+            gone(lambda k=ssh: iam.delete_ssh_public_key(UserName=user_name, SSHPublicKeyId=k["SSHPublicKeyId"]))
+        # Not paginated: IAM allows two service-specific credentials per service and user.
+        for credential in iam.list_service_specific_credentials(UserName=user_name)["ServiceSpecificCredentials"]:
+            credential_id = credential["ServiceSpecificCredentialId"]
+            gone(
+                lambda c=credential_id: iam.delete_service_specific_credential(
+                    UserName=user_name, ServiceSpecificCredentialId=c
+                )
+            )
         for device in self.gateway.list("list_mfa_devices", "MFADevices", UserName=user_name):
             serial = device["SerialNumber"]
             gone(lambda s=serial: iam.deactivate_mfa_device(UserName=user_name, SerialNumber=s))
-            gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
+            if is_virtual_mfa(serial):  # a hardware device is only deactivated: it is no IAM resource
+                gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
         for policy_name in self.gateway.list("list_user_policies", "PolicyNames", UserName=user_name):
             gone(lambda p=policy_name: iam.delete_user_policy(UserName=user_name, PolicyName=p))
         for policy in self.gateway.list("list_attached_user_policies", "AttachedPolicies", UserName=user_name):

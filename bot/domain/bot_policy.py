@@ -10,7 +10,8 @@ What a holder of the bot's credentials can do with this policy (contract, sectio
   tells a ``TagUser`` inside ``CreateUser`` from a later one, so the path is what keeps the tag off
   every other user: the bot cannot move a user into it (no ``iam:UpdateUser``). Untagging any
   ``iam-user-bot:`` key, and tagging one outside the path, is denied outright.
-* **Write** (passwords, access keys, policies, MFA devices, deletion) only on users that carry
+* **Write** (passwords, access keys, policies, MFA devices, signing certificates, SSH public keys,
+  service-specific credentials, deletion) only on users that carry
   ``iam-user-bot:managed=true`` (``aws:ResourceTag``); attaching and putting policies also need
   the configured boundary on the user, and attaching only the allowed policies (``iam:PolicyARN``).
 * **Add to groups** only the allowed groups (by name, or every group under a path): IAM checks
@@ -32,11 +33,13 @@ from typing import Any
 
 from bot.domain.plan import CHANGE_PASSWORD_POLICY_ARN, MANAGED_TAG, MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, USER_PATH
 
-# Reads the bot makes (catalog, account settings, quotas, expansion, the managed-tag check) and
-# check's simulation of its own policy.
+# Reads the bot makes (catalog, account settings, quotas, expansion, the managed-tag check, key
+# ages and last use, what a user holds before removal) and check's simulation of its own policy.
 READ_ACTIONS = (
+    "iam:GetAccessKeyLastUsed",
     "iam:GetAccountPasswordPolicy",
     "iam:GetAccountSummary",
+    "iam:GetLoginProfile",
     "iam:GetPolicy",
     "iam:GetUser",
     "iam:GetUserPolicy",
@@ -49,18 +52,25 @@ READ_ACTIONS = (
     "iam:ListGroupsForUser",
     "iam:ListMFADevices",
     "iam:ListPolicies",
+    "iam:ListSSHPublicKeys",
+    "iam:ListServiceSpecificCredentials",
+    "iam:ListSigningCertificates",
     "iam:ListUserPolicies",
     "iam:ListUserTags",
     "iam:ListUsers",
     "iam:SimulatePrincipalPolicy",
 )
-# Writes on a user that already exists: only where it carries iam-user-bot:managed=true.
+# Writes on a user that already exists: only where it carries iam-user-bot:managed=true (new keys
+# and passwords, rotation, disabling, and everything deleting a user needs first).
 MANAGED_USER_WRITES = (
     "iam:CreateAccessKey",
     "iam:CreateLoginProfile",
     "iam:DeactivateMFADevice",
     "iam:DeleteAccessKey",
     "iam:DeleteLoginProfile",
+    "iam:DeleteSSHPublicKey",
+    "iam:DeleteServiceSpecificCredential",
+    "iam:DeleteSigningCertificate",
     "iam:DeleteUser",
     "iam:DeleteUserPolicy",
     "iam:DetachUserPolicy",
