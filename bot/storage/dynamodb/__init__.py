@@ -16,6 +16,7 @@ from typing import Any
 from bot.domain.models import utcnow
 from bot.storage.dynamodb.drafts import DraftItems
 from bot.storage.dynamodb.journal import JournalItems
+from bot.storage.dynamodb.lifecycle import LifecycleItems
 from bot.storage.dynamodb.requests import RequestItems
 from bot.storage.dynamodb.schema import require_table
 from bot.storage.dynamodb.secrets import SecretItems
@@ -24,7 +25,7 @@ from bot.storage.dynamodb.table import TableMissing
 __all__ = ["DynamoStore", "TableMissing"]
 
 
-class DynamoStore(RequestItems, JournalItems, SecretItems, DraftItems):
+class DynamoStore(RequestItems, JournalItems, SecretItems, DraftItems, LifecycleItems):
     """All reads and writes of the bot's DynamoDB table (see :class:`bot.storage.base.Store`).
 
     Args:

@@ -173,13 +173,21 @@ class Table:
         }
         return self.put(item, condition="attribute_not_exists(pk)")
 
-    def put(self, item: dict[str, Any], condition: str | None = None, values: dict | None = None) -> dict[str, Any]:
+    def put(
+        self,
+        item: dict[str, Any],
+        condition: str | None = None,
+        values: dict | None = None,
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """A Put action for :meth:`transact`."""
         action: dict[str, Any] = {"TableName": self.name, "Item": encode(item)}
         if condition:
             action["ConditionExpression"] = condition
         if values:
             action["ExpressionAttributeValues"] = encode(values)
+        if names:
+            action["ExpressionAttributeNames"] = names
         return {"Put": action}
 
     def update(
