@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.lifecycle import LifecyclePolicy
 from bot.domain.risk import DEFAULT_SENSITIVE_PERMISSIONS
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -28,6 +29,7 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 APPROVERS_MISSING = "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"
 SIGNING_SECRET_MISSING = "SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)"  # noqa: S105
 DYNAMODB_TABLE_MISSING = "DYNAMODB_TABLE is required with STORE=dynamodb"
+NOTICE_NOT_BEFORE_MAX_AGE = "KEY_ROTATION_NOTICE_DAYS must be smaller than KEY_MAX_AGE_DAYS"
 # Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
 MIN_BOT_TOKEN_LENGTH = 16
 # Shortest CUSTOM_PASSWORD_SEALING_KEY accepted: 32 characters (``secrets.token_urlsafe(32)`` gives 43).
@@ -68,6 +70,13 @@ class Settings(BaseSettings):
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The users' life after onboarding (contract, section 5): key age, rotation notices, unused
+    # credentials (CIS AWS Foundations 1.12 and 1.14), and how often all of it is checked.
+    key_max_age_days: int = Field(default=90, ge=1, le=3650)
+    key_rotation_notice_days: int = Field(default=14, ge=0, le=3650)
+    key_rotation_enforce: bool = False
+    unused_credentials_days: int = Field(default=45, ge=1, le=3650)
+    lifecycle_check_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
     sensitive_permissions: CommaList = DEFAULT_SENSITIVE_PERMISSIONS
     sensitive_approvals_required: int = Field(default=2, ge=1, le=5)
     port: int = Field(default=3000, ge=1, le=65535)
@@ -155,7 +164,20 @@ class Settings(BaseSettings):
             raise ValueError(SIGNING_SECRET_MISSING)
         if self.store == "dynamodb" and not self.dynamodb_table:
             raise ValueError(DYNAMODB_TABLE_MISSING)
+        if self.key_rotation_notice_days >= self.key_max_age_days:
+            raise ValueError(NOTICE_NOT_BEFORE_MAX_AGE)
         return self
+
+    @property
+    def lifecycle_policy(self) -> LifecyclePolicy:
+        """``KEY_MAX_AGE_DAYS``, ``KEY_ROTATION_NOTICE_DAYS``, ``KEY_ROTATION_ENFORCE`` and
+        ``UNUSED_CREDENTIALS_DAYS`` as the lifecycle rules take them."""
+        return LifecyclePolicy(
+            max_age_days=self.key_max_age_days,
+            notice_days=self.key_rotation_notice_days,
+            enforce=self.key_rotation_enforce,
+            unused_days=self.unused_credentials_days,
+        )
 
     @property
     def socket_mode(self) -> bool:
@@ -188,6 +210,13 @@ def cross_field_problems(environ: Mapping[str, str]) -> list[str]:
         problems.append(SIGNING_SECRET_MISSING)
     if values.get("STORE", "").strip().lower() == "dynamodb" and not values.get("DYNAMODB_TABLE"):
         problems.append(DYNAMODB_TABLE_MISSING)
+    try:
+        notice = int(values.get("KEY_ROTATION_NOTICE_DAYS") or 14)
+        max_age = int(values.get("KEY_MAX_AGE_DAYS") or 90)
+    except ValueError:
+        notice, max_age = 0, 1  # a malformed number is the variable's own problem, named on its own
+    if notice >= max_age:
+        problems.append(NOTICE_NOT_BEFORE_MAX_AGE)
     return problems
 
 

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"bot.ops"},
     {"bot.credentials"},
     {"bot.provisioning"},
+    {"bot.lifecycle"},  # starts from approval (an approved removal), delivers through credentials
     {"bot.approval"},
     {"bot.wizard", "bot.selfservice"},
     {"bot.services", "bot.web"},

@@ -46,7 +46,8 @@ class Reveals:
         ``link_id`` is the ``<id>`` of ``/credentials/<id>``; the store knows the secret only by
         its digest (:func:`bot.domain.ids.link_digest`). Fast: the database step only.
         Afterwards, on :attr:`executor`: a successful reveal
-        updates the recipient's notice; a refused attempt on an already revealed secret raises
+        updates the recipient's notice and tells :attr:`changes` (a key rotation waiting for this
+        link finishes there); a refused attempt on an already revealed secret raises
         the interception alert (once per secret).
         """
         secret_id = link_digest(link_id)
@@ -65,7 +66,7 @@ class Reveals:
         row = self.store.secret_row(secret_id)
         if row is not None and row.revealed_at is not None:
             self.links.update_notice(row, messages.revealed_words(row.revealed_at))
-            self.changes.request_updated(row.request_id)
+            self.changes.link_revealed(row)
 
     def _after_refused(self, secret_id: str) -> None:
         row = self.store.secret_row(secret_id)

@@ -149,3 +149,11 @@ def parse_rotate_value(value: str) -> tuple[str, str] | None:
     if len(user_name) > 64 or not (16 <= len(key_id) <= 128) or not key_id.isalnum():
         return None
     return user_name, key_id
+
+
+@dataclass(frozen=True)
+class OwnedKeys:
+    """One of a person's bot-made users with its access keys (oldest first), as ``keys`` lists them."""
+
+    user_name: str
+    keys: tuple[KeyInfo, ...]

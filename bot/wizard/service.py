@@ -34,6 +34,7 @@ from bot.credentials.sealing import PasswordSealer, SealError
 from bot.domain.models import AccessType, OnboardingRequest, PasswordMode, RequestForm
 from bot.domain.rules import MAX_RECIPIENTS, suggest_user_name
 from bot.domain.states import OPEN_STATUSES
+from bot.slack.view_state import selected_users, selected_value, selected_values, ticked
 from bot.storage.base import Store
 from bot.wizard import review, views
 from bot.wizard.draft import (
@@ -44,10 +45,6 @@ from bot.wizard.draft import (
     Draft,
     ViewResult,
     preview_plan,
-    selected_users,
-    selected_value,
-    selected_values,
-    ticked,
 )
 from bot.wizard.forms import (
     copy_source_errors,
