@@ -26,7 +26,7 @@ from bot.provisioning.service import Provisioning
 from bot.slack.blocks import mention, untrusted_id
 from bot.slack.messenger import Messenger
 from bot.slack.people import People
-from bot.slack.wording import decision_verb, requester_notice
+from bot.slack.wording import decision_verb, requester_notice, status_words
 from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class Approvals:
             self.store.audit("refused_cancel", request_id=request_id, actor=actor, detail=detail)
             return Outcome(
                 False,
-                f"Request `{request_id}` is {current.status.words}, so it can no longer be cancelled. "
+                f"Request `{request_id}` is {status_words(current)}, so it can no longer be cancelled. "
                 "Nothing was changed.",
             )
         self.changes.request_moved(moved)

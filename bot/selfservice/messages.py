@@ -34,7 +34,7 @@ from bot.domain.records import SecretRow
 from bot.domain.states import RequestStatus
 from bot.slack.blocks import escape, mention, slack_date, truncate, user_names
 from bot.slack.request_blocks import decision_buttons, request_summary
-from bot.slack.wording import acted
+from bot.slack.wording import acted, status_words
 
 HOME_BLOCKS_MAX = VIEW_BLOCKS_MAX  # Slack: a Home tab view holds at most 100 blocks
 HOME_QUEUE_MAX = 15  # 3 blocks each
@@ -65,7 +65,7 @@ NOT_AN_APPROVER = "Only approvers have a queue of pending requests. `status` sho
 def request_line(request: OnboardingRequest) -> str:
     """One of the asker's own requests on one line: id, users, state in words, times."""
     return (
-        f"• `{request.id}` {user_names(request)}: *{request.status.words}*. "
+        f"• `{request.id}` {user_names(request)}: *{status_words(request)}*. "
         f"Filed {slack_date(request.created_at)}; {acted(request)}."
     )
 
@@ -80,7 +80,7 @@ def recipient_line(request: OnboardingRequest, recipient: str) -> str:
     """A request seen by one of its recipients: only their own IAM user(s), the state, who acted."""
     names = ", ".join(f"`{name}`" for name in own_user_names(request, recipient))
     return (
-        f"• {names} (request `{request.id}` from {mention(request.requester)}): *{request.status.words}*; "
+        f"• {names} (request `{request.id}` from {mention(request.requester)}): *{status_words(request)}*; "
         f"{acted(request)}."
     )
 
@@ -125,7 +125,7 @@ def request_detail(
     now: datetime,
 ) -> str:
     """One request in full, for its requester or an approver: summary, state, who acted, links."""
-    parts = [request_summary(request), f"*State* {request.status.words}: {acted(request)}."]
+    parts = [request_summary(request), f"*State* {status_words(request)}: {acted(request)}."]
     if request.status is RequestStatus.DENIED and request.reason:
         parts.append(f"*Reason* {escape(request.reason)}")
     if request.status is RequestStatus.FAILED and request.error:
@@ -144,7 +144,7 @@ def recipient_detail(request: OnboardingRequest, recipient: str) -> str:
     names = ", ".join(f"`{name}`" for name in own_user_names(request, recipient))
     return (
         f"Request `{request.id}` from {mention(request.requester)} creates IAM user {names} for you.\n"
-        f"*State* {request.status.words}: {acted(request)}."
+        f"*State* {status_words(request)}: {acted(request)}."
     )
 
 
