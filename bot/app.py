@@ -3,7 +3,8 @@
 Nothing else constructs a service: each takes its collaborators as arguments, so a test can hand
 any of them its own (a store with a controllable clock, an executor that runs at once, a second
 lease owner playing another process). Read top to bottom, :func:`build_services` is the flow of a
-request through the stages: wizard → approval → provisioning → credentials, with self-service
+request through the stages: wizard → approval → provisioning → credentials, then the users' life
+after it (lifecycle: rotation, owners who leave, unused credentials, removal), with self-service
 and the periodic jobs beside them.
 """
 
@@ -28,6 +29,7 @@ from bot.approval.service import Approvals
 from bot.aws.catalog import Catalog
 from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
+from bot.aws.inventory import Inventory
 from bot.aws.keys import KeyKeeper
 from bot.config import ConfigError, Settings, load_settings
 from bot.credentials.expiry import LinkExpiry
@@ -36,6 +38,15 @@ from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
 from bot.credentials.sealing import sealer_for
 from bot.domain.models import OnboardingRequest
+from bot.domain.records import SecretRow
+from bot.lifecycle.backfill import OwnerBackfill
+from bot.lifecycle.check import LifecycleCheck
+from bot.lifecycle.keysdesk import KeyDesk
+from bot.lifecycle.offboarding import Offboarding
+from bot.lifecycle.owned import OwnedUsers
+from bot.lifecycle.owners import Owners
+from bot.lifecycle.rotation import Rotations
+from bot.lifecycle.unused import UnusedCredentials
 from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning.lease import Leases
 from bot.provisioning.runner import Provisioner
@@ -62,15 +73,18 @@ LISTENER_THREADS = 32
 CATALOG_REFRESH_SECONDS = 300.0
 LINK_EXPIRY_SECONDS = 30.0
 RESUME_SECONDS = 300.0
+BACKFILL_SECONDS = 86400.0  # the owner tag back-fill runs at start; a daily re-run does nothing once done
 
 
 class Views:
     """What people see of a request, told of every change (:class:`bot.domain.changes.Changes`):
-    the approvers' message (:class:`ApprovalBoard`) and each person's App Home (:class:`HomeTab`)."""
+    the approvers' message (:class:`ApprovalBoard`) and each person's App Home (:class:`HomeTab`);
+    and a revealed link finishes the key rotation waiting for it (:class:`Rotations`)."""
 
     def __init__(self, board: ApprovalBoard) -> None:
         self.board = board
         self.home: HomeTab | None = None  # set once the Home exists (it needs the stages below)
+        self.rotations: Rotations | None = None  # set once the lifecycle stage exists (it needs the views)
 
     def request_moved(self, request: OnboardingRequest) -> None:
         self.board.refresh(request.id)
@@ -83,6 +97,11 @@ class Views:
     def request_updated(self, request_id: str) -> None:
         if self.home is not None:
             self.home.refresh_for_id(request_id)
+
+    def link_revealed(self, row: SecretRow) -> None:
+        if self.rotations is not None:
+            self.rotations.revealed(row)
+        self.request_updated(row.request_id)
 
 
 def build_services(
@@ -126,6 +145,18 @@ def build_services(
     # Provisioning, started by the final approval; approval, started by the wizard.
     provisioner = Provisioner(store, iam, leases, on_step_done=views.step_done)
     provisioning = Provisioning(store, iam, catalog, links, sealer, messenger, views, leases, executor, provisioner)
+    # The users' life after onboarding: rotation, owners who leave, unused credentials, removal.
+    policy = settings.lifecycle_policy
+    inventory = Inventory(iam)
+    owned = OwnedUsers(store, iam)
+    rotations = Rotations(store, iam, keys, links, messenger, views, policy, channel)
+    views.rotations = rotations
+    owners = Owners(store, owned, keys, messenger, views, channel)
+    unused = UnusedCredentials(store, keys, messenger, people, channel, policy.unused_days)
+    lifecycle_check = LifecycleCheck(store, inventory, keys, messenger, rotations, unused, owners, policy)
+    backfill = OwnerBackfill(store, iam, inventory)
+    offboarding = Offboarding(store, iam, inventory, provisioner, leases, messenger, views, executor)
+    key_desk = KeyDesk(store, owned, keys, policy)
     approvals = Approvals(
         store,
         iam,
@@ -134,20 +165,24 @@ def build_services(
         board,
         views,
         provisioning,
+        offboarding,
         settings.sensitive_permissions,
         settings.sensitive_approvals_required,
     )
     pending_expiry = PendingExpiry(store, board, messenger, people, views, settings.pending_request_ttl_seconds)
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
-    desk = StatusDesk(store, people, messenger, approvals)
-    home = HomeTab(store, desk, people, messenger, background)
+    desk = StatusDesk(store, people, messenger, approvals, key_desk)
+    home = HomeTab(store, desk, key_desk, people, messenger, background)
     views.home = home
     jobs = PeriodicJobs(
         [
             Job("catalog_refresh", CATALOG_REFRESH_SECONDS, catalog.refresh, at_start=True),
             # Provisioning a stopped or crashed process left half-done: resumed or rolled back.
             Job("resume_interrupted", RESUME_SECONDS, provisioning.resume_interrupted, at_start=True),
+            Job("resume_removals", RESUME_SECONDS, offboarding.resume_interrupted, at_start=True),
+            Job("owner_backfill", BACKFILL_SECONDS, backfill.run, at_start=True),
+            Job("lifecycle_check", settings.lifecycle_check_interval_seconds, lifecycle_check.run),
             Job("pending_expiry", settings.expiry_check_interval_seconds, pending_expiry.sweep, at_start=True),
             Job("link_expiry", LINK_EXPIRY_SECONDS, link_expiry.expire_due),
         ]
@@ -168,6 +203,13 @@ def build_services(
         link_expiry=link_expiry,
         provisioning=provisioning,
         approvals=approvals,
+        offboarding=offboarding,
+        rotations=rotations,
+        owners=owners,
+        unused=unused,
+        lifecycle_check=lifecycle_check,
+        backfill=backfill,
+        key_desk=key_desk,
         pending_expiry=pending_expiry,
         wizard=wizard,
         desk=desk,

@@ -1,5 +1,6 @@
 """Button clicks: approve, deny (opens the reason modal), the link button's no-op ack, the
 one-time link actions: Send a new link (recipient), Rotate / Re-issue credentials (approvers);
+the lifecycle's Rotate (a key's owner) and Disable (approvers, on the unused-credentials digest);
 and choosing recipients in the request form, which suggests IAM user names."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from slack_bolt import Ack, App
 
 from bot.approval.message import deny_reason_modal
 from bot.credentials.messages import REISSUE_ACTION, RESEND_ACTION, ROTATE_ACTION
+from bot.lifecycle.messages import DISABLE_ACTION
+from bot.lifecycle.messages import ROTATE_ACTION as ROTATE_KEY_ACTION
 from bot.slack.messenger import Messenger
 from bot.wizard.draft import DETAILS
 from bot.wizard.service import suggestion_view
@@ -106,6 +109,20 @@ def register_link_actions(app: App, services: Services) -> None:
         outcome = services.reissues.rotate(action.get("value") or "", user_id, _message_ref(body))
         tell(services.messenger, _where(body), user_id, outcome.message)
 
+    def rotate_key(body: dict, action: dict) -> None:
+        """``rotate_access_key``: the key's owner only (checked against IAM at click time)."""
+        user_id = body["user"]["id"]
+        outcome = services.rotations.rotate(action.get("value") or "", user_id)
+        tell(services.messenger, _where(body), user_id, outcome.message)
+
+    def disable_user(body: dict, action: dict) -> None:
+        """``disable_iam_user`` on the unused-credentials digest: approvers only."""
+        user_id = body["user"]["id"]
+        outcome = services.unused.disable(action.get("value") or "", user_id, _message_ref(body))
+        tell(services.messenger, _where(body), user_id, outcome.message)
+
     app.action(RESEND_ACTION)(ack=ack_only, lazy=[resend])
     app.action(ROTATE_ACTION)(ack=ack_only, lazy=[rotate])
     app.action(REISSUE_ACTION)(ack=ack_only, lazy=[rotate])
+    app.action(ROTATE_KEY_ACTION)(ack=ack_only, lazy=[rotate_key])
+    app.action(DISABLE_ACTION)(ack=ack_only, lazy=[disable_user])

@@ -1,4 +1,5 @@
-"""Modal submissions: the request wizard's views (and its Back button) and the deny reason."""
+"""Modal submissions: the request wizard's views (and its Back button), the removal form and the
+deny reason."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 from slack_bolt import Ack, App
 
 from bot.approval.message import DENY_CALLBACK_ID, parse_deny_metadata
+from bot.lifecycle.removal_form import REMOVAL_CALLBACK_ID
 from bot.wizard.views import BACK_ACTION_ID, MODAL_CALLBACK_ID, message_view
 from handlers import ack_only, actions
 
@@ -62,6 +64,30 @@ def register(app: App, services: Services) -> None:
         if not outcome.ok:
             actions.tell(services.messenger, channel, body["user"]["id"], outcome.message)
 
+    def removal_submitted(ack: Ack, body: dict, view: dict) -> None:
+        """The removal form: checked at the field against IAM (the users' managed tags, at most 10
+        reads in parallel), filed as a pending request before the ack; a retried submission of the
+        same view files nothing more."""
+        user_id = body["user"]["id"]
+        decision = approvals.may_request(user_id)
+        if not decision.allowed:
+            ack(response_action="update", view=message_view(decision.reason))
+            return
+        checked = services.offboarding.check_form((view.get("state") or {}).get("values") or {})
+        if isinstance(checked, dict):
+            ack(response_action="errors", errors=checked)
+            return
+        if services.store.remember_event(f"view_submission:{view.get('id')}:{view.get('hash')}"):
+            request = approvals.file(user_id, checked)
+            services.offboarding.remember_filed(view, user_id, request.id)
+        ack()
+
+    def removal_announce(body: dict, view: dict) -> None:
+        request = services.offboarding.filed_request(view, body["user"]["id"])
+        if request is not None:
+            approvals.announce(request)
+
     app.view(MODAL_CALLBACK_ID)(ack=onboarding_submitted, lazy=[announce])
+    app.view(REMOVAL_CALLBACK_ID)(ack=removal_submitted, lazy=[removal_announce])
     app.action(BACK_ACTION_ID)(ack=ack_only, lazy=[back_clicked])
     app.view(DENY_CALLBACK_ID)(ack=deny_reason_submitted, lazy=[deny])

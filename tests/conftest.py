@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox import moto_iam
 from bot.sandbox.processes import BotProcess, MotoServer
 from bot.sandbox.slack_standin import SlackStandIn
 from bot.sandbox.slack_user import SlackUser
+
+# In-process moto (mock_aws) gets the same closer-to-IAM behaviour as the tests' moto server
+# (service-specific credentials, a DeleteUser that refuses while anything is left).
+moto_iam.install()
 
 REQUESTER = "U0REQUEST1"
 APPROVER = "U0APPROVE1"

@@ -50,13 +50,15 @@ HELP_TEXT = (
     "• `status R-XXXXXXXX`: one request in full.\n"
     "• `pending` (approvers): the requests waiting for a decision.\n"
     "• `cancel R-XXXXXXXX`: withdraw your request while it waits for approval.\n"
+    "• `keys` (DM me, or `/iam-user keys`): your IAM users and their access keys, with their age.\n"
+    "• `/iam-user remove`: ask to disable or delete IAM users I made (approved like a new user).\n"
     "• `help`: this message.\n"
     "New users get their credentials through a one-time link in a private message from me; "
     "my App Home tab lists links you have not opened yet."
 )
 HINT = (
-    "I answer `status`, `status <request id>`, `pending`, `cancel <request id>` and `help`. "
-    "`/iam-user new` files a request."
+    "I answer `status`, `status <request id>`, `pending`, `cancel <request id>`, `keys` and `help`. "
+    "`/iam-user new` files a request, `/iam-user remove` a removal."
 )
 NO_SUCH_REQUEST = "I know of no request `{request_id}` of yours. `status` lists the ones I can show you."
 NOT_AN_APPROVER = "Only approvers have a queue of pending requests. `status` shows your own."
@@ -203,6 +205,7 @@ class HomeContent:
     secrets: Sequence[SecretRow]
     queue: Sequence[QueueItem] | None
     now: datetime
+    lifecycle: Sequence[Block] = ()  # the viewer's keys with Rotate; for approvers keys due, owners gone
     own_more: int = 0
     received_more: int = 0
     queue_more: int = 0
@@ -214,7 +217,9 @@ def home_view(content: HomeContent) -> View:
     Sections, each only when it has something: the approver's queue with Approve/Deny
     (``approve_request`` / ``deny_request``, value = request id, block ``queue_<id>``); the
     viewer's unopened one-time links with **Send a new link** (``resend_credential_link``,
-    value = secret id); the viewer's own requests; IAM users others requested for them.
+    value = secret id); the viewer's users and access keys with **Rotate** (``rotate_access_key``)
+    and, for approvers, keys due for rotation and owners who left; the viewer's own requests; IAM
+    users others requested for them.
     At most :data:`HOME_BLOCKS_MAX` blocks whatever the counts.
     """
     blocks: list[Block] = [HeaderBlock(block_id="home_header", text="IAM user requests")]
@@ -257,6 +262,8 @@ def home_view(content: HomeContent) -> View:
             )
         blocks += _more(len(content.secrets) - HOME_SECRETS_MAX, "Open the links you have first.")
         blocks.append(DividerBlock())
+    if content.lifecycle:
+        blocks += [*content.lifecycle, DividerBlock()]
     blocks.append(_section("*Your requests*", "own"))
     if content.own:
         for request in content.own[:HOME_OWN_MAX]:

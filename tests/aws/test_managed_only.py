@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from bot.aws.clients import IamError
 from bot.aws.iam import IamGateway
+from bot.aws.inventory import Inventory
 from bot.aws.keys import KeyKeeper
 from bot.aws.removal import Remover
 from bot.aws.steps import RunContext, StepRunner
@@ -75,10 +76,18 @@ def test_credential_writes_refuse_a_user_without_the_managed_tag(world: World) -
     assert_refused(world, lambda: keys.reset_login_password("admin", PasswordPolicy()), "UpdateLoginProfile")
     assert_refused(world, lambda: keys.deactivate_access_key("admin", key_id), "UpdateAccessKey")
     assert_refused(world, lambda: keys.lock_login_profile("admin"), "UpdateLoginProfile")
+    # The lifecycle's writes: rotation, disabling (owner left, unused), the owner tag back-fill.
+    assert_refused(world, lambda: keys.create_access_key("admin"), "CreateAccessKey")
+    assert_refused(world, lambda: keys.delete_access_key("admin", key_id), "DeleteAccessKey")
+    assert_refused(world, lambda: keys.disable_user("admin"), "UpdateAccessKey")
+    assert_refused(world, lambda: Inventory(world.gateway).tag_owner("admin", "U0FORGER01"), "TagUser")
     # The control: the bot's own user is served.
     world.calls.clear()
     assert keys.lock_login_profile("made.by.bot")
     assert world.writes() == ["UpdateLoginProfile"]
+    world.calls.clear()
+    assert keys.disable_user("made.by.bot").login_profile is True
+    assert world.writes() == ["DeleteLoginProfile"]
 
 
 def test_removal_refuses_a_user_without_the_managed_tag(world: World) -> None:
@@ -102,6 +111,11 @@ def test_removal_refuses_a_user_without_the_managed_tag(world: World) -> None:
         (StepKind.CREATE_ACCESS_KEY, None, "CreateAccessKey"),
         (StepKind.ADD_USER_TO_GROUP, "admins", "AddUserToGroup"),
         (StepKind.ATTACH_USER_POLICY, "arn:aws:iam::123456789012:policy/Admin", "AttachUserPolicy"),
+        (StepKind.DEACTIVATE_ACCESS_KEY, "AKIAEXAMPLEEXAMPLE01", "DeactivateAccessKey"),
+        (StepKind.DELETE_LOGIN_PROFILE, None, "DeleteLoginProfile"),
+        (StepKind.DELETE_ACCESS_KEY, "AKIAEXAMPLEEXAMPLE01", "DeleteAccessKey"),
+        (StepKind.DETACH_USER_POLICY, "arn:aws:iam::123456789012:policy/Admin", "DetachUserPolicy"),
+        (StepKind.DELETE_USER, None, "DeleteUser"),
     ],
 )
 def test_plan_steps_refuse_a_user_without_the_managed_tag(world: World, kind: StepKind, target, operation) -> None:

@@ -66,12 +66,14 @@ EVENT_SUBSCRIPTIONS: dict[str, set[str]] = {
     "message": {"message.im"},
     "app_home_opened": {"app_home_opened"},
     "app_mention": {"app_mention"},
+    "user_change": {"user_change"},
 }
 # Scopes each event subscription needs (Slack's event reference pages).
 EVENT_SCOPES: dict[str, set[str]] = {
     "message.im": {"im:history"},
     "app_home_opened": set(),
     "app_mention": {"app_mentions:read"},
+    "user_change": {"users:read"},  # a member's profile changed, or their account was deactivated
 }
 API_METHODS = {name for name in vars(WebClient) if not name.startswith("_")}
 
