@@ -85,6 +85,13 @@ class SlackWorkspace:
         with self._cond:
             self._add_user(user_id, name, email, real_name or name, is_bot=is_bot)
 
+    def deactivate_user(self, user_id: str) -> dict[str, Any]:
+        """Deactivate a member, as a workspace admin does: users.info answers ``deleted: true`` from
+        now on. Returns the user object a ``user_change`` event carries."""
+        with self._cond:
+            self._users[user_id]["deleted"] = True
+            return copy.deepcopy(self._users[user_id])
+
     def add_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
         """Members of ``usergroup_id`` (an ``S...`` id) as usergroups.users.list answers them."""
         with self._cond:

@@ -1,0 +1,141 @@
+"""A bot built in process for the lifecycle tests: real IAM calls to moto server, real Slack calls
+to the stand-in, a store whose clock the test moves (key ages and last uses are "now" minus what
+moto recorded, so moving the clock ages every key)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import build_services
+from bot.aws.iam import IamGateway
+from bot.config import load_settings
+from bot.credentials.vault import b64url_decode, open_sealed
+from bot.domain.ids import link_digest
+from bot.domain.models import AccessType, RequestForm
+from bot.domain.plan import MANAGED_TAG, OWNER_TAG, REQUEST_ID_TAG, USER_PATH
+from bot.domain.states import RequestEvent
+from bot.services import Services
+from bot.slack.messenger import make_web_client
+from bot.storage.sqlite import SqliteStore
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, REQUESTER, SECOND_APPROVER, Clock
+from tests.support.provisioning import OPEN, Recorder
+
+
+@dataclass
+class Life:
+    """The in-process bot and what the test inspects."""
+
+    services: Services
+    store: SqliteStore
+    clock: Clock
+    iam: Any
+    slack: Any
+    moto: Any
+    executor: ThreadPoolExecutor
+    recorder: Recorder
+
+    def drain(self) -> None:
+        """Wait for the work handed to the executor (one worker: FIFO)."""
+        self.executor.submit(lambda: None).result(timeout=30)
+
+    def user(self, name: str, owner: str, *, console: bool = True, key: bool = True, request_id: str | None = None) -> str:
+        """A bot-made user as provisioning leaves it: its provisioned request in the store, the user
+        under /iam-user-bot/ with the bot's tags, a login profile and an access key. Its request id."""
+        if request_id is None:
+            form = RequestForm(
+                recipients=(owner,),
+                user_names=(name,),
+                access_types=frozenset({AccessType.CONSOLE, AccessType.PROGRAMMATIC}),
+                justification="lifecycle tests",
+            )
+            request_id = self.store.create_request(REQUESTER, form).id
+            for event in (RequestEvent.APPROVED, RequestEvent.PROVISIONING_STARTED, RequestEvent.PROVISIONED):
+                assert self.store.move_request(request_id, event, actor=APPROVER) is not None
+        tags = {MANAGED_TAG: "true", OWNER_TAG: owner, REQUEST_ID_TAG: request_id}
+        self.iam.create_user(UserName=name, Path=USER_PATH, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        if console:
+            self.iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!xyzXYZ")
+        if key:
+            self.iam.create_access_key(UserName=name)
+        return request_id
+
+    def keys(self, name: str) -> dict[str, str]:
+        """Access key id → status, as IAM holds them."""
+        return {k["AccessKeyId"]: k["Status"] for k in self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"]}
+
+    def dms(self, user: str) -> list[dict[str, Any]]:
+        """Persistent messages in the bot's DM with ``user`` (text and blocks as sent)."""
+        return [c.args for c in self.slack.calls("chat.postMessage") if c.args.get("channel") == f"D{user}"]
+
+    def posts(self, channel: str = APPROVAL_CHANNEL) -> list[dict[str, Any]]:
+        return [c.args for c in self.slack.calls("chat.postMessage") if c.args.get("channel") == channel]
+
+    def reveal_newest(self, recipient: str) -> dict[str, Any]:
+        """Reveal the newest one-time link sent to ``recipient`` through the bot's own reveal path."""
+        call = [c for c in self.slack.calls("chat.postEphemeral") if c.args.get("user") == recipient][-1]
+        urls = [e["url"] for b in blocks(call.args) if b["type"] == "actions" for e in b["elements"] if "url" in e]
+        page, key = urls[0].split("#", 1)
+        link_id = page.rsplit("/", 1)[1]
+        claimed = self.services.reveals.reveal(link_id)
+        assert claimed is not None, "a delivered link must reveal once"
+        self.drain()
+        return {"secret_id": link_digest(link_id), **json.loads(open_sealed(link_id, key, *claimed))}
+
+    def events(self, name: str | None = None) -> list[str]:
+        return [e.event for e in self.store.audit_events() if name is None or e.event == name]
+
+
+def blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = args.get("blocks") or []
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def buttons(args: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for block in blocks(args):
+        found += [e for e in block.get("elements", []) if block["type"] == "actions"]
+        if block.get("accessory", {}).get("type") == "button":
+            found.append(block["accessory"])
+    return found
+
+
+def make_life(moto_server: Any, iam: Any, slack: Any, tmp_path: Path, clock: Clock, **settings: Any) -> Life:
+    config = load_settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret="unused-here",
+        slack_api_url=slack.base_url,
+        approval_channel_id=APPROVAL_CHANNEL,
+        approver_user_ids=f"{APPROVER},{SECOND_APPROVER}",
+        public_base_url="https://bot.example.com",
+        **settings,
+    )
+    store = SqliteStore(tmp_path / "life.db", clock=clock)
+    client = moto_server.boto3_client("iam")
+    recorder = Recorder()
+    client.meta.events.register("before-parameter-build.iam", recorder)
+    gateway = IamGateway(client, moto_server.boto3_client("sts"), sleep=lambda _: None)
+    executor = ThreadPoolExecutor(max_workers=1)
+    services = build_services(
+        config,
+        store=store,
+        iam=gateway,
+        client=make_web_client(BOT_TOKEN, slack.base_url),
+        executor=executor,
+        background=ThreadPoolExecutor(max_workers=1),
+    )
+    OPEN.append(services)
+    return Life(services, store, clock, iam, slack, moto_server, executor, recorder)
+
+
+@pytest.fixture
+def life(moto_server, iam, slack, tmp_path: Path, clock: Clock) -> Iterator[Life]:
+    world = make_life(moto_server, iam, slack, tmp_path, clock)
+    yield world
+    world.executor.shutdown(wait=True)
