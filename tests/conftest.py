@@ -190,6 +190,8 @@ def iam(moto_server: MotoServer) -> Iterator:
         for policy_name in client.list_user_policies(UserName=name)["PolicyNames"]:
             client.delete_user_policy(UserName=name, PolicyName=policy_name)
         client.delete_user(UserName=name)
+    for device in client.list_virtual_mfa_devices()["VirtualMFADevices"]:
+        client.delete_virtual_mfa_device(SerialNumber=device["SerialNumber"])
     for group in client.list_groups()["Groups"]:
         for policy in client.list_attached_group_policies(GroupName=group["GroupName"])["AttachedPolicies"]:
             client.detach_group_policy(GroupName=group["GroupName"], PolicyArn=policy["PolicyArn"])

@@ -16,11 +16,12 @@ import pytest
 from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
-from bot.credentials.vault import b64url_decode, open_sealed
+from bot.credentials.vault import open_sealed
 from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, RequestForm
 from bot.domain.plan import MANAGED_TAG, OWNER_TAG, REQUEST_ID_TAG, USER_PATH
 from bot.domain.states import RequestEvent
+from bot.provisioning.lease import Leases
 from bot.services import Services
 from bot.slack.messenger import make_web_client
 from bot.storage.sqlite import SqliteStore
@@ -45,7 +46,9 @@ class Life:
         """Wait for the work handed to the executor (one worker: FIFO)."""
         self.executor.submit(lambda: None).result(timeout=30)
 
-    def user(self, name: str, owner: str, *, console: bool = True, key: bool = True, request_id: str | None = None) -> str:
+    def user(
+        self, name: str, owner: str, *, console: bool = True, key: bool = True, request_id: str | None = None
+    ) -> str:
         """A bot-made user as provisioning leaves it: its provisioned request in the store, the user
         under /iam-user-bot/ with the bot's tags, a login profile and an access key. Its request id."""
         if request_id is None:
@@ -106,7 +109,9 @@ def buttons(args: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def make_life(moto_server: Any, iam: Any, slack: Any, tmp_path: Path, clock: Clock, **settings: Any) -> Life:
+def make_life(
+    moto_server: Any, iam: Any, slack: Any, tmp_path: Path, clock: Clock, leases: Leases | None = None, **settings: Any
+) -> Life:
     config = load_settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret="unused-here",
@@ -129,6 +134,7 @@ def make_life(moto_server: Any, iam: Any, slack: Any, tmp_path: Path, clock: Clo
         client=make_web_client(BOT_TOKEN, slack.base_url),
         executor=executor,
         background=ThreadPoolExecutor(max_workers=1),
+        leases=leases,
     )
     OPEN.append(services)
     return Life(services, store, clock, iam, slack, moto_server, executor, recorder)

@@ -9,6 +9,7 @@ with it reaches moto, so "the new key works" is shown by an STS call signed with
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from bot.domain.lifecycle import KEY_DEACTIVATED, ROTATION_DUE, rotate_value
@@ -142,7 +143,9 @@ def test_a_forged_or_stale_button_changes_nothing(life: Life) -> None:
 
 
 @pytest.mark.parametrize("enforce", [True, False])
-def test_a_key_past_its_age_is_deactivated_only_when_enforced(moto_server, iam, slack, tmp_path, clock, enforce) -> None:
+def test_a_key_past_its_age_is_deactivated_only_when_enforced(
+    moto_server, iam, slack, tmp_path, clock, enforce
+) -> None:
     life = make_life(moto_server, iam, slack, tmp_path, clock, key_rotation_enforce=enforce)
     life.user(NAME, RECIPIENT)
     (old_key,) = life.keys(NAME)
