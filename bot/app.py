@@ -11,13 +11,9 @@ and the periodic jobs beside them.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -41,7 +37,7 @@ from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
 from bot.credentials.sealing import sealer_for
-from bot.domain.models import OnboardingRequest, utcnow
+from bot.domain.models import OnboardingRequest
 from bot.domain.records import SecretRow
 from bot.lifecycle.backfill import OwnerBackfill
 from bot.lifecycle.check import LifecycleCheck
@@ -78,30 +74,6 @@ CATALOG_REFRESH_SECONDS = 300.0
 LINK_EXPIRY_SECONDS = 30.0
 RESUME_SECONDS = 300.0
 BACKFILL_SECONDS = 86400.0  # the owner tag back-fill runs at start; a daily re-run does nothing once done
-
-
-# Test-only: with IAM_USER_BOT_TEST_CLOCK_FILE naming a file, "now" is the real time plus the number of
-# seconds the file holds (read on every call; 0 when it is absent or unreadable), so end-to-end tests
-# age access keys, last uses and links in a running server. Unset, the clock is the real one.
-TEST_CLOCK_ENV = "IAM_USER_BOT_TEST_CLOCK_FILE"
-
-
-def clock_from_environment() -> Callable[[], datetime]:
-    """The store's clock: :func:`~bot.domain.models.utcnow`, or the test clock of :data:`TEST_CLOCK_ENV`."""
-    path = os.environ.get(TEST_CLOCK_ENV)
-    if not path:
-        return utcnow
-    offset_file = Path(path)
-
-    def shifted() -> datetime:
-        try:
-            seconds = float(offset_file.read_text().strip() or 0)
-        except (OSError, ValueError):
-            seconds = 0.0
-        return utcnow() + timedelta(seconds=seconds)
-
-    log.warning("test clock: now is shifted by the seconds in %s", path)
-    return shifted
 
 
 class Views:
@@ -146,7 +118,7 @@ def build_services(
     their own); ``executor`` runs provisioning and the work after a reveal attempt, ``background``
     the views' refreshes (App Home, progress lines). On AWS Lambda both run inline
     (:mod:`bot.serverless`): a frozen function would never run them later."""
-    store = store or open_store(settings, clock_from_environment())
+    store = store or open_store(settings)
     iam = iam or IamGateway(*make_clients())
     client = client or make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
     executor = executor or logs.ContextExecutor(max_workers=2, thread_name_prefix="provision")

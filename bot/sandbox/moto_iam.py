@@ -12,6 +12,11 @@ Applied by :mod:`bot.sandbox.moto_serial` (the tests' and the demo's moto server
 - **A console sign-in** sets the user's ``PasswordLastUsed`` (moto never does):
   ``POST /iam-user-bot-sandbox/console-sign-in`` with form fields ``user`` and optionally ``at``
   (ISO-8601; default now). ``GetUser`` and ``ListUsers`` then report it.
+- **Time passing for a user**: ``POST /iam-user-bot-sandbox/age`` with ``user`` and ``days`` moves
+  every date IAM keeps of the user that many days back: its ``CreateDate`` (and its login
+  profile's, which moto reports as the same), each access key's ``CreateDate`` and last use, and
+  its ``PasswordLastUsed``. A test makes a key 80 days old this way, and keys made afterwards
+  (a rotation's) are as new as in AWS.
 
 Test scaffolding only: nothing here runs in the bot.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,6 +36,7 @@ from moto.iam.models import IAMBackend, iam_backends
 from moto.iam.responses import IamResponse
 
 SIGN_IN_PATH = "/iam-user-bot-sandbox/console-sign-in"
+AGE_PATH = "/iam-user-bot-sandbox/age"
 DEFAULT_ACCOUNT = "123456789012"
 
 
@@ -103,29 +109,57 @@ def _strict_delete_user(original: Callable[[IAMBackend, str], None]) -> Callable
     return delete_user
 
 
-def console_sign_in(environ: dict[str, Any]) -> tuple[str, bytes]:
-    """Handle :data:`SIGN_IN_PATH`: ``(HTTP status line, body)``."""
-    size = int(environ.get("CONTENT_LENGTH") or 0)
-    form = parse_qs(environ["wsgi.input"].read(size).decode() if size else environ.get("QUERY_STRING", ""))
+def _user_of(form: dict[str, list[str]]) -> Any:
+    """The moto user the request's ``user`` field names, in any account, or None."""
     user_name = (form.get("user") or [""])[0]
-    when = datetime.fromisoformat(form["at"][0]) if form.get("at") else datetime.now(UTC)
     for account in (DEFAULT_ACCOUNT, *iam_backends.keys()):
         backend = iam_backends[account]["aws"]
         if user_name in backend.users:
-            backend.users[user_name].password_last_used = when
-            return "200 OK", b'{"ok": true}'
-    return "404 Not Found", b'{"ok": false, "error": "no such user"}'
+            return backend.users[user_name]
+    return None
 
 
-def with_console_sign_in(app: Callable[..., Any]) -> Callable[..., Any]:
-    """The WSGI ``app`` plus :data:`SIGN_IN_PATH`."""
+def console_sign_in(form: dict[str, list[str]]) -> bool:
+    """:data:`SIGN_IN_PATH`: the user signed in to the console (now, or at ``at``)."""
+    user = _user_of(form)
+    if user is None:
+        return False
+    user.password_last_used = datetime.fromisoformat(form["at"][0]) if form.get("at") else datetime.now(UTC)
+    return True
+
+
+def age(form: dict[str, list[str]]) -> bool:
+    """:data:`AGE_PATH`: every date IAM keeps of the user moves ``days`` back."""
+    user = _user_of(form)
+    if user is None:
+        return False
+    delta = timedelta(days=float(form["days"][0]))
+    user.create_date -= delta
+    for key in user.access_keys:
+        key.create_date -= delta
+        if key.last_used is not None:
+            key.last_used._timestamp -= delta
+    if user.password_last_used is not None:
+        user.password_last_used -= delta
+    return True
+
+
+ROUTES: dict[str, Callable[[dict[str, list[str]]], bool]] = {SIGN_IN_PATH: console_sign_in, AGE_PATH: age}
+
+
+def with_sandbox_routes(app: Callable[..., Any]) -> Callable[..., Any]:
+    """The WSGI ``app`` plus :data:`ROUTES` (``POST``, form fields; 404 for an unknown user)."""
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == SIGN_IN_PATH and environ.get("REQUEST_METHOD") == "POST":
-            status, body = console_sign_in(environ)
-            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        return app(environ, start_response)
+        route = ROUTES.get(environ.get("PATH_INFO", ""))
+        if route is None or environ.get("REQUEST_METHOD") != "POST":
+            return app(environ, start_response)
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        form = parse_qs(environ["wsgi.input"].read(size).decode() if size else environ.get("QUERY_STRING", ""))
+        found = route(form)
+        status, body = ("200 OK", b'{"ok": true}') if found else ("404 Not Found", b'{"ok": false}')
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     return wrapped
 

@@ -6,7 +6,7 @@ them, so both can pass. DynamoDB itself runs conflicting transactions one after 
 loser fails with ``TransactionConflict`` or its condition). Answering one request at a time gives
 the tests DynamoDB's isolation. IAM is made a closer stand-in where the lifecycle needs it
 (:mod:`bot.sandbox.moto_iam`: service-specific credentials, a strict ``DeleteUser``, console
-sign-ins that set ``PasswordLastUsed``); everything else about moto is unchanged.
+sign-ins that set ``PasswordLastUsed``, time passing for a user); everything else about moto is unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_iam.install()
-    app = moto_iam.with_console_sign_in(DomainDispatcherApplication(create_backend_app))
+    app = moto_iam.with_sandbox_routes(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=False, request_handler=MotoRequestHandler)
 
 

@@ -7,12 +7,9 @@ The only package with SQL or DynamoDB calls; the stages depend on the interface 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from bot.domain.models import utcnow
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -21,9 +18,9 @@ if TYPE_CHECKING:
 DEFAULT_DATABASE_PATH = "iam-user-bot.db"
 
 
-def open_store(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Store:
+def open_store(settings: Settings) -> Store:
     """The store ``settings`` name: the SQLite file at ``DATABASE_PATH`` (created and migrated), or
-    the DynamoDB table ``DYNAMODB_TABLE``; ``clock`` is its "now" (aware UTC).
+    the DynamoDB table ``DYNAMODB_TABLE``.
 
     Raises:
         bot.storage.dynamodb.TableMissing: the table does not exist or was not set up
@@ -32,10 +29,10 @@ def open_store(settings: Settings, clock: Callable[[], datetime] = utcnow) -> St
     if settings.store == "dynamodb":
         from bot.storage.dynamodb import DynamoStore
 
-        return DynamoStore(str(settings.dynamodb_table), clock=clock)
+        return DynamoStore(str(settings.dynamodb_table))
     from bot.storage.sqlite import SqliteStore
 
-    return SqliteStore(settings.database_path, clock=clock)
+    return SqliteStore(settings.database_path)
 
 
 def describe(environ: Mapping[str, str]) -> str:

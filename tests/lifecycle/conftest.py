@@ -1,6 +1,7 @@
 """A bot built in process for the lifecycle tests: real IAM calls to moto server, real Slack calls
-to the stand-in, a store whose clock the test moves (key ages and last uses are "now" minus what
-moto recorded, so moving the clock ages every key)."""
+to the stand-in, and two clocks a test moves: IAM's dates of a user (its keys' creation and last
+use, moved back in the tests' moto server: :func:`Life.age`), and the store's "now" (links, leases,
+stale rotations)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,12 @@ from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.credentials.vault import open_sealed
 from bot.domain.ids import link_digest
-from bot.domain.models import AccessType, RequestForm
-from bot.domain.plan import MANAGED_TAG, OWNER_TAG, REQUEST_ID_TAG, USER_PATH
-from bot.domain.states import RequestEvent
 from bot.provisioning.lease import Leases
 from bot.services import Services
 from bot.slack.messenger import make_web_client
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, REQUESTER, SECOND_APPROVER, Clock
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, SECOND_APPROVER, Clock
+from tests.support.lifecycle import age, seed_user
 from tests.support.provisioning import OPEN, Recorder
 
 
@@ -46,28 +46,17 @@ class Life:
         """Wait for the work handed to the executor (one worker: FIFO)."""
         self.executor.submit(lambda: None).result(timeout=30)
 
-    def user(
-        self, name: str, owner: str, *, console: bool = True, key: bool = True, request_id: str | None = None
-    ) -> str:
-        """A bot-made user as provisioning leaves it: its provisioned request in the store, the user
-        under /iam-user-bot/ with the bot's tags, a login profile and an access key. Its request id."""
-        if request_id is None:
-            form = RequestForm(
-                recipients=(owner,),
-                user_names=(name,),
-                access_types=frozenset({AccessType.CONSOLE, AccessType.PROGRAMMATIC}),
-                justification="lifecycle tests",
-            )
-            request_id = self.store.create_request(REQUESTER, form).id
-            for event in (RequestEvent.APPROVED, RequestEvent.PROVISIONING_STARTED, RequestEvent.PROVISIONED):
-                assert self.store.move_request(request_id, event, actor=APPROVER) is not None
-        tags = {MANAGED_TAG: "true", OWNER_TAG: owner, REQUEST_ID_TAG: request_id}
-        self.iam.create_user(UserName=name, Path=USER_PATH, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-        if console:
-            self.iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!xyzXYZ")
-        if key:
-            self.iam.create_access_key(UserName=name)
+    def user(self, name: str, owner: str, *, console: bool = True, key: bool = True) -> str:
+        """A bot-made user as provisioning leaves it (:func:`tests.support.lifecycle.seed_user`); the
+        store's clock then stands a second after IAM made it, so its age in days is what
+        :meth:`age` makes it."""
+        request_id = seed_user(self.store, self.iam, name, owner, console=console, key=key)
+        self.clock.now = max(self.clock.now, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1))
         return request_id
+
+    def age(self, name: str, days: float) -> None:
+        """Let ``days`` pass in IAM for ``name`` (its keys get older, their last uses further back)."""
+        age(self.moto.url, name, days)
 
     def keys(self, name: str) -> dict[str, str]:
         """Access key id → status, as IAM holds them."""

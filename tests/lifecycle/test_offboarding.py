@@ -10,12 +10,8 @@ virtual MFA device, an inline policy, a managed policy, a group). The tests' mot
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.aws.inventory import Inventory
 from bot.domain.models import OnboardingRequest
@@ -27,6 +23,7 @@ from bot.provisioning import runner
 from bot.provisioning.lease import Leases
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER
 from tests.lifecycle.conftest import Life, make_life
+from tests.support.lifecycle import load_user, removal_values
 from tests.support.provisioning import FailOnCall
 
 NAME = "nina.newhire"
@@ -58,67 +55,19 @@ IAM_ORDER = [
     StepKind.REMOVE_USER_FROM_GROUP,
     StepKind.DELETE_USER,
 ]
-SSH_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDQnina.newhire nina@laptop"
 
 
 class SimulatedCrash(BaseException):
     """The process dies (a BaseException, so nothing in the bot catches it)."""
 
 
-def certificate() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "nina.newhire")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def load_user(life: Life, name: str = NAME) -> None:
-    """A bot-made user holding one of everything IAM makes you remove before DeleteUser."""
+def load(life: Life, name: str = NAME) -> None:
     life.user(name, RECIPIENT)
-    iam = life.iam
-    old = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
-    iam.update_access_key(UserName=name, AccessKeyId=old, Status="Inactive")
-    iam.upload_signing_certificate(UserName=name, CertificateBody=certificate())
-    iam.upload_ssh_public_key(UserName=name, SSHPublicKeyBody=SSH_KEY)
-    iam.create_service_specific_credential(UserName=name, ServiceName="codecommit.amazonaws.com")
-    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-mfa")["VirtualMFADevice"]["SerialNumber"]
-    iam.enable_mfa_device(
-        UserName=name, SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321"
-    )
-    document = json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]}
-    )
-    iam.put_user_policy(UserName=name, PolicyName="scratch", PolicyDocument=document)
-    if not iam.list_policies(Scope="Local")["Policies"]:
-        iam.create_policy(PolicyName="team-read", PolicyDocument=document)
-        iam.create_group(GroupName="developers")
-    arn = next(p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == "team-read")
-    iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    iam.add_user_to_group(UserName=name, GroupName="developers")
-
-
-def form_values(names: list[str], mode: str, justification: str = "Nina left the company.") -> dict:
-    return {
-        USERS_BLOCK: {
-            USERS_BLOCK: {"type": "multi_external_select", "selected_options": [{"value": n} for n in names]}
-        },
-        MODE_BLOCK: {MODE_BLOCK: {"type": "radio_buttons", "selected_option": {"value": mode}}},
-        "justification": {"justification": {"type": "plain_text_input", "value": justification}},
-    }
+    load_user(life.iam, name)
 
 
 def file_and_approve(life: Life, names: list[str], mode: str) -> OnboardingRequest:
-    form = life.services.offboarding.check_form(form_values(names, mode))
+    form = life.services.offboarding.check_form(removal_values(names, mode))
     assert not isinstance(form, dict), form
     request = life.services.approvals.file(REQUESTER, form)
     life.services.approvals.announce(request)  # the review read from IAM, the approvers' message posted
@@ -137,22 +86,22 @@ def test_the_form_refuses_at_the_field_what_the_bot_may_not_remove(life: Life) -
     life.iam.create_user(UserName="admin")
     check = life.services.offboarding.check_form
 
-    assert set(check(form_values([], "delete", ""))) == {USERS_BLOCK, "justification"}  # type: ignore[arg-type]
-    assert set(check(form_values([NAME], "shred"))) == {MODE_BLOCK}  # type: ignore[arg-type]
-    refused = check(form_values([NAME, "admin", "ghost"], "delete"))
+    assert set(check(removal_values([], "delete", ""))) == {USERS_BLOCK, "justification"}  # type: ignore[arg-type]
+    assert set(check(removal_values([NAME], "shred"))) == {MODE_BLOCK}  # type: ignore[arg-type]
+    refused = check(removal_values([NAME, "admin", "ghost"], "delete"))
     assert isinstance(refused, dict) and set(refused) == {USERS_BLOCK}
     assert "“admin” was not created by this bot" in refused[USERS_BLOCK] and "no user “ghost”" in refused[USERS_BLOCK]
 
-    form = check(form_values([NAME], "disable"))
+    form = check(removal_values([NAME], "disable"))
     assert not isinstance(form, dict)
     assert form.is_removal and form.user_names == (NAME,) and form.recipients == (RECIPIENT,)
     request = life.services.approvals.file(REQUESTER, form)
-    again = check(form_values([NAME], "delete"))
+    again = check(removal_values([NAME], "delete"))
     assert isinstance(again, dict) and request.id in again[USERS_BLOCK]  # already in an open removal
 
 
 def test_delete_removes_everything_in_iams_order_and_then_the_user(life: Life) -> None:
-    load_user(life)
+    load(life)
     life.user("omar.stays", RECIPIENT)
     request = file_and_approve(life, [NAME], "delete")
     review = life.store.get_review(request.id)
@@ -183,7 +132,7 @@ def test_delete_removes_everything_in_iams_order_and_then_the_user(life: Life) -
 
 
 def test_disable_switches_credentials_off_and_keeps_the_user(life: Life) -> None:
-    load_user(life)
+    load(life)
     request = file_and_approve(life, [NAME], "disable")
     assert life.services.offboarding.remove(request.id).status is RequestStatus.PROVISIONED  # type: ignore[union-attr]
     assert set(life.keys(NAME).values()) == {"Inactive"}
@@ -199,7 +148,7 @@ def test_disable_switches_credentials_off_and_keeps_the_user(life: Life) -> None
 def test_removing_a_user_with_a_sensitive_permission_needs_two_approvers(life: Life) -> None:
     life.user(NAME, RECIPIENT)
     life.iam.attach_user_policy(UserName=NAME, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
-    form = life.services.offboarding.check_form(form_values([NAME], "delete"))
+    form = life.services.offboarding.check_form(removal_values([NAME], "delete"))
     request = life.services.approvals.file(REQUESTER, form)  # type: ignore[arg-type]
     review = life.services.approvals.prepare_review(request)
     assert review.sensitive and review.approvals_required == 2
@@ -217,7 +166,7 @@ def test_removing_a_user_with_a_sensitive_permission_needs_two_approvers(life: L
 
 @pytest.mark.parametrize("index", range(len(IAM_ORDER)))
 def test_a_failure_at_any_step_stops_and_says_exactly_what_is_left(life: Life, index: int) -> None:
-    load_user(life)
+    load(life)
     request = file_and_approve(life, [NAME], "delete")
     kind = IAM_ORDER[index]
     nth = sum(1 for k in IAM_ORDER[: index + 1] if OPERATION_OF[k] == OPERATION_OF[kind])
@@ -249,7 +198,7 @@ def test_a_crash_at_a_step_resumes_to_no_trace(moto_server, iam, slack, tmp_path
     monkeypatch.setattr(runner, "hard_exit", crash)
     monkeypatch.setenv(runner.TEST_EXIT_ENV, f"{index}:{phase}")
     first = make_life(moto_server, iam, slack, tmp_path, clock, leases=Leases(clock=clock, owner="host:1:first"))
-    load_user(first)
+    load(first)
     request = file_and_approve(first, [NAME], "delete")
     with pytest.raises(SimulatedCrash):
         first.services.offboarding.remove(request.id)

@@ -1,5 +1,5 @@
 """Owners who leave and credentials nobody uses, in process (moto server, the Slack stand-in, a
-moved clock).
+user's IAM dates moved back in the tests' moto server).
 
 moto never reports a password's last use; the sandbox's moto server records one when a test posts
 a console sign-in (:mod:`bot.sandbox.moto_iam`), which ``GetUser``/``ListUsers`` then report. A key
@@ -8,15 +8,13 @@ counts as used when a request signed with it reaches moto (here an STS call).
 
 from __future__ import annotations
 
-import urllib.parse
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.domain.lifecycle import OWNER_LEFT, UNUSED_CREDENTIAL
 from bot.lifecycle.messages import DISABLE_ACTION
-from bot.sandbox.moto_iam import SIGN_IN_PATH
-from bot.sandbox.processes import http
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, STRANGER
 from tests.lifecycle.conftest import Life, buttons
+from tests.support.lifecycle import console_sign_in
 
 OWNER_GONE = "U0LEAVER01"
 
@@ -76,37 +74,30 @@ def test_the_periodic_check_catches_a_deactivation_whose_event_never_came(life: 
     assert len([p for p in life.posts() if OWNER_GONE in p["text"]]) == 2
 
 
-def sign_in(life: Life, name: str, when: str) -> None:
-    body = urllib.parse.urlencode({"user": name, "at": when}).encode()
-    assert http("POST", life.moto.url + SIGN_IN_PATH, body).status == 200
-
-
 def test_unused_credentials_go_to_the_approvers_once_with_disable(life: Life) -> None:
-    life.user("idle.user", RECIPIENT)  # password and key, never used
-    life.user("busy.user", RECIPIENT)
-    (busy_key,) = life.keys("busy.user")
-    life.clock.advance(days=50)
-    # busy.user signed in to the console and used its key "recently" (5 days before the moved clock).
-    sign_in(life, "busy.user", (life.clock() - timedelta(days=5)).isoformat())
+    life.user("idle.user", RECIPIENT)  # a password and a key, never used
+    life.user("busy.user", RECIPIENT, key=False)
     secret = life.iam.create_access_key(UserName="busy.user")["AccessKey"]
-    life.iam.delete_access_key(UserName="busy.user", AccessKeyId=busy_key)
-    life.moto.boto3_client(
+    life.moto.boto3_client(  # moto records this use of the key, now
         "sts", aws_access_key_id=secret["AccessKeyId"], aws_secret_access_key=secret["SecretAccessKey"]
-    ).get_caller_identity()  # moto records this use at its own (real) time: 50 days before the clock
-    life.clock.advance(days=-44)  # now the key was used 6 days ago, and idle.user is 6 days old
-    assert life.services.lifecycle_check.run().unused == []
-    life.clock.advance(days=44)
+    ).get_caller_identity()
+    for name in ("idle.user", "busy.user"):
+        life.age(name, 6)
+    assert life.services.lifecycle_check.run().unused == []  # 6 days: nothing to report yet
+    for name in ("idle.user", "busy.user"):
+        life.age(name, 44)  # 50 days: the key was last used 50 days ago
+    console_sign_in(life.moto.url, "busy.user", datetime.now(UTC) - timedelta(days=5))  # its password is in use
 
     report = life.services.lifecycle_check.run()
 
     (idle_key,) = life.keys("idle.user")
-    assert sorted(s.split("/")[1] for s in report.unused) == sorted(["password", idle_key, secret["AccessKeyId"]])
+    found = sorted(s.split("/")[:2] for s in report.unused)  # type: ignore[misc]
+    assert found == sorted([["idle.user", "password"], ["idle.user", idle_key], ["busy.user", secret["AccessKeyId"]]])
     (digest,) = [p for p in life.posts() if "unused" in p["text"]]
     disable = {b["value"] for b in buttons(digest) if b["action_id"] == DISABLE_ACTION}
     assert disable == {"idle.user", "busy.user"}
-    assert "never used since made" in str(digest["blocks"])
-    # busy.user's password was used 5 days ago: not reported.
-    assert [s for s in report.unused if s.startswith("busy.user/password")] == []
+    text = str(digest["blocks"])
+    assert "never used since made" in text and "last used" in text and "(50 days)" in text
     assert life.services.lifecycle_check.run().unused == []  # reported once
     assert len([p for p in life.posts() if "unused" in p["text"]]) == 1
     assert len(life.store.open_findings(UNUSED_CREDENTIAL)) == 3

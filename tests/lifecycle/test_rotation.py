@@ -1,9 +1,10 @@
 """Keys that age, in process: the notice (once, on the right day), the owner's Rotate (and nobody
 else's), the old key off when the new one is revealed, IAM's two-key limit, enforcement, recovery.
 
-IAM is moto server and Slack the stand-in; the store's clock is moved forward, so a key moto made
-a moment ago is as old as the test says. moto reports a key's last use only when a request signed
-with it reaches moto, so "the new key works" is shown by an STS call signed with it.
+IAM is moto server and Slack the stand-in; a key is made old by moving its dates back in the tests'
+moto server (keys a rotation makes afterwards are new, as in AWS), and the store's clock is moved
+where the bot's own times matter (a link's expiry, a stale rotation). moto reports a key's last use
+only when a request signed with it reaches moto, so "the new key works" is an STS call signed with it.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ def test_the_notice_goes_once_on_the_day_the_key_is_due(life: Life) -> None:
     life.user(NAME, RECIPIENT)
     (old_key,) = life.keys(NAME)
 
-    life.clock.advance(days=75, minutes=1)  # 75 days old; 90 - 14 = 76: not due yet
+    life.age(NAME, 75)  # 90 - 14 = 76: not due yet
     assert life.services.lifecycle_check.run().notices == []
     assert life.dms(RECIPIENT) == []
 
-    life.clock.advance(days=5)  # 80 days old
+    life.age(NAME, 5)  # 80 days old
     assert life.services.lifecycle_check.run().notices == [old_key]
     for _ in range(3):  # later checks send nothing more
         life.clock.advance(hours=1)
@@ -55,7 +56,7 @@ def test_concurrent_checks_in_two_processes_send_one_notice(moto_server, iam, sl
     first = make_life(moto_server, iam, slack, tmp_path, clock)
     second = make_life(moto_server, iam, slack, tmp_path, clock)  # the same database file: another process
     first.user(NAME, RECIPIENT)
-    clock.advance(days=80)
+    first.age(NAME, 80)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda life: life.services.lifecycle_check.run(), (first, second)))
     assert sorted(len(r.notices) for r in reports) == [0, 1]
@@ -65,7 +66,7 @@ def test_concurrent_checks_in_two_processes_send_one_notice(moto_server, iam, sl
 def test_the_owner_rotates_and_ends_with_one_active_working_key(life: Life) -> None:
     request_id = life.user(NAME, RECIPIENT)
     (old_key,) = life.keys(NAME)
-    life.clock.advance(days=80)
+    life.age(NAME, 80)
     life.services.lifecycle_check.run()
     value = rotate_button_of(life)["value"]
 
@@ -113,6 +114,9 @@ def test_the_owner_rotates_and_ends_with_one_active_working_key(life: Life) -> N
     # Rotating the rotated key again is refused: it was rotated already.
     assert not life.services.rotations.rotate(value, RECIPIENT).ok
     assert len(life.keys(NAME)) == 2
+    # The new key is new: later checks send no notice for it (the key of the one notice is off).
+    assert life.services.lifecycle_check.run().notices == []
+    assert len([m for m in life.dms(RECIPIENT) if "days old" in m["text"]]) == 1
 
 
 def test_two_keys_an_inactive_one_makes_room_two_active_ones_are_refused(life: Life) -> None:
@@ -149,7 +153,7 @@ def test_a_key_past_its_age_is_deactivated_only_when_enforced(
     life = make_life(moto_server, iam, slack, tmp_path, clock, key_rotation_enforce=enforce)
     life.user(NAME, RECIPIENT)
     (old_key,) = life.keys(NAME)
-    clock.advance(days=91)
+    life.age(NAME, 91)
     for _ in range(2):
         life.services.lifecycle_check.run()
         clock.advance(hours=1)
@@ -220,9 +224,9 @@ def test_the_rotation_link_expiring_unopened_switches_the_new_key_off_and_rotate
 def test_the_notice_window_follows_the_settings(moto_server, iam, slack, tmp_path, clock) -> None:
     life = make_life(moto_server, iam, slack, tmp_path, clock, key_max_age_days=30, key_rotation_notice_days=5)
     life.user(NAME, RECIPIENT)
-    clock.advance(days=24, minutes=1)
+    life.age(NAME, 24)
     assert life.services.lifecycle_check.run().notices == []
-    clock.advance(days=1)
+    life.age(NAME, 1)
     assert len(life.services.lifecycle_check.run().notices) == 1
     (notice,) = life.dms(RECIPIENT)
     assert "25 days old" in notice["text"] and "30-day limit" in str(notice["blocks"])
