@@ -82,7 +82,8 @@ class PendingExpiry:
         self.messenger.dm(
             moved.requester,
             f":hourglass: Your request `{moved.id}` for {user_names(moved)} expired: nobody decided on it "
-            f"within {duration(self.ttl_seconds)}. Nothing was created; `/iam-user new` files it again.",
+            f"within {duration(self.ttl_seconds)}. Nothing was {'removed' if moved.form.is_removal else 'created'}; "
+            f"`/iam-user {'remove' if moved.form.is_removal else 'new'}` files it again.",
         )
         return moved
 

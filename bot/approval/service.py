@@ -263,4 +263,5 @@ class Approvals:
                 "Nothing was changed.",
             )
         self.changes.request_moved(moved)
-        return Outcome(True, f"Cancelled request `{request_id}`. Nothing was created in IAM; the approvers see it.")
+        done = "removed" if moved.form.is_removal else "created"
+        return Outcome(True, f"Cancelled request `{request_id}`. Nothing was {done} in IAM; the approvers see it.")

@@ -76,6 +76,9 @@ class UnusedCredentials:
             self.store.audit("refused_disable", actor=actor, detail=detail)
             return LinkOutcome(False, "Only approvers can disable IAM users. Nothing was changed.")
         try:
+            if self.keys.gateway.tags_of(user_name) is None:
+                self.store.audit("refused_disable", actor=actor, detail={"user_name": shown, "reason": "no such user"})
+                return LinkOutcome(False, f"There is no IAM user `{escape(shown)}` any more.")
             result = self.keys.disable_user(user_name)
         except IamError as error:
             self.store.audit("refused_disable", actor=actor, detail={"user_name": shown, "reason": error.code})

@@ -144,8 +144,9 @@ def request_detail(
 def recipient_detail(request: OnboardingRequest, recipient: str) -> str:
     """One request for a recipient who did not file it: their IAM user(s) and the state only."""
     names = ", ".join(f"`{name}`" for name in own_user_names(request, recipient))
+    does = f"would {request.form.remove_mode} your IAM user {names}" if request.form.is_removal else ""
     return (
-        f"Request `{request.id}` from {mention(request.requester)} creates IAM user {names} for you.\n"
+        f"Request `{request.id}` from {mention(request.requester)} {does or f'creates IAM user {names} for you'}.\n"
         f"*State* {status_words(request)}: {acted(request)}."
     )
 
