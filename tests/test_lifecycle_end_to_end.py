@@ -25,7 +25,7 @@ from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
 from tests.support import wizard_driver as wiz
 from tests.support.flow import approval_message, link_from_ephemeral, open_modal, wait_catalog
-from tests.support.lifecycle import age, load_user, removal_values, seed_user
+from tests.support.lifecycle import age, buttons_of, keys_of, load_user, removal_values, seed_user
 
 NAME = "nina.newhire"
 
@@ -39,25 +39,6 @@ def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "the bot did not get there in time"
         time.sleep(0.2)
-
-
-def blocks_of(args: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = args.get("blocks") or []
-    return json.loads(raw) if isinstance(raw, str) else raw
-
-
-def buttons_of(args: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for block in blocks_of(args):
-        if block["type"] == "actions":
-            found += block["elements"]
-        if (block.get("accessory") or {}).get("type") == "button":
-            found.append(block["accessory"])
-    return found
-
-
-def keys_of(iam: Any, name: str) -> dict[str, str]:
-    return {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]}
 
 
 def has_login_profile(iam: Any, name: str) -> bool:

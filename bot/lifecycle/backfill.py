@@ -6,7 +6,8 @@ exists, carries ``iam-user-bot:managed=true`` and this request's id tag, but no
 ``iam-user-bot:owner``, gets ``owner=<recipient>`` (``TagUser``; audited ``owner_tag_backfilled``).
 Users outside ``/iam-user-bot/`` cannot be tagged by the bot's own policy: IAM's refusal is audited
 (``owner_tag_backfill_refused``) with the command an administrator runs instead. When a pass ends
-without a refusal or error, a finding records it, and later starts do nothing.
+without a refusal or error, a finding records it, and later starts do nothing (a store with no
+provisioned request yet records nothing: every user it will hold gets the tag when made).
 """
 
 from __future__ import annotations
@@ -44,9 +45,14 @@ class OwnerBackfill:
         if self.store.get_finding(OWNER_BACKFILL, BACKFILL_VERSION) is not None:
             return None
         tagged, problems = 0, 0
-        for request in self.store.requests_where(statuses=[RequestStatus.PROVISIONED], limit=REQUESTS_MAX):
-            if request.form.is_removal:
-                continue
+        made = [
+            request
+            for request in self.store.requests_where(statuses=[RequestStatus.PROVISIONED], limit=REQUESTS_MAX)
+            if not request.form.is_removal
+        ]
+        if not made:
+            return 0  # a new install: nothing to tag, and nothing recorded until there is
+        for request in made:
             for name, owner in zip(request.form.user_names, request.form.recipients, strict=True):
                 try:
                     tags = self.iam.tags_of(name)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot import logs
 from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
@@ -25,7 +26,7 @@ from bot.services import Services
 from bot.slack.messenger import make_web_client
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, SECOND_APPROVER, Clock
-from tests.support.lifecycle import age, seed_user
+from tests.support.lifecycle import age, buttons_of, keys_of, seed_user
 from tests.support.provisioning import OPEN, Recorder
 
 
@@ -60,7 +61,7 @@ class Life:
 
     def keys(self, name: str) -> dict[str, str]:
         """Access key id → status, as IAM holds them."""
-        return {k["AccessKeyId"]: k["Status"] for k in self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"]}
+        return keys_of(self.iam, name)
 
     def dms(self, user: str) -> list[dict[str, Any]]:
         """Persistent messages in the bot's DM with ``user`` (text and blocks as sent)."""
@@ -72,7 +73,7 @@ class Life:
     def reveal_newest(self, recipient: str) -> dict[str, Any]:
         """Reveal the newest one-time link sent to ``recipient`` through the bot's own reveal path."""
         call = [c for c in self.slack.calls("chat.postEphemeral") if c.args.get("user") == recipient][-1]
-        urls = [e["url"] for b in blocks(call.args) if b["type"] == "actions" for e in b["elements"] if "url" in e]
+        urls = [e["url"] for e in buttons_of(call.args) if "url" in e]
         page, key = urls[0].split("#", 1)
         link_id = page.rsplit("/", 1)[1]
         claimed = self.services.reveals.reveal(link_id)
@@ -82,20 +83,6 @@ class Life:
 
     def events(self, name: str | None = None) -> list[str]:
         return [e.event for e in self.store.audit_events() if name is None or e.event == name]
-
-
-def blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = args.get("blocks") or []
-    return json.loads(raw) if isinstance(raw, str) else raw
-
-
-def buttons(args: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for block in blocks(args):
-        found += [e for e in block.get("elements", []) if block["type"] == "actions"]
-        if block.get("accessory", {}).get("type") == "button":
-            found.append(block["accessory"])
-    return found
 
 
 def make_life(
@@ -127,6 +114,14 @@ def make_life(
     )
     OPEN.append(services)
     return Life(services, store, clock, iam, slack, moto_server, executor, recorder)
+
+
+@pytest.fixture(autouse=True)
+def own_log_context() -> Iterator[None]:
+    """The bot binds request and Slack ids to the calling thread's log context; these tests call
+    it from pytest's own thread, so each test gets a context that is undone afterwards."""
+    with logs.log_context(request_id="-", slack_user="-"):
+        yield
 
 
 @pytest.fixture

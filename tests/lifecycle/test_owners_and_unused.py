@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from bot.domain.lifecycle import OWNER_LEFT, UNUSED_CREDENTIAL
 from bot.lifecycle.messages import DISABLE_ACTION
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, STRANGER
-from tests.lifecycle.conftest import Life, buttons
-from tests.support.lifecycle import console_sign_in
+from tests.lifecycle.conftest import Life
+from tests.support.lifecycle import buttons_of, console_sign_in
 
 OWNER_GONE = "U0LEAVER01"
 
@@ -94,7 +94,7 @@ def test_unused_credentials_go_to_the_approvers_once_with_disable(life: Life) ->
     found = sorted(s.split("/")[:2] for s in report.unused)  # type: ignore[misc]
     assert found == sorted([["idle.user", "password"], ["idle.user", idle_key], ["busy.user", secret["AccessKeyId"]]])
     (digest,) = [p for p in life.posts() if "unused" in p["text"]]
-    disable = {b["value"] for b in buttons(digest) if b["action_id"] == DISABLE_ACTION}
+    disable = {b["value"] for b in buttons_of(digest) if b["action_id"] == DISABLE_ACTION}
     assert disable == {"idle.user", "busy.user"}
     text = str(digest["blocks"])
     assert "never used since made" in text and "last used" in text and "(50 days)" in text

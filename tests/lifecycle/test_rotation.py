@@ -18,14 +18,15 @@ from bot.domain.states import FindingState, RotationEvent, RotationState
 from bot.lifecycle.messages import ROTATE_ACTION
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, STRANGER
-from tests.lifecycle.conftest import Life, buttons, make_life
+from tests.lifecycle.conftest import Life, make_life
+from tests.support.lifecycle import buttons_of
 
 NAME = "nina.newhire"
 
 
 def rotate_button_of(life: Life) -> dict:
     (notice,) = [m for m in life.dms(RECIPIENT) if "rotate" in m["text"].lower()]
-    (button,) = [b for b in buttons(notice) if b["action_id"] == ROTATE_ACTION]
+    (button,) = [b for b in buttons_of(notice) if b["action_id"] == ROTATE_ACTION]
     return button
 
 

@@ -264,10 +264,14 @@ def test_home_per_role_and_refreshed_on_every_change(start_bot, slack, iam) -> N
     assert all(b["value"] != request_id for b in buttons(home_of(bot, slack, APPROVER)))
     assert "done" in text_of(home_of(bot, slack, REQUESTER))
 
-    # Once the link is used, the Home no longer offers a new one.
+    # Once the link is used, the Home no longer offers a new one; it offers Rotate on the key the
+    # recipient owns now, and nothing else.
     page_url = link.split("#", 1)[0]
     assert http("POST", page_url, headers={"X-Requested-With": "reveal"}).status == 200
-    assert buttons(home_of(bot, slack, RECIPIENT)) == []
+    (key,) = iam.list_access_keys(UserName="nina.newhire")["AccessKeyMetadata"]
+    assert [(b["action_id"], b["value"]) for b in buttons(home_of(bot, slack, RECIPIENT))] == [
+        ("rotate_access_key", f"nina.newhire|{key['AccessKeyId']}")
+    ]
 
 
 def test_home_buttons_refuse_non_approvers_by_dm(start_bot, slack, iam) -> None:

@@ -23,7 +23,7 @@ from bot.domain.states import (
     RotationState,
 )
 from bot.storage.base import Store
-from tests.storage.test_contract import new_events, race
+from tests.storage.test_contract import new_events, race, shortest_path
 
 if TYPE_CHECKING:
     from tests.conftest import Clock
@@ -41,16 +41,8 @@ def start(store: Store, user: str = USER, old: str = OLD_KEY, kept: tuple[str, .
 
 
 def path_to(state: RotationState) -> list[RotationEvent]:
-    """The events that take a new rotation to ``state``, read off the state table."""
-    paths: dict[RotationState, list[RotationEvent]] = {RotationState.STARTED: [RotationEvent.STARTED]}
-    frontier = [RotationState.STARTED]
-    while frontier:
-        now = frontier.pop(0)
-        for (source, event), target in ROTATION_MOVES.items():
-            if source is now and target not in paths:
-                paths[target] = [*paths[now], event]
-                frontier.append(target)
-    return paths[state]
+    """The events that take a user with no rotation to ``state``, read off the state table."""
+    return shortest_path(ROTATION_MOVES, None, state)
 
 
 def apply(store: Store, event: RotationEvent, **fields: str) -> RotationRow | None:

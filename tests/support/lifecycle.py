@@ -113,3 +113,25 @@ def console_sign_in(moto_url: str, user_name: str, at: datetime | None = None) -
     """The user signs in to the console (now, or ``at``): moto reports it as ``PasswordLastUsed``."""
     fields = {"user": user_name, **({"at": at.isoformat()} if at else {})}
     assert http("POST", moto_url + SIGN_IN_PATH, urllib.parse.urlencode(fields).encode()).status == 200
+
+
+def blocks_of(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The blocks of a recorded Slack call (JSON text or a list, as the client sent them)."""
+    raw = args.get("blocks") or []
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def buttons_of(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every button of a message or view: in actions blocks and as section accessories."""
+    found = []
+    for block in blocks_of(args):
+        if block["type"] == "actions":
+            found += block["elements"]
+        if (block.get("accessory") or {}).get("type") == "button":
+            found.append(block["accessory"])
+    return found
+
+
+def keys_of(iam: Any, user_name: str) -> dict[str, str]:
+    """Access key id → status, as IAM holds them."""
+    return {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]}
