@@ -9,27 +9,12 @@ with ``NotManaged`` before any write, as the bot's IAM policy would refuse it.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from botocore.exceptions import ClientError
 
 from bot.aws.clients import IamError, as_iam_error, error_code, gone
 from bot.aws.iam import IamGateway
-from bot.domain.lifecycle import KeyInfo
+from bot.domain.lifecycle import Disabled, KeyInfo
 from bot.domain.rules import PasswordPolicy, generate_password
-
-
-@dataclass(frozen=True)
-class Disabled:
-    """What disabling one user switched off: the access keys made ``Inactive`` (ids) and whether a
-    login profile was deleted. Both empty when everything was off already (or the user is gone)."""
-
-    keys: tuple[str, ...] = ()
-    login_profile: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.keys) or self.login_profile
 
 
 class KeyKeeper:

@@ -152,6 +152,19 @@ def parse_rotate_value(value: str) -> tuple[str, str] | None:
 
 
 @dataclass(frozen=True)
+class Disabled:
+    """What disabling one user switched off: the access keys made ``Inactive`` (ids) and whether a
+    login profile was deleted. Both empty when everything was off already (or the user is gone)."""
+
+    keys: tuple[str, ...] = ()
+    login_profile: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.keys) or self.login_profile
+
+
+@dataclass(frozen=True)
 class OwnedKeys:
     """One of a person's bot-made users with its access keys (oldest first), as ``keys`` lists them."""
 

@@ -20,8 +20,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.aws.keys import Disabled
-from bot.domain.lifecycle import PASSWORD, KeyInfo, OwnedKeys, UnusedCredential, age_days, rotate_value
+from bot.domain.lifecycle import PASSWORD, Disabled, KeyInfo, OwnedKeys, UnusedCredential, age_days, rotate_value
 from bot.domain.limits import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX
 from bot.domain.records import Finding
 from bot.slack.blocks import escape, mention, slack_date, truncate

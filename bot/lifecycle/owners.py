@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.aws.clients import IamError
-from bot.aws.keys import Disabled, KeyKeeper
+from bot.aws.keys import KeyKeeper
 from bot.domain.changes import Changes
-from bot.domain.lifecycle import OWNER_LEFT
+from bot.domain.lifecycle import OWNER_LEFT, Disabled
 from bot.lifecycle import messages
 from bot.lifecycle.owned import OwnedUsers
 from bot.slack.messenger import Messenger
