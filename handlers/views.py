@@ -77,7 +77,7 @@ def register(app: App, services: Services) -> None:
         if isinstance(checked, dict):
             ack(response_action="errors", errors=checked)
             return
-        if services.store.remember_event(f"view_submission:{view.get('id')}:{view.get('hash')}"):
+        if services.offboarding.first_submission(view):
             request = approvals.file(user_id, checked)
             services.offboarding.remember_filed(view, user_id, request.id)
         ack()

@@ -91,8 +91,8 @@ class Approvals:
 
         Slow (IAM reads): runs after the filing's ack, before the approval message is posted, so
         approvers never see (and clicks never wait for) an unexpanded request. A removal request
-        is read as what its users hold (a sensitive permission among them makes it sensitive). A failed read is
-        stored too: the request is then shown as unreadable and cannot be approved.
+        is read as what its users hold (a sensitive permission among them makes it sensitive). A
+        failed read is stored too: the request is then shown as unreadable and cannot be approved.
         """
         if (stored := self.store.get_review(request.id)) is not None:
             return stored

@@ -108,6 +108,11 @@ class Offboarding:
                 found.update({wanted[n.lower()]: request.id for n in request.form.user_names if n.lower() in wanted})
         return found
 
+    def first_submission(self, view: Mapping[str, Any]) -> bool:
+        """Whether this submission of ``view`` (its id and hash) is the first one seen: Slack may
+        deliver a submission twice, and only the first may file (a compare-and-set in the store)."""
+        return self.store.remember_event(f"view_submission:{view.get('id')}:{view.get('hash')}")
+
     def remember_filed(self, view: Mapping[str, Any], user_id: str, request_id: str) -> None:
         """Keep the id of the request a submission filed, for the work after the ack."""
         self.store.put_draft(f"{view.get('id') or ''}{FILED_SUFFIX}", user_id, request_id)
