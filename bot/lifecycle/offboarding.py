@@ -118,9 +118,13 @@ class Offboarding:
         self.store.put_draft(f"{view.get('id') or ''}{FILED_SUFFIX}", user_id, request_id)
 
     def filed_request(self, view: Mapping[str, Any], user_id: str) -> OnboardingRequest | None:
-        """The request the submission of ``view`` by ``user_id`` filed, or None."""
-        request_id = self.store.get_draft(f"{view.get('id') or ''}{FILED_SUFFIX}", user_id)
-        return self.store.get_request(request_id) if request_id else None
+        """The request the submission of ``view`` by ``user_id`` filed, once (a repeated delivery
+        of the submission gets None, so the request is announced once), or None."""
+        key = f"{view.get('id') or ''}{FILED_SUFFIX}"
+        request_id = self.store.get_draft(key, user_id)
+        if not request_id or not self.store.delete_draft(key):
+            return None
+        return self.store.get_request(request_id)
 
     def read(self, form: RequestForm) -> PermissionExpansion:
         """What the removal takes away, read from IAM for the approvers (never raises: an

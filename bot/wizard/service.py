@@ -273,13 +273,17 @@ class Wizard:
 
         The ack of the last view files the request; the slow work after it (posting it to the
         approvers) runs apart (a lazy listener, on AWS Lambda another invocation) and finds it here
-        from the same payload.
+        from the same payload, once: a second call (Slack delivering the submission again) gets None.
         """
         token = views.read_metadata(view.get("private_metadata")).get("draft")
         if not token:
             return None
-        request_id = self.store.get_draft(f"{view.get('id') or ''}/{token}{FILED_SUFFIX}", user_id)
-        return self.store.get_request(request_id) if request_id else None
+        key = f"{view.get('id') or ''}/{token}{FILED_SUFFIX}"
+        request_id = self.store.get_draft(key, user_id)
+        # Taken once: a repeated delivery of the same submission must not announce it again.
+        if not request_id or not self.store.delete_draft(key):
+            return None
+        return self.store.get_request(request_id)
 
 
 # -- suggested user names ---------------------------------------------------------------------
