@@ -46,6 +46,7 @@ from bot.services import Services
 from bot.slack.messenger import Messenger, make_web_client
 from bot.slack.people import People
 from bot.slack.retries import EventLedger
+from bot.slack.socket_mode import SocketModeConnection, SocketModeError
 from bot.storage import open_store
 from bot.storage.base import Store
 from bot.web import create_flask
@@ -191,11 +192,13 @@ def build_bolt(services: Services, **app_options: Any) -> App:
 
 @dataclass
 class Bot:
-    """One serving process: its services, the Bolt app and the Flask app."""
+    """One serving process: its services, the Bolt app, the Flask app and, in Socket Mode, its
+    connection to Slack."""
 
     services: Services
     bolt: App
     flask: Flask
+    socket_mode: SocketModeConnection | None = None
 
     @property
     def settings(self) -> Settings:
@@ -212,14 +215,16 @@ def build_bot(settings: Settings | None = None, *, start_background: bool = True
     settings = settings or load_settings()
     services = build_services(settings)
     bolt = build_bolt(services)
+    connection = None
     if start_background:
-        services.jobs.start()
         if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).connect()
+            # Refreshes without a gap in acks (bot.slack.socket_mode); raises SocketModeError.
+            app_token = settings.slack_app_token.get_secret_value()
+            connection = SocketModeConnection(bolt, app_token, settings.slack_base_url)
+            connection.start()
+        services.jobs.start()
     flask = create_flask(bolt, services.reveals, settings, services.store.schema_version)
-    return Bot(services=services, bolt=bolt, flask=flask)
+    return Bot(services=services, bolt=bolt, flask=flask, socket_mode=connection)
 
 
 def create_app() -> Flask:
@@ -236,11 +241,13 @@ def create_app() -> Flask:
     logs.configure(settings.log_format, settings.log_level)
     try:
         return build_bot(settings).flask
-    except (BoltError, OSError) as error:
+    except (BoltError, OSError, SocketModeError) as error:
         # Bolt checks the token with auth.test at start-up: say what failed in one line, not a traceback.
         where = settings.slack_base_url
         if isinstance(error, BoltError):
             log.error("start-up: Slack refused the bot token (%s); check SLACK_BOT_TOKEN", error)
+        elif isinstance(error, SocketModeError):
+            log.error("start-up: %s; check SLACK_APP_TOKEN and outbound HTTPS to *.slack.com", error)
         else:
             log.error("start-up: cannot reach Slack at %s (%s); check SLACK_API_URL and outbound HTTPS", where, error)
         raise SystemExit(3) from None
