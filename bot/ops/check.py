@@ -9,7 +9,7 @@ requesters and their user groups exist; in Socket Mode the app-level token), the
 Permissions are checked with ``iam:SimulatePrincipalPolicy`` on the bot's own ARN when that
 call is allowed (it evaluates every action without performing any); otherwise read-only probes
 run and the write permissions are reported as unverified. Nothing is created or changed in IAM
-or Slack (the database file is created and migrated if it does not exist yet).
+or Slack; the database file is created or migrated only when the configuration is valid.
 """
 
 from __future__ import annotations
@@ -73,9 +73,28 @@ def check_configuration() -> tuple[list[CheckLine], Settings | None]:
     return [CheckLine("configuration", True, f"{mode}, approvals in {settings.approval_channel_id}")], settings
 
 
-def check_database(path: Path) -> CheckLine:
+def check_database(path: Path, configured: bool = True) -> CheckLine:
+    """The database file at ``path``, created or migrated, at its schema version.
+
+    With a broken configuration (``configured`` false) nothing is opened or written: the line
+    says what is there, or fails when the folder cannot hold the file.
+    """
     from bot.storage import open_database
 
+    if not configured:
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.exists():
+            return CheckLine("database", True, f"{path} exists; opened once the configuration is valid", skipped=True)
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            return CheckLine(
+                "database", True, f"{path} does not exist yet; created once the configuration is valid", skipped=True
+            )
+        return CheckLine(
+            "database",
+            False,
+            f"{folder} is not a folder the bot can write to, so {path.name} cannot be created there",
+            "point DATABASE_PATH at a writable file on persistent storage",
+        )
     try:
         version = open_database(path).schema_version
     except Exception as error:
@@ -106,7 +125,7 @@ def run_checks(make_client: Callable[[str], Any] = check_client) -> list[CheckLi
     the broken variables still runs (database, public URL, Slack, AWS)."""
     lines, settings = check_configuration()
     inputs = Inputs.from_settings(settings) if settings is not None else Inputs.from_environment(os.environ)
-    lines.append(check_database(inputs.database_path))
+    lines.append(check_database(inputs.database_path, configured=settings is not None))
     if inputs.public_base_url:
         lines.append(check_public_url(inputs.public_base_url))
     if inputs.bot_token:

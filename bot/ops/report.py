@@ -15,15 +15,20 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 @dataclass(frozen=True)
 class CheckLine:
-    """One check's outcome: ``ok``, what was found, and (when not ok) how to fix it."""
+    """One check's outcome: ``ok``, what was found, and (when not ok) how to fix it.
+
+    ``skipped``: the check did not run because an earlier problem must be fixed first (it
+    counts as ok for the exit status; that problem has its own FAIL line).
+    """
 
     name: str
     ok: bool
     detail: str
     fix: str = ""
+    skipped: bool = False
 
     def render(self) -> str:
-        mark = "ok  " if self.ok else "FAIL"
+        mark = "skip" if self.skipped else "ok  " if self.ok else "FAIL"
         return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if self.fix and not self.ok else "")
 
 
