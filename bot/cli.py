@@ -17,6 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from bot import logs
+    from bot.ops.startup import preflight
 
     try:
         settings = load_settings()
@@ -24,6 +25,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
+    problem = preflight(settings)  # Slack and the database, once, before any worker starts
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 3
 
     class Server(BaseApplication):
         """gunicorn, the production WSGI server the Procfile also uses, started in-process."""

@@ -69,6 +69,7 @@ class SocketModeConnection:
     def __init__(self, app: App, app_token: str, base_url: str) -> None:
         self.app, self._token, self.base_url = app, app_token, base_url
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._handler: _Handler | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(DISPATCH_THREADS, thread_name_prefix="socket-mode")
 
@@ -79,7 +80,8 @@ class SocketModeConnection:
             SocketModeError: Slack refused the app-level token, or could not be reached in ``timeout`` s.
         """
         loop = asyncio.new_event_loop()
-        threading.Thread(target=loop.run_forever, name="socket-mode-loop", daemon=True).start()
+        self._thread = threading.Thread(target=loop.run_forever, name="socket-mode-loop", daemon=True)
+        self._thread.start()
         self._loop = loop
         future = asyncio.run_coroutine_threadsafe(self._connect(), loop)
         try:
@@ -104,21 +106,29 @@ class SocketModeConnection:
         # The client's tasks must be created on this loop: build it here, not in the caller's thread.
         client = AsyncWebClient(base_url=self.base_url, timeout=int(CONNECT_TIMEOUT))
         handler = _Handler(self.app, self._token, client, self._pool)
-        await handler.connect_async()
+        try:
+            await handler.connect_async()
+        except BaseException:
+            # The client's tasks already run: stop them, or they outlive the loop and spin.
+            await handler.close_async()
+            raise
         return handler
 
     def close(self, timeout: float = 5.0) -> None:
-        """Close the connection and stop its thread (idempotent)."""
-        loop, handler = self._loop, self._handler
-        self._loop = self._handler = None
+        """Close the connection, end its tasks and stop its thread (idempotent)."""
+        loop, thread, handler = self._loop, self._thread, self._handler
+        self._loop = self._thread = self._handler = None
         if loop is None:
             return
-        if handler is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(handler.close_async(), loop).result(timeout)
-            except Exception as error:  # already closed or broken: nothing left to do for it
-                log.debug("Socket Mode close: %s", type(error).__name__)
+        try:
+            asyncio.run_coroutine_threadsafe(_shutdown(handler), loop).result(timeout)
+        except Exception as error:  # already closed or broken: nothing left to do for it
+            log.debug("Socket Mode close: %s", type(error).__name__)
         loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout)
+        if not loop.is_running():
+            loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -129,3 +139,13 @@ class SocketModeConnection:
             return False
         future: Any = asyncio.run_coroutine_threadsafe(handler.client.is_connected(), loop)
         return bool(future.result(5))
+
+
+async def _shutdown(handler: _Handler | None) -> None:
+    """Close ``handler``'s client, then cancel and await every other task of this loop."""
+    if handler is not None:
+        await handler.close_async()
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -99,3 +99,25 @@ def test_every_envelope_around_a_refresh_is_acked_within_2_5_s(socket_bot, socke
     opened = slack.wait_for("views.open", lambda c: c.ok and c.args.get("trigger_id") in triggers, count=len(triggers))
     assert {c.args["trigger_id"] for c in opened} == triggers
     assert "Traceback" not in socket_bot.log_text()
+
+
+def test_a_refused_app_token_is_one_line_without_the_token() -> None:
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.slack.socket_mode import SocketModeConnection, SocketModeError
+
+    with SocketModeServer() as server, SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=server) as s:
+        app = App(client=WebClient(token=BOT_TOKEN, base_url=s.base_url))
+        wrong = "xapp-1-A0IAMUSERBOT-0000-notthetoken"
+        with pytest.raises(SocketModeError) as refused:
+            SocketModeConnection(app, wrong, s.base_url).start()
+        assert str(refused.value) == "Slack refused the app-level token (invalid_auth)"
+        assert server.links() == []
+        connection = SocketModeConnection(app, APP_TOKEN, s.base_url)
+        connection.start()
+        try:
+            assert connection.connected and len(server.wait_live(1)) == 1
+        finally:
+            connection.close()
+        assert not connection.connected
