@@ -122,12 +122,18 @@ class MotoServer:
 
 @dataclass
 class BotProcess:
-    """``iam-user-bot serve`` in a subprocess, logging to ``log_path``."""
+    """``iam-user-bot serve`` in a subprocess, logging to ``log_path``.
+
+    ``command`` runs the CLI (default: this interpreter's ``bot.cli``; an installed
+    ``…/bin/iam-user-bot`` to run a package), in ``cwd`` (default: the current folder).
+    """
 
     env: dict[str, str]
     log_path: Path
     workers: int = 1
     port: int = field(default_factory=free_port)
+    command: tuple[str, ...] = (sys.executable, "-m", "bot.cli")
+    cwd: Path | None = None
     _process: subprocess.Popen | None = None
 
     @property
@@ -145,10 +151,11 @@ class BotProcess:
             env = {**os.environ, **self.env, "PORT": str(self.port)}
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv
-                [sys.executable, "-m", "bot.cli", "serve", "--host", LOOPBACK, "--workers", str(self.workers)],
+                [*self.command, "serve", "--host", LOOPBACK, "--workers", str(self.workers)],
                 env=env,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                cwd=self.cwd,
             )
             try:
                 wait_http(f"{self.url}/healthz", timeout=timeout, process=self._process, need_ok=True)
