@@ -82,10 +82,15 @@ def test_the_example_environment_file_reads_the_same_sourced_and_as_a_docker_env
 
 def test_the_example_environment_file_leaves_the_container_its_own_settings() -> None:
     # The image sets DATABASE_PATH (its volume), PORT and LOG_FORMAT=json; --env-file bot.env must not undo them.
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    image = dict(re.findall(r"\b([A-Z][A-Z_]+)=(\S+)", dockerfile.split("\nENV DATABASE_PATH", 1)[1].split("\n\n")[0]))
-    image["DATABASE_PATH"] = dockerfile.split("\nENV DATABASE_PATH=", 1)[1].split()[0]
-    assert {"DATABASE_PATH", "PORT", "LOG_FORMAT"} <= set(image)
+    instructions = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").split("\nFROM ")[-1].splitlines()
+    image = dict(
+        pair.split("=", 1)
+        for line in instructions
+        if line.startswith("ENV ")
+        for pair in line.split()[1:]
+        if "=" in pair
+    )
+    assert {"DATABASE_PATH", "PORT", "LOG_FORMAT"} <= set(image), image
     example = env_file(ROOT / "bot.env.example")
     assert {name: value for name, value in example.items() if name in image and image[name] != value} == {}
 
