@@ -47,6 +47,7 @@ BEFORE, AFTER = 1.0, 4.0  # seconds of envelopes before and after each disconnec
 HANDSHAKE = 0.25  # seconds each new connection takes to open, like the round trips to Slack over TLS
 WORK = (0.0, 0.2)  # seconds a listener works before its ack, one run each
 LIMIT = 2.5  # the issue's bound on every ack around a refresh (Slack's own is 3 s)
+# benchmarks/run.py rewrites the rest of BENCHMARKS.md and keeps what is between these markers.
 MARK_START, MARK_END = "<!-- socket-mode-refresh -->", "<!-- /socket-mode-refresh -->"
 
 Closer = Callable[[], None]
@@ -197,6 +198,21 @@ def report(results: dict[float, dict[str, dict[str, Any]]], refreshes: int) -> s
                 f"| {name} | {what} | {r['n']} | {r['unacked']} | {ms(r['p50'])} | {ms(r['max'])} | {r['over']} "
                 f"| {r['connections']}{' (' + str(r['stalled']) + ' refreshes without one within 10 s)' if r['stalled'] else ''} |"
             )
+    lines += [
+        "",
+        "What the rows show: slack_sdk's built-in client (Bolt's default adapter, which the bot used) closes "
+        "the old connection before it reads the new one, behind a reader that blocks for up to 3 s, so "
+        "envelopes on the new connection wait about 3.1 s at every refresh; with a listener that works "
+        "200 ms it falls behind altogether at 20 envelopes a second. The websocket-client adapter closes "
+        "the old connection first, reconnects at its runner's next 0.5 s tick and issues a second URL on "
+        "the way; over refreshes in a row it waited up to the server's own close (10 s) and lost envelopes. "
+        "The aiohttp adapter closes the old connection first too: the gap is as long as opening a new one "
+        "(here 250 ms). The websockets adapter opens and reads the new connection before it closes the old "
+        "one: no gap. Bolt's asyncio adapters run a synchronous app's listener on their event loop, so a "
+        "listener that works before its ack holds every other envelope, and the reconnect, back. The bot "
+        "therefore uses the websockets adapter with each envelope dispatched in a thread "
+        "(`bot/slack/socket_mode.py`): the last row.",
+    ]
     return "\n".join([*lines, "", MARK_END])
 
 

@@ -39,6 +39,8 @@ CONFIG_FIXES = {
     "REQUESTER_USER_IDS": "use member IDs (profile → ⋮ → Copy member ID, U…), separated by commas",
     "PUBLIC_BASE_URL": "set the bot's external address, like https://iam-bot.example.org",
     "DATABASE_PATH": "point it at a writable file on persistent local storage",
+    "LOG_LEVEL": "use DEBUG, INFO, WARNING, ERROR or CRITICAL (or leave it unset: INFO)",
+    "LOG_FORMAT": "use text or json (or leave it unset: text)",
 }
 CROSS_FIELD_FIXES = {
     APPROVERS_MISSING: "set APPROVER_USER_IDS to approvers' member IDs (U…), or APPROVER_USERGROUP_ID to a "
