@@ -211,9 +211,10 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     # Settings refuse an unknown LOG_LEVEL at start-up; gunicorn's logger is set up before they are
     # read (GunicornLogger), and falls back to INFO, the documented default, until then.
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
-    # At DEBUG, botocore logs request bodies (passwords) and slack_sdk / Bolt log payloads (a custom
-    # password typed into the form): keep them at INFO or above whatever LOG_LEVEL says.
-    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt"):
+    # At DEBUG, botocore logs request bodies (passwords), slack_sdk / Bolt log payloads (a custom
+    # password typed into the form) and, in Socket Mode, websockets logs the frames that carry them:
+    # keep them at INFO or above whatever LOG_LEVEL says.
+    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt", "websockets", "aiohttp"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     bolt_app = logging.getLogger("slack_bolt.App")
     if not any(isinstance(f, _ClientGivenFilter) for f in bolt_app.filters):
