@@ -2,7 +2,7 @@
 
 What the bot meets in Socket Mode, as far as Slack documents it: ``apps.connections.open`` (the
 Web API stand-in answers it with :meth:`SocketModeServer.new_url`) hands out a one-time
-``wss://`` URL; on connecting, the app gets ``{"type": "hello", …}``; then envelopes
+``wss://`` URL (``ws://`` on loopback here); on connecting, the app gets ``{"type": "hello", …}``; then envelopes
 ``{"envelope_id", "type", "payload", "accepts_response_payload"}`` arrive, each to be acked with
 ``{"envelope_id", "payload"?}`` within Slack's 3 s; from time to time Slack asks for a new
 connection with ``{"type": "disconnect", "reason": "refresh_requested"}`` and closes the old one
