@@ -187,13 +187,19 @@ def start_bot(moto_server: MotoServer, slack: SlackStandIn, tmp_path: Path) -> I
     """Factory: start a bot process (after the test has set IAM up); stopped at teardown.
 
     ``start(workers=1, store="sqlite", **env)``; ``store="dynamodb"`` puts the bot on a new table on
-    moto server (``STORE=dynamodb``). A second call with ``table=`` starts another process on the
-    same table, as a second host would.
+    moto server (``STORE=dynamodb``). A second call with ``table=`` (and the first one's
+    ``signing_secret=``) starts another process on the same table, as a second host would.
     """
     started: list[RunningBot] = []
 
-    def start(workers: int = 1, store: str = "sqlite", table: str | None = None, **extra_env: str) -> RunningBot:
-        signing_secret = secrets.token_hex(16)
+    def start(
+        workers: int = 1,
+        store: str = "sqlite",
+        table: str | None = None,
+        signing_secret: str | None = None,
+        **extra_env: str,
+    ) -> RunningBot:
+        signing_secret = signing_secret or secrets.token_hex(16)
         db = tmp_path / f"bot{len(started) or ''}.db"
         process = BotProcess(env={}, log_path=tmp_path / f"bot{len(started) or ''}.log", workers=workers)
         env = bot_env(moto_server, slack, db, signing_secret, process.url)

@@ -160,8 +160,16 @@ class Harness:
         return self.services.provisioning.leases
 
 
-def make_harness(moto_server: Any, slack: Any, db: Path, journal_owner: str | None = None, **lease_kw: Any) -> Harness:
-    """The services as one bot process would build them (``journal_owner`` names the process)."""
+def make_harness(
+    moto_server: Any,
+    slack: Any,
+    db: Path,
+    journal_owner: str | None = None,
+    store: Store | None = None,
+    **lease_kw: Any,
+) -> Harness:
+    """The services as one bot process would build them (``journal_owner`` names the process), on
+    the SQLite file ``db`` or on ``store``."""
     settings = load_settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret="s" * 32,
@@ -175,7 +183,7 @@ def make_harness(moto_server: Any, slack: Any, db: Path, journal_owner: str | No
     recorder = Recorder()
     client.meta.events.register("before-parameter-build.iam", recorder)
     gateway = IamGateway(client, moto_server.boto3_client("sts"), sleep=lambda _seconds: None)
-    store = SqliteStore(db)
+    store = store or SqliteStore(db)
     if journal_owner is not None:
         lease_kw["owner"] = journal_owner
     services = build_services(
