@@ -44,7 +44,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import logs
 from bot.app import CATALOG_REFRESH_SECONDS, build_bolt, build_services
-from bot.config import Settings, load_settings
+from bot.aws.secrets import load_settings_from_environment
+from bot.config import Settings
 from bot.provisioning.lease import Leases
 from bot.storage import open_store
 from bot.web import INVALID_SIGNATURE_LOG, SLACK_BODY_LIMIT_BYTES, create_flask
@@ -88,7 +89,7 @@ class Function:
     """
 
     def __init__(self, settings: Settings | None = None, lambda_client: Any | None = None) -> None:
-        self.settings = settings or load_settings()
+        self.settings = settings or load_settings_from_environment()
         inline = InlineExecutor()
         store = open_store(self.settings)
         leases = Leases(clock=store.clock, owner=f"lambda:{secrets.token_hex(8)}", is_gone=lambda _owner: False)
@@ -155,7 +156,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     start: imports, settings, the store, ``auth.test``), then serves every invocation."""
     global _function
     if _function is None:
-        settings = load_settings()
+        settings = load_settings_from_environment()
         logs.configure(settings.log_format, settings.log_level)
         _function = Function(settings)
     return _function.handle(event, context)

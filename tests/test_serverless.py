@@ -9,6 +9,7 @@ DynamoDB table on moto server, IAM is moto server, Slack is the stand-in.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -179,3 +180,53 @@ def test_a_scheduled_event_runs_the_periodic_jobs(deployed: Deployed, slack, iam
     assert "late-group" in [o["value"] for o in suggest.json()["options"]]
     # Nothing but a schedule runs the jobs: an unknown event is not one.
     assert not is_schedule({"rawPath": "/healthz"}) and not is_schedule({"iam_user_bot": "other"})
+
+
+def test_the_cold_start_reads_the_slack_secrets_from_secrets_manager(
+    moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bot.serverless.handler`` as Lambda calls it: the environment the template sets (secrets
+    only by reference), the function built on the first invocation and kept for the next."""
+    import bot.serverless
+
+    secret = moto_server.boto3_client("secretsmanager").create_secret(
+        Name=f"iam-user-bot-{dynamodb_table}",
+        SecretString=json.dumps({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}),
+    )
+    environment = {
+        **moto_server.client_env(),
+        "SLACK_SECRETS_FROM": f"secretsmanager:{secret['ARN']}",
+        "SLACK_API_URL": slack.base_url,
+        "APPROVAL_CHANNEL_ID": APPROVAL_CHANNEL,
+        "APPROVER_USER_IDS": APPROVER,
+        "PUBLIC_BASE_URL": "https://abc123.execute-api.us-east-1.amazonaws.com",
+        "STORE": "dynamodb",
+        "DYNAMODB_TABLE": dynamodb_table,
+        "LOG_FORMAT": "json",
+    }
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABASE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(bot.serverless, "_function", None)
+    # Lambda's own asynchronous invoke, in-process (moto runs functions only under Docker).
+    invoker = LocalLambda(bot.serverless.handler)
+    monkeypatch.setattr(bot.serverless, "Function", lambda settings: Function(settings, lambda_client=invoker))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # the cold start configures logging (JSON)
+    try:
+        with FunctionUrl(bot.serverless.handler) as url:
+            user = SlackUser(url.url, SIGNING_SECRET)
+            answer, trigger_id = user.slash_command(REQUESTER, "new")
+            assert answer.status == 200
+            slack.wait_for("views.open", lambda c: c.args.get("trigger_id") == trigger_id)
+            built = bot.serverless._function
+            assert built is not None and built.settings.store == "dynamodb"
+            assert http("GET", url.url + "/healthz").status == 200
+            assert bot.serverless._function is built  # one build per container
+    finally:
+        invoker.wait()
+        if bot.serverless._function is not None:
+            bot.serverless._function.services.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
