@@ -29,6 +29,7 @@ from bot.storage.dynamodb import DynamoStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, dynamodb_dump
 from tests.support import wizard_driver as wiz
 from tests.support.flow import all_text, approval_message, link_from_ephemeral, open_modal, wait_catalog
+from tests.test_deploy_lambda_template import dynamodb_actions_of, runtime_dynamodb_actions
 
 SIGNING_SECRET = "lambda-signing-secret-0123456789"
 SCHEDULE_EVENT = {"iam_user_bot": "periodic_jobs"}
@@ -80,6 +81,13 @@ def deployed(moto_server, slack, dynamodb_table: str, monkeypatch: pytest.Monkey
 
 
 def test_new_user_through_the_function_url_with_lazy_invocations(deployed: Deployed, slack, iam, moto_server) -> None:
+    # Every DynamoDB call the function makes, to hold against the template's runtime policy.
+    needed: set[str] = set()
+    client = deployed.function.services.store.table.client
+    client.meta.events.register(
+        "provide-client-params.dynamodb.*",
+        lambda params, model, **_: needed.update(dynamodb_actions_of(model.name, params)),
+    )
     iam.create_group(GroupName="developers")
     view = open_modal(deployed, slack, REQUESTER)
     wait_catalog(deployed, slack, view, "developers")  # the cold start loads the catalog
@@ -133,6 +141,8 @@ def test_new_user_through_the_function_url_with_lazy_invocations(deployed: Deplo
         assert secret not in stored and secret not in slack_text and secret not in lazy_text
     events = [e.event for e in store.audit_events(request_id=request_id)]
     assert events.index("approved") < events.index("provisioned") < events.index("link_revealed")
+    assert {"GetItem", "Query", "PutItem", "UpdateItem"} <= needed  # the recorder really recorded
+    assert needed <= runtime_dynamodb_actions(), needed - runtime_dynamodb_actions()
 
 
 def test_unsigned_or_stale_slack_requests_are_refused_before_bolt(deployed: Deployed, slack) -> None:
