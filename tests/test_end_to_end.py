@@ -14,7 +14,6 @@ import pytest
 
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.processes import http
-from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
 from tests.support import wizard_driver as wiz
 from tests.support.flow import all_text, approval_message, link_from_ephemeral, open_modal, wait_catalog
@@ -160,8 +159,9 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path,
     )
 
 
-def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, iam) -> None:
-    bot = start_bot()
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, iam, store: str) -> None:
+    bot = start_bot(store=store)
     run = wiz.WizardRun(bot.user, REQUESTER, open_modal(bot, slack, REQUESTER))
     run.through(
         wiz.details([RECIPIENT], "nina.denied", access=["programmatic"]),
@@ -179,7 +179,7 @@ def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, i
     slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and "Use SSO" in c.args["text"]
     )
-    request = SqliteStore(bot.database_path).get_request(request_id)
+    request = bot.store().get_request(request_id)
     assert request.status == "denied" and request.decided_by == APPROVER and request.reason == "Use SSO"
     assert iam.list_users()["Users"] == []
     # The late approve click loses: nothing created, the clicker is told who decided.
@@ -189,8 +189,9 @@ def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, i
     assert iam.list_users()["Users"] == []
 
 
-def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack) -> None:
-    bot = start_bot()
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack, store: str) -> None:
+    bot = start_bot(store=store)
     form = "command=%2Fiam-user&text=new&user_id=U0REQUEST1&trigger_id=1.2.3"
     forged = bot.user.signed_headers(form, "application/x-www-form-urlencoded")
     forged["X-Slack-Signature"] = "v0=" + "0" * 64
@@ -200,4 +201,4 @@ def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack) -
     unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
     assert http("POST", f"{bot.url}/slack/events", form.encode(), unsigned).status == 401
     assert slack.calls("views.open") == []
-    assert SqliteStore(bot.database_path).audit_events() == []
+    assert bot.store().audit_events() == []
