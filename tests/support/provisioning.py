@@ -166,6 +166,7 @@ def make_harness(
     db: Path,
     journal_owner: str | None = None,
     store: Store | None = None,
+    background: Any | None = None,
     **lease_kw: Any,
 ) -> Harness:
     """The services as one bot process would build them (``journal_owner`` names the process), on
@@ -193,6 +194,7 @@ def make_harness(
         client=make_web_client(BOT_TOKEN, slack.base_url),
         leases=Leases(clock=store.clock, **lease_kw),
         executor=ThreadPoolExecutor(max_workers=1),
+        background=background,
     )
     OPEN.append(services)
     return Harness(services, store, gateway, recorder)
