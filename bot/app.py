@@ -29,7 +29,8 @@ from bot.aws.catalog import Catalog
 from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
 from bot.aws.keys import KeyKeeper
-from bot.config import ConfigError, Settings, load_settings
+from bot.aws.secrets import load_settings_from_environment
+from bot.config import ConfigError, Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
@@ -216,7 +217,7 @@ class Bot:
 def build_bot(settings: Settings | None = None, *, start_background: bool = True) -> Bot:
     """Services, Bolt and Flask for one process; with ``start_background`` the periodic jobs start
     and, when ``SLACK_APP_TOKEN`` is set, the Socket Mode connection opens."""
-    settings = settings or load_settings()
+    settings = settings or load_settings_from_environment()
     services = build_services(settings)
     bolt = build_bolt(services)
     if start_background:
@@ -236,7 +237,7 @@ def create_app() -> Flask:
     which makes gunicorn's master stop too) instead of a traceback.
     """
     try:
-        settings = load_settings()
+        settings = load_settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         raise SystemExit(3) from None

@@ -10,16 +10,17 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError
 
 
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from bot import logs
+    from bot.aws.secrets import load_settings_from_environment
 
     try:
-        settings = load_settings()
+        settings = load_settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # The key custom passwords are sealed under while a request waits (bot.credentials.sealing);
     # unset, SLACK_BOT_TOKEN keys them, so rotating that token breaks pending requests.
     custom_password_sealing_key: SecretStr | None = None
+    # Where the four secret variables above are kept instead of the environment (bot.aws.secrets):
+    # secretsmanager:<secret name or ARN> or ssm:/<parameter path>, read once at start-up.
+    slack_secrets_from: str | None = Field(default=None, pattern=r"^(secretsmanager:.+|ssm:/.+)$")
     approval_channel_id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
     approver_user_ids: CommaList = ()
     approver_usergroup_id: str | None = None
@@ -101,6 +104,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_signing_secret",
         "dynamodb_table",
+        "slack_secrets_from",
         mode="before",
     )
     @classmethod

@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"bot.services", "bot.web"},
     {"handlers"},
     {"bot.app"},
+    {"bot.serverless"},
     {"bot.sandbox"},
     {"bot.cli"},
 ]

@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from bot.aws.secrets import SOURCE_VARIABLE, read_secrets
 from bot.aws.selfcheck import check_client
 from bot.config import (
     APPROVERS_MISSING,
     DYNAMODB_TABLE_MISSING,
     SIGNING_SECRET_MISSING,
+    ConfigError,
     Settings,
     cross_field_problems,
     describe_errors,
@@ -62,8 +64,16 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 def check_configuration() -> tuple[list[CheckLine], Settings | None]:
     """One line when the configuration is valid, else one line per problem (each with its fix)."""
+    overrides: dict[str, str] = {}
+    source = os.environ.get(SOURCE_VARIABLE, "").strip()
+    if source:
+        try:
+            overrides = {name.lower(): value for name, value in read_secrets(source).items()}
+        except ConfigError as error:
+            fix = "give the bot's credentials read access to it, or correct the name"
+            return [CheckLine("configuration", False, str(error), fix)], None
     try:
-        settings = Settings()  # type: ignore[call-arg]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = [(message.removeprefix("configuration: "), variable) for variable, message in describe_errors(error)]
         # pydantic checks the rules across variables only when every variable is valid: read them

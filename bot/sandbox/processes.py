@@ -7,8 +7,10 @@ request to either. Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -150,6 +152,7 @@ class BotProcess:
                 env=env,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() takes the workers too
             )
             try:
                 wait_http(f"{self.url}/healthz", timeout=timeout, process=self._process, need_ok=True)
@@ -165,10 +168,13 @@ class BotProcess:
         raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
+        """Stop gracefully (SIGTERM to the master), or with ``kill`` as a host that loses power:
+        SIGKILL to the master and every worker at once."""
         if self._process is None:
             return
         if kill:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
         else:
             self._process.terminate()
         try:
