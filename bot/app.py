@@ -29,12 +29,13 @@ from bot.aws.catalog import Catalog
 from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
 from bot.aws.keys import KeyKeeper
-from bot.config import ConfigError, Settings, load_settings
+from bot.aws.secrets import load_settings_from_environment
+from bot.config import ConfigError, Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
-from bot.credentials.sealing import sealer_from_bot_token
+from bot.credentials.sealing import sealer_for
 from bot.domain.models import OnboardingRequest
 from bot.ops.jobs import Job, PeriodicJobs
 from bot.provisioning.lease import Leases
@@ -49,14 +50,16 @@ from bot.slack.retries import EventLedger
 from bot.slack.socket_mode import SocketModeConnection, SocketModeError
 from bot.storage import open_store
 from bot.storage.base import Store
+from bot.storage.dynamodb.table import TableMissing
 from bot.web import create_flask
 from bot.wizard.service import Wizard
 
 log = logging.getLogger(__name__)
 
-# Bolt runs every listener in this pool, its ack first and then its slow part (Slack posts, IAM
-# reads). Bolt's default of 5 threads let a burst of slow parts hold back later acks
-# (BENCHMARKS.md: 50 submissions at once); the pool carries each request's log ids too.
+# Bolt acks in the request's own thread (process_before_response: the ack function is all that runs
+# before the answer) and runs the slow parts, the lazy listeners, in this pool. Bolt's default of 5
+# threads let a burst of slow parts wait (BENCHMARKS.md: 50 submissions at once); the pool carries
+# each request's log ids too. On AWS Lambda the lazy listeners are other invocations instead.
 LISTENER_THREADS = 32
 CATALOG_REFRESH_SECONDS = 300.0
 LINK_EXPIRY_SECONDS = 30.0
@@ -92,9 +95,12 @@ def build_services(
     client: WebClient | None = None,
     leases: Leases | None = None,
     executor: Executor | None = None,
+    background: Executor | None = None,
 ) -> Services:
     """Build and wire every service. Arguments left out are made from ``settings`` (tests pass
-    their own); ``executor`` runs provisioning and the work after a reveal attempt."""
+    their own); ``executor`` runs provisioning and the work after a reveal attempt, ``background``
+    the views' refreshes (App Home, progress lines). On AWS Lambda both run inline
+    (:mod:`bot.serverless`): a frozen function would never run them later."""
     store = store or open_store(settings)
     iam = iam or IamGateway(*make_clients())
     client = client or make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
@@ -109,9 +115,9 @@ def build_services(
         settings.requester_user_ids,
         settings.requester_usergroup_id,
     )
-    sealer = sealer_from_bot_token(settings.slack_bot_token.get_secret_value())
+    sealer = sealer_for(settings)
     channel = settings.approval_channel_id
-    board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds)
+    board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds, background)
     views = Views(board)
     keys = KeyKeeper(iam)
     # Credentials: sealed, delivered, revealed once, re-issued, expired.
@@ -137,7 +143,7 @@ def build_services(
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
     desk = StatusDesk(store, people, messenger, approvals)
-    home = HomeTab(store, desk, people, messenger)
+    home = HomeTab(store, desk, people, messenger, background)
     views.home = home
     jobs = PeriodicJobs(
         [
@@ -179,7 +185,9 @@ def build_bolt(services: Services, **app_options: Any) -> App:
     settings = services.settings
     signing = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     options: dict[str, Any] = {
-        "process_before_response": False,
+        # The ack function runs to its end before Slack gets the answer, then the lazy listeners
+        # start: what they need from the ack's work (a filed request) is in the store by then.
+        "process_before_response": True,
         "raise_error_for_unhandled_request": False,
         "listener_executor": logs.ContextExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
         **app_options,
@@ -212,7 +220,7 @@ class Bot:
 def build_bot(settings: Settings | None = None, *, start_background: bool = True) -> Bot:
     """Services, Bolt and Flask for one process; with ``start_background`` the periodic jobs start
     and, when ``SLACK_APP_TOKEN`` is set, the Socket Mode connection opens."""
-    settings = settings or load_settings()
+    settings = settings or load_settings_from_environment()
     services = build_services(settings)
     bolt = build_bolt(services)
     connection = None
@@ -234,13 +242,16 @@ def create_app() -> Flask:
     which makes gunicorn's master stop too) instead of a traceback.
     """
     try:
-        settings = load_settings()
+        settings = load_settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         raise SystemExit(3) from None
     logs.configure(settings.log_format, settings.log_level)
     try:
         return build_bot(settings).flask
+    except TableMissing as error:
+        log.error("start-up: %s", error)  # names `iam-user-bot init-store`
+        raise SystemExit(3) from None
     except (BoltError, OSError, SocketModeError) as error:
         # Bolt checks the token with auth.test at start-up: say what failed in one line, not a traceback.
         where = settings.slack_base_url

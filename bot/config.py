@@ -28,8 +28,11 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 # The rules across variables (README, "Configuration"), worded once for Settings and ``check``.
 APPROVERS_MISSING = "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"
 SIGNING_SECRET_MISSING = "SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)"  # noqa: S105
+DYNAMODB_TABLE_MISSING = "DYNAMODB_TABLE is required with STORE=dynamodb"
 # Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
 MIN_BOT_TOKEN_LENGTH = 16
+# Shortest CUSTOM_PASSWORD_SEALING_KEY accepted: 32 characters (``secrets.token_urlsafe(32)`` gives 43).
+MIN_SEALING_KEY_LENGTH = 32
 
 
 class ConfigError(Exception):
@@ -49,6 +52,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    # The key custom passwords are sealed under while a request waits (bot.credentials.sealing);
+    # unset, SLACK_BOT_TOKEN keys them, so rotating that token breaks pending requests.
+    custom_password_sealing_key: SecretStr | None = None
+    # Where the four secret variables above are kept instead of the environment (bot.aws.secrets):
+    # secretsmanager:<secret name or ARN> or ssm:/<parameter path>, read once at start-up.
+    slack_secrets_from: str | None = Field(default=None, pattern=r"^(secretsmanager:.+|ssm:/.+)$")
     approval_channel_id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
     approver_user_ids: CommaList = ()
     approver_usergroup_id: str | None = None
@@ -56,6 +65,10 @@ class Settings(BaseSettings):
     requester_usergroup_id: str | None = None
     public_base_url: AnyHttpUrl
     database_path: Path = Path("iam-user-bot.db")
+    # Where the state lives (contract, section 6): the SQLite file above, or a DynamoDB table that
+    # several processes and hosts share (reached through the standard boto3 chain).
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    dynamodb_table: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
@@ -109,7 +122,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "approver_usergroup_id", "requester_usergroup_id", "slack_app_token", "slack_signing_secret", mode="before"
+        "approver_usergroup_id",
+        "requester_usergroup_id",
+        "slack_app_token",
+        "slack_signing_secret",
+        "dynamodb_table",
+        "slack_secrets_from",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -134,8 +153,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a bot token starting with xoxb-")
         if len(token) < MIN_BOT_TOKEN_LENGTH:
             # Real bot tokens are far longer; the token also keys the sealing of custom
-            # passwords (bot.sealing needs at least 16 bytes), so a stub would crash start-up.
+            # passwords (bot.credentials.sealing needs at least 16 bytes), so a stub would crash start-up.
             raise ValueError(f"is too short to be a bot token (at least {MIN_BOT_TOKEN_LENGTH} characters)")
+        return value
+
+    @field_validator("custom_password_sealing_key")
+    @classmethod
+    def _sealing_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SEALING_KEY_LENGTH:
+            raise ValueError(
+                f"is too short (at least {MIN_SEALING_KEY_LENGTH} random characters; "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
         return value
 
     @field_validator("slack_app_token")
@@ -151,6 +180,8 @@ class Settings(BaseSettings):
             raise ValueError(APPROVERS_MISSING)
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError(SIGNING_SECRET_MISSING)
+        if self.store == "dynamodb" and not self.dynamodb_table:
+            raise ValueError(DYNAMODB_TABLE_MISSING)
         return self
 
     @property
@@ -182,6 +213,8 @@ def cross_field_problems(environ: Mapping[str, str]) -> list[str]:
         problems.append(APPROVERS_MISSING)
     if not values.get("SLACK_APP_TOKEN") and not values.get("SLACK_SIGNING_SECRET"):
         problems.append(SIGNING_SECRET_MISSING)
+    if values.get("STORE", "").strip().lower() == "dynamodb" and not values.get("DYNAMODB_TABLE"):
+        problems.append(DYNAMODB_TABLE_MISSING)
     return problems
 
 

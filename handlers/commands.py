@@ -40,11 +40,16 @@ def register(app: App, services: Services) -> None:
         if parsed.verb == "cancel" and parsed.request_id is not None:
             # Cancelling updates the approval message: answer first, report the outcome by DM.
             ack(text=f"Cancelling `{parsed.request_id}`… I'll confirm in a direct message.")
-            messenger.dm(user_id, desk.cancel(user_id, parsed.request_id).message)
             return
         if parsed.verb == "unknown":
             ack(text=f"I don't know `{escape(parsed.argument or '')}`. Try `/iam-user help`.")
             return
         ack(text=desk.reply(user_id, text, links=False))
 
-    app.command(COMMAND)(iam_user)
+    def cancel(command: dict) -> None:
+        """``cancel <id>``, after the ack: the move, and the outcome by DM."""
+        parsed = parse_command(command.get("text") or "")
+        if parsed.verb == "cancel" and parsed.request_id is not None:
+            messenger.dm(command["user_id"], desk.cancel(command["user_id"], parsed.request_id).message)
+
+    app.command(COMMAND)(ack=iam_user, lazy=[cancel])

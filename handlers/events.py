@@ -1,6 +1,6 @@
 """Events: direct messages to the bot (the self-service words) and the App Home tab.
 
-Bolt acks every event before these listeners run, so they may take their time. Slack repeats
+Both run as lazy listeners after the ack, so they may take their time. Slack repeats
 an event it believes was missed (``X-Slack-Retry-Num``, same ``event_id``); each is answered
 once (:meth:`bot.slack.retries.EventLedger.first_delivery`).
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from slack_bolt import App, BoltContext, BoltRequest
+
+from handlers import ack_only
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -57,5 +59,5 @@ def register(app: App, services: Services) -> None:
         # never be published after a newer one.
         home.refresh(event["user"])
 
-    app.event("message")(direct_message)
-    app.event("app_home_opened")(home_opened)
+    app.event("message")(ack=ack_only, lazy=[direct_message])
+    app.event("app_home_opened")(ack=ack_only, lazy=[home_opened])

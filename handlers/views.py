@@ -8,7 +8,7 @@ from slack_bolt import Ack, App
 
 from bot.approval.message import DENY_CALLBACK_ID, parse_deny_metadata
 from bot.wizard.views import BACK_ACTION_ID, MODAL_CALLBACK_ID, message_view
-from handlers import actions
+from handlers import ack_only, actions
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -32,11 +32,14 @@ def register(app: App, services: Services) -> None:
             ack(response_action="update", view=answer.view)
             return
         ack()
-        if answer.request is not None:
-            approvals.announce(answer.request)
 
-    def back_clicked(ack: Ack, body: dict, action: dict) -> None:
-        ack()
+    def announce(body: dict, view: dict) -> None:
+        """After the ack: post the request the submission filed (if it filed one) to the approvers."""
+        request = wizard.filed_request(body["user"]["id"], view)
+        if request is not None:
+            approvals.announce(request)
+
+    def back_clicked(body: dict, action: dict) -> None:
         view = body.get("view") or {}
         earlier = wizard.back(body["user"]["id"], view, action.get("value") or "")
         if earlier is None:
@@ -49,11 +52,16 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={"reason": "Say why, so the requester knows what to change."})
             return
         ack()
+
+    def deny(body: dict, view: dict) -> None:
+        reason = (view["state"]["values"].get("reason", {}).get("reason", {}).get("value") or "").strip()
+        if not reason:
+            return
         request_id, channel = parse_deny_metadata(view.get("private_metadata", ""))
         outcome = approvals.decide(request_id, body["user"]["id"], approve=False, reason=reason)
         if not outcome.ok:
             actions.tell(services.messenger, channel, body["user"]["id"], outcome.message)
 
-    app.view(MODAL_CALLBACK_ID)(onboarding_submitted)
-    app.action(BACK_ACTION_ID)(back_clicked)
-    app.view(DENY_CALLBACK_ID)(deny_reason_submitted)
+    app.view(MODAL_CALLBACK_ID)(ack=onboarding_submitted, lazy=[announce])
+    app.action(BACK_ACTION_ID)(ack=ack_only, lazy=[back_clicked])
+    app.view(DENY_CALLBACK_ID)(ack=deny_reason_submitted, lazy=[deny])

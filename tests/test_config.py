@@ -43,7 +43,7 @@ def test_valid_environment_is_read(env) -> None:
     [
         ("SLACK_BOT_TOKEN", None, "SLACK_BOT_TOKEN is required"),
         ("SLACK_BOT_TOKEN", "xoxp-user-token", "SLACK_BOT_TOKEN is invalid"),
-        # Too short to be a real token, and to key the custom-password sealing (bot.sealing):
+        # Too short to be a real token, and to key the custom-password sealing (bot.credentials.sealing):
         # it used to pass here and then crash every worker at start-up.
         ("SLACK_BOT_TOKEN", "xoxb-made-up", "SLACK_BOT_TOKEN is invalid"),
         ("APPROVAL_CHANNEL_ID", None, "APPROVAL_CHANNEL_ID is required"),
@@ -59,6 +59,7 @@ def test_valid_environment_is_read(env) -> None:
         # Accepted silently before (the bot logged at INFO); now refused like every other variable.
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL is invalid: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT is invalid: Input should be 'text' or 'json'"),
+        ("CUSTOM_PASSWORD_SEALING_KEY", "short-key", "CUSTOM_PASSWORD_SEALING_KEY is invalid"),
     ],
 )
 def test_bad_variable_is_named_in_one_line(env, name: str, value: str | None, expected: str) -> None:
@@ -122,3 +123,22 @@ def test_serve_stops_with_one_line_naming_the_variable(tmp_path, change: dict[st
     assert len(lines) == 1 and lines[0].startswith("configuration: " + line), lines
     assert SECRET not in answer.stdout + answer.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written, not even the database
+
+
+def test_the_dedicated_sealing_key_is_what_the_built_services_seal_with(env, tmp_path) -> None:
+    from bot.credentials.sealing import SealError, sealer_for, sealer_from_secrets
+
+    key = "k" * 8 + "-dedicated-sealing-key-of-enough-length"
+    env.setenv("CUSTOM_PASSWORD_SEALING_KEY", key)
+    settings = load_settings()
+    assert key not in repr(settings)
+    sealing_key = settings.custom_password_sealing_key
+    assert sealing_key is not None and sealing_key.get_secret_value() == key
+    # What the running bot (app.py builds its sealer with sealer_for) seals opens under a
+    # rotated Slack token with the same key, and not under the token alone.
+    token = sealer_for(settings).seal("Pw-1234567!", "U0REQ")
+    assert sealer_from_secrets("xoxb-rotated-token-000000", key).open(token, "U0REQ") == "Pw-1234567!"
+    env.setenv("SLACK_BOT_TOKEN", "xoxb-rotated-token-000000")
+    assert sealer_for(load_settings()).open(token, "U0REQ") == "Pw-1234567!"
+    with pytest.raises(SealError):
+        sealer_from_secrets(settings.slack_bot_token.get_secret_value()).open(token, "U0REQ")

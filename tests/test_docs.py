@@ -28,7 +28,7 @@ def test_readme_keeps_the_demo_first_and_the_exact_test_line_ci_runs() -> None:
 def test_every_subcommand_the_docs_name_exists() -> None:
     subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     # "iam-user-bot <word>"; not "docker exec iam-user-bot python …", where it names the container.
-    named = {m for doc in DOCS for m in re.findall(r"(?<!exec )iam-user-bot ([a-z]+)\b", doc.read_text())}
+    named = {m for doc in DOCS for m in re.findall(r"(?<!exec )iam-user-bot ([a-z][a-z-]*[a-z])\b", doc.read_text())}
     assert named and named <= subcommands, sorted(named - subcommands)
 
 
@@ -120,3 +120,15 @@ def test_every_subcommand_is_in_the_readme_commands_list() -> None:
 def test_deploy_guide_quotes_the_procfile_as_it_is() -> None:
     procfile = (ROOT / "Procfile").read_text().strip()
     assert procfile in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """README's and docs/'s security claims point at tests (``tests/…py::name``); each must exist."""
+    named = {m for doc in DOCS for m in re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", doc.read_text())}
+    assert len(named) >= 20
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(named)
+        if not (ROOT / path).exists() or not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M)
+    ]
+    assert missing == []

@@ -30,9 +30,13 @@ from tests.conftest import bot_env
             "start-up: Slack refused the app-level token (invalid_auth); check SLACK_APP_TOKEN",
         ),
         ({"DATABASE_PATH": "/nonexistent-folder/bot.db"}, "start-up: cannot open the database at /nonexistent-folder"),
+        (
+            {"STORE": "dynamodb", "DYNAMODB_TABLE": "no-such-bot-table"},
+            "start-up: DynamoDB table no-such-bot-table does not exist; create it with `iam-user-bot init-store`",
+        ),
         ({"APPROVAL_CHANNEL_ID": ""}, "configuration: APPROVAL_CHANNEL_ID is invalid"),
     ],
-    ids=["wrong token", "Slack unreachable", "wrong app token", "database", "bad configuration"],
+    ids=["wrong token", "Slack unreachable", "wrong app token", "database", "missing table", "bad configuration"],
 )
 @pytest.mark.e2e
 def test_serve_stops_with_one_line_naming_the_problem(moto_server, slack, tmp_path, change, expected) -> None:

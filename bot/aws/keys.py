@@ -1,5 +1,9 @@
 """Credentials of existing users: a new access key for an old one, a new console password, a key
-switched off, a password nobody knows. The writes behind re-issued and expired one-time links."""
+switched off, a password nobody knows. The writes behind re-issued and expired one-time links.
+
+Every method first confirms the user carries ``iam-user-bot:managed=true``
+(:meth:`~bot.aws.iam.IamGateway.require_managed`): a user the bot did not create is refused
+with ``NotManaged`` before any write, as the bot's IAM policy would refuse it."""
 
 from __future__ import annotations
 
@@ -25,8 +29,10 @@ class KeyKeeper:
         ``(access key id, secret access key)``; the secret must go straight into a sealed link.
 
         Raises:
-            IamError: IAM refused (``NoSuchEntity`` when the user is gone, ``LimitExceeded``…).
+            IamError: ``NotManaged``; IAM refused (``NoSuchEntity`` when the user is gone,
+                ``LimitExceeded``…).
         """
+        self.gateway.require_managed(user_name, "CreateAccessKey")
         try:
             if old_access_key_id:
                 try:
@@ -44,8 +50,10 @@ class KeyKeeper:
         (``UpdateLoginProfile`` with ``PasswordResetRequired=True``); returns the password.
 
         Raises:
-            IamError: IAM refused (``NoSuchEntity`` when the user has no login profile).
+            IamError: ``NotManaged``; IAM refused (``NoSuchEntity`` when the user has no login
+                profile).
         """
+        self.gateway.require_managed(user_name, "UpdateLoginProfile")
         password = generate_password(policy or self.gateway.password_policy())
         try:
             self.iam.update_login_profile(UserName=user_name, Password=password, PasswordResetRequired=True)
@@ -57,8 +65,9 @@ class KeyKeeper:
         """``UpdateAccessKey Status=Inactive``; False when the key (or user) no longer exists.
 
         Raises:
-            IamError: IAM refused for another reason.
+            IamError: ``NotManaged``; IAM refused for another reason.
         """
+        self.gateway.require_managed(user_name, "UpdateAccessKey")
         try:
             self.iam.update_access_key(UserName=user_name, AccessKeyId=access_key_id, Status="Inactive")
         except ClientError as error:
@@ -75,7 +84,7 @@ class KeyKeeper:
         and sends it in a new link). False when the user has no login profile.
 
         Raises:
-            IamError: IAM refused for another reason.
+            IamError: ``NotManaged``; IAM refused for another reason.
         """
         try:
             self.reset_login_password(user_name)

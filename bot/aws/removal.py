@@ -3,8 +3,10 @@ the bot-managed policies a failed request made. The writes of rollback (and offb
 
 IAM's order (user guide, "Deleting an IAM user"): login profile, access keys, MFA devices
 (deactivated, then deleted), inline policies, managed policies, group memberships, then the
-user. Anything left makes ``DeleteUser`` fail with ``DeleteConflict``. ``NoSuchEntity`` at any
-point counts as done.
+user. Anything left makes ``DeleteUser`` fail with ``DeleteConflict``; a permissions boundary
+does not (it goes with the user), so the bot never removes one and its policy denies it.
+``NoSuchEntity`` at any point counts as done. Only users tagged ``iam-user-bot:managed=true``
+are touched (:meth:`~bot.aws.iam.IamGateway.require_managed`), as the bot's policy allows.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Remover:
             IamError: a delete was refused for good.
         """
         tags = self.gateway.tags_of(user_name, delays=CONSISTENCY_DELAYS if expect_exists else (0.5, 1))
-        if tags is None or tags.get(REQUEST_ID_TAG) != request_id:
+        if tags is None or tags.get(REQUEST_ID_TAG) != request_id or tags.get(MANAGED_TAG) != "true":
             return False
         self.delete_user_completely(user_name)
         return True
@@ -48,13 +50,15 @@ class Remover:
         """Remove a user and everything attached to it, in the order IAM requires.
 
         Order: login profile, access keys (every status), MFA devices, inline policies,
-        managed policies, groups, permissions boundary, user. ``NoSuchEntity`` counts as
+        managed policies, groups, user (its boundary goes with it). ``NoSuchEntity`` counts as
         done. ``DeleteConflict`` on the user (something appeared that a list did not show yet:
         eventual consistency) repeats the whole pass with backoff.
 
         Raises:
-            IamError: IAM refused a delete for good.
+            IamError: ``NotManaged`` before any write when the user lacks the managed tag; IAM
+                refused a delete for good.
         """
+        self.gateway.require_managed(user_name, "DeleteUser")
 
         def one_pass() -> None:
             if self._strip_user(user_name):
@@ -69,7 +73,7 @@ class Remover:
         """Remove what hangs off a user; False when the user is gone."""
         iam = self.iam
         try:
-            user = iam.get_user(UserName=user_name)["User"]
+            iam.get_user(UserName=user_name)
         except ClientError as error:
             if error_code(error) == "NoSuchEntity":
                 return False
@@ -87,14 +91,6 @@ class Remover:
             gone(lambda p=policy: iam.detach_user_policy(UserName=user_name, PolicyArn=p["PolicyArn"]))
         for group in self.gateway.list("list_groups_for_user", "Groups", UserName=user_name):
             gone(lambda g=group: iam.remove_user_from_group(UserName=user_name, GroupName=g["GroupName"]))
-        if user.get("PermissionsBoundary"):
-            try:
-                gone(lambda: iam.delete_user_permissions_boundary(UserName=user_name))
-            except ClientError as error:
-                # A bot policy may forbid removing boundaries (docs/bot-iam-policy.json); deleting
-                # the user removes the boundary with it, so carry on.
-                if error_code(error) != "AccessDenied":
-                    raise
         return True
 
     def delete_bot_policy_if_unused(self, arn: str, request_id: str) -> bool:

@@ -99,6 +99,53 @@ def simulate(iam: Any, principal: str, actions: Sequence[str]) -> list[dict[str,
     return results
 
 
+# The writes that take a user over (a key, a password): allowed on the bot's users only.
+TAKEOVER_ACTIONS = ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile")
+PROBE_USER = "iam-user-bot-check-probe"  # never created: simulation needs only its ARN
+
+
+@dataclass(frozen=True)
+class Scoping:
+    """What simulating the bot's policy on users found: the takeover writes allowed on a user
+    tagged managed (should be all), allowed on a user without the tag (should be none), and
+    whether removing a managed user's boundary is allowed (should not be)."""
+
+    allowed_on_managed: tuple[str, ...]
+    allowed_on_unmanaged: tuple[str, ...]
+    boundary_removal_allowed: bool
+
+
+def simulate_scoping(iam: Any, principal: str, account: str, user_path: str) -> Scoping | None:
+    """``iam:SimulatePrincipalPolicy`` of the takeover writes on a (never created) user under
+    ``user_path`` tagged ``iam-user-bot:managed=true``, the same on one without the tag at ``/``,
+    and ``DeleteUserPermissionsBoundary`` on the managed one. None when the call is refused or
+    not supported (moto)."""
+    managed_arn = f"arn:aws:iam::{account}:user{user_path}{PROBE_USER}"
+    other_arn = f"arn:aws:iam::{account}:user/{PROBE_USER}"
+    tagged = [
+        {
+            "ContextKeyName": "aws:ResourceTag/iam-user-bot:managed",
+            "ContextKeyValues": ["true"],
+            "ContextKeyType": "string",
+        }
+    ]
+
+    def allowed(actions: Sequence[str], resource: str, context: list[dict[str, Any]]) -> tuple[str, ...]:
+        answer = iam.simulate_principal_policy(
+            PolicySourceArn=principal, ActionNames=list(actions), ResourceArns=[resource], ContextEntries=context
+        )
+        return tuple(sorted(r["EvalActionName"] for r in answer["EvaluationResults"] if r["EvalDecision"] == "allowed"))
+
+    try:
+        return Scoping(
+            allowed_on_managed=allowed(TAKEOVER_ACTIONS, managed_arn, tagged),
+            allowed_on_unmanaged=allowed(TAKEOVER_ACTIONS, other_arn, []),
+            boundary_removal_allowed=bool(allowed(["iam:DeleteUserPermissionsBoundary"], managed_arn, tagged)),
+        )
+    except Exception:  # refused, or not supported by this endpoint: the caller says it could not check
+        return None
+
+
 @dataclass(frozen=True)
 class Probes:
     """What the read-only probes found: how many ran, the actions refused, and when IAM did not

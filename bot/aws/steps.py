@@ -1,5 +1,8 @@
 """Running one plan step against IAM: the provisioning writes, one runner per step kind.
 
+Every step on an existing user first confirms it carries ``iam-user-bot:managed=true``
+(:meth:`~bot.aws.iam.IamGateway.require_managed`), as the bot's IAM policy requires.
+
 Every step is idempotent, so a step the journal shows as started (the process died during the
 call) can simply run again: a user that exists with this request's provenance tag is this
 request's user; group membership and policy attachment are checked before adding; a login
@@ -18,13 +21,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from bot.aws.clients import IamError, as_iam_error, error_code, gone
+from bot.aws.clients import CONSISTENCY_DELAYS, IamError, as_iam_error, error_code, gone
 from bot.aws.iam import IamGateway
 from bot.domain.plan import (
     MANAGED_TAG,
     MFA_POLICY_NAME,
     REQUEST_ID_TAG,
     SELF_MANAGE_POLICY_NAME,
+    USER_PATH,
     Step,
     StepKind,
     bot_policy_arn,
@@ -97,9 +101,14 @@ class StepRunner:
             journal.
 
         Raises:
-            IamError: IAM refused the call for good (after bounded ``NoSuchEntity`` retries).
+            IamError: ``NotManaged`` before any write when a step would touch an existing user
+                without ``iam-user-bot:managed=true``; IAM refused the call for good (after
+                bounded ``NoSuchEntity`` retries).
         """
         try:
+            if step.user_name and step.kind is not StepKind.CREATE_USER:
+                operation = "".join(word.capitalize() for word in step.kind.value.split("_"))
+                self.gateway.require_managed(step.user_name, operation, delays=CONSISTENCY_DELAYS)
             return RUNNERS[step.kind](self, step, context, rerun)
         except ClientError as error:
             raise as_iam_error(error) from None
@@ -145,10 +154,11 @@ class StepRunner:
         return StepResult(record={"policy_arn": arn, "created": True})
 
     def create_user(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
-        """``CreateUser`` with tags and boundary; an existing user is this run's only if it carries
-        this request's id tag (an interrupted attempt), else the step fails."""
+        """``CreateUser`` under :data:`USER_PATH` with tags and boundary; an existing user is this
+        run's only if it carries this request's id tag (an interrupted attempt), else the step fails."""
         name = step.user_name
-        params: dict[str, Any] = {"UserName": name, "Tags": [{"Key": t.key, "Value": t.value} for t in step.tags]}
+        tags = [{"Key": t.key, "Value": t.value} for t in step.tags]
+        params: dict[str, Any] = {"UserName": name, "Path": USER_PATH, "Tags": tags}
         if step.permissions_boundary_arn:
             params["PermissionsBoundary"] = step.permissions_boundary_arn
         try:

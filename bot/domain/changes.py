@@ -2,8 +2,9 @@
 
 Stages report changes through this protocol, and the composition root (:mod:`bot.app`) decides
 who listens, so a stage lower in the flow (provisioning, credentials) never imports the one that
-renders the approvers' message. Every method returns at once; slow work is the listener's to
-hand to its own thread.
+renders the approvers' message. ``request_moved`` updates the approvers' message in the caller's
+thread (one ``chat.update``, so the message is current when the action that moved the request
+answers); everything else is handed to the listeners' own threads and returns at once.
 """
 
 from __future__ import annotations

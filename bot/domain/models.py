@@ -64,7 +64,7 @@ class RequestForm(BaseModel):
     mfa_required: bool = False
     self_manage_credentials: bool = False
     justification: str = ""
-    # A custom password only ever sealed (bot.sealing): AES-256-GCM under a key derived from a
+    # A custom password only ever sealed (bot.credentials.sealing): AES-256-GCM under a key derived from a
     # server-side secret that is not in the database. Never the plaintext.
     custom_password_sealed: str | None = Field(default=None, repr=False)
 

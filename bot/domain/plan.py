@@ -26,6 +26,9 @@ OWNER_TAG = "iam-user-bot:owner"
 PROVENANCE_TAG_KEYS = ("iam-user-bot:request-id", "iam-user-bot:requested-by", "iam-user-bot:approved-by")
 REQUEST_ID_TAG = PROVENANCE_TAG_KEYS[0]
 BOT_TAG_KEYS = (MANAGED_TAG, OWNER_TAG, *PROVENANCE_TAG_KEYS)
+# The IAM path of every user the bot creates. The bot's policy lets it create and tag users only
+# here (bot.domain.bot_policy), which keeps its managed tag off every user it did not create.
+USER_PATH = "/iam-user-bot/"
 # Bot-managed customer managed policies (documents in bot/policies/, reasoning in docs/).
 MFA_POLICY_NAME = "iam-user-bot-require-mfa"
 SELF_MANAGE_POLICY_NAME = "iam-user-bot-self-manage-credentials"

@@ -14,7 +14,7 @@ import json
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from bot.domain.plan import Step, StepKind
+from bot.domain.plan import USER_PATH, Step, StepKind
 
 PASSWORD_PLACEHOLDER = "$PASSWORD"  # noqa: S105 - a shell variable name, not a password
 POLICY_DOCUMENT_DIR = "bot/policies"
@@ -38,7 +38,7 @@ def _ensure_bot_policy(step: Step) -> str:
 
 
 def _create_user(step: Step) -> str:
-    words = ["aws", "iam", "create-user", "--user-name", step.user_name]
+    words = ["aws", "iam", "create-user", "--user-name", step.user_name, "--path", USER_PATH]
     if step.permissions_boundary_arn:
         words += ["--permissions-boundary", step.permissions_boundary_arn]
     if step.tags:

@@ -46,7 +46,8 @@ class SecretRow:
 @dataclass(frozen=True)
 class NewSecret:
     """A freshly sealed secret as the store receives it: AES-GCM ``nonce`` and ``ciphertext`` (with
-    its tag), and the metadata. The key is never given to the store."""
+    its tag), and the metadata. ``secret_id`` is the digest of the link id
+    (:func:`bot.domain.ids.link_digest`); neither the link id nor the key is given to the store."""
 
     secret_id: str
     request_id: str

@@ -16,8 +16,8 @@ def preflight(settings: Settings) -> str | None:
     """``None`` when the bot can start, else one line (no secret) naming what stops it.
 
     In order: ``auth.test`` with the bot token; in Socket Mode, ``apps.connections.open`` with
-    the app-level token; the database at ``DATABASE_PATH`` (created or migrated, then closed,
-    so that workers find it ready).
+    the app-level token; the store (the SQLite file at ``DATABASE_PATH`` created or migrated, then
+    closed, so that workers find it ready; or the DynamoDB table, which must exist).
     """
     base_url = settings.slack_base_url
     slack = SlackProbe(settings.slack_bot_token.get_secret_value(), base_url)
@@ -35,14 +35,20 @@ def preflight(settings: Settings) -> str | None:
 
 
 def _database_problem(settings: Settings) -> str | None:
-    from bot.storage import open_database
+    from bot.storage import open_store
+    from bot.storage.dynamodb.table import TableMissing
 
-    path = settings.database_path
     try:
-        store = open_database(path)  # creates or migrates the file
+        store = open_store(settings)  # creates or migrates an SQLite file; a DynamoDB table must exist
         close = getattr(store, "close", None)  # the workers open their own connections after the fork
         if close is not None:
             close()
-    except Exception as error:  # sqlite3, OS or migration errors: one line, not a traceback
-        return f"start-up: cannot open the database at {path} ({error}); check DATABASE_PATH"
+    except TableMissing as error:  # names `iam-user-bot init-store`
+        return f"start-up: {error}"
+    except Exception as error:  # sqlite3, OS, AWS or migration errors: one line, not a traceback
+        if settings.store == "dynamodb":
+            where, fix = f"the DynamoDB table {settings.dynamodb_table}", "DYNAMODB_TABLE and the AWS credentials"
+        else:
+            where, fix = f"the database at {settings.database_path}", "DATABASE_PATH"
+        return f"start-up: cannot open {where} ({error}); check {fix}"
     return None

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from bot.domain.plan import USER_PATH
 from bot.sandbox.demo_form import DemoFailed, Names, Transcript, blocks_as_text, mask, mrkdwn_to_text
 from bot.sandbox.processes import http
 
@@ -111,7 +112,7 @@ def check_credentials(
 ) -> None:
     """Show the revealed credentials masked, sign in to STS with them, and check the link is now spent."""
     page_url = link.split("#", 1)[0]
-    t.say("Decrypted in the 'browser' (here: bot.vault.open_sealed, the same AES-256-GCM):", indent=2)
+    t.say("Decrypted in the 'browser' (here: bot.credentials.vault.open_sealed, the same AES-256-GCM):", indent=2)
     t.say(f"user name          {plain.get('user_name')}", indent=4)
     t.say(f"console sign-in    {plain.get('console_url')}", indent=4)
     t.say(f"password           {mask(plain.get('password'))}", indent=4)
@@ -127,7 +128,7 @@ def check_credentials(
     )
     arn = sts.get_caller_identity()["Arn"]
     t.say(f"sts get-caller-identity with the revealed key -> {arn}", indent=2)
-    t.check(arn.endswith(f":user/{user_name}"), "the revealed access key signs in as the new user")
+    t.check(arn.endswith(f":user{USER_PATH}{user_name}"), "the revealed access key signs in as the new user")
     again = http("POST", page_url, headers={"X-Requested-With": "reveal"})
     message = (again.json() or {}).get("message", "") if again.body else ""
     t.say(f"Reveal again -> HTTP {again.status} {message}", indent=2)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_sdk.models.views import View
 
@@ -48,14 +48,18 @@ class HomeTab:
     Args:
         desk: the status rules (queue, permalinks) shared with DM answers.
         people: the approvers (whose Homes show the queue).
+        executor: where refreshes run (default: one background thread).
     """
 
-    def __init__(self, store: Store, desk: StatusDesk, people: People, messenger: Messenger) -> None:
+    def __init__(
+        self, store: Store, desk: StatusDesk, people: People, messenger: Messenger, executor: Executor | None = None
+    ) -> None:
         self.store = store
         self.desk = desk
         self.people = people
         self.messenger = messenger
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")
+        # One thread, so refreshes of one Home publish in order (inline on AWS Lambda).
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")
         self._queued: set[str] = set()
         self._lock = threading.Lock()
 

@@ -115,7 +115,8 @@ class Store(Protocol):
 
     def claim_lease(self, request_id: str, lease: Lease, is_gone: Callable[[str], bool]) -> bool:
         """Take the lease of a ``provisioning`` request if it is free (none, expired, or its owner
-        ``is_gone``); True when taken. Never taken from the same owner."""
+        ``is_gone``); True when taken. A live owner's unexpired lease is not free, even to itself
+        (that process may be running the request on another thread)."""
         ...
 
     def renew_lease(self, request_id: str, lease: Lease) -> bool:
@@ -138,8 +139,9 @@ class Store(Protocol):
         """Every journaled step of a request, by step index."""
         ...
 
-    def start_step(self, request_id: str, index: int, label: str) -> None:
-        """Journal step ``index`` as started (a re-run counts another attempt), audited ``step_started``."""
+    def start_step(self, request_id: str, index: int, label: str) -> bool:
+        """Journal step ``index`` as started (a re-run from started or done counts another attempt),
+        audited ``step_started``; False (nothing written) when the state table refuses it (failed)."""
         ...
 
     def finish_step(self, request_id: str, index: int, label: str, detail: dict) -> bool:
@@ -156,6 +158,8 @@ class Store(Protocol):
         ...
 
     # -- one-time secrets ------------------------------------------------------------------------
+    # A secret's id here is the digest of its link id (bot.domain.ids.link_digest), never the
+    # link id itself: the store cannot address or burn a link, and neither can a copy of it.
 
     def put_secret(self, secret: NewSecret) -> None:
         """Store a sealed secret (audited ``link_issued``, or ``link_reissued`` when it replaces one)."""

@@ -51,11 +51,11 @@ def test_demo_plays_the_whole_flow_and_never_prints_a_secret() -> None:
     for expected in (
         "Who receives credentials",  # the modal's questions
         "[ Approve ]  [ Deny ]",  # the approval message as text
-        "user       arn:aws:iam::123456789012:user/nina.newhire",  # IAM resources
+        "user       arn:aws:iam::123456789012:user/iam-user-bot/nina.newhire",  # IAM resources
         "groups     developers",
         "as Slack's link preview bot -> HTTP 200",  # the link before reveal
         "Reveal again -> HTTP 410",  # and after
-        "-> arn:aws:iam::123456789012:user/nina.newhire",  # STS with the revealed key
+        "-> arn:aws:iam::123456789012:user/iam-user-bot/nina.newhire",  # STS with the revealed key
         "Demo passed:",
     ):
         assert expected in text, expected

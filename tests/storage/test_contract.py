@@ -306,7 +306,7 @@ def test_step_table_walk(store: Store, clock: Clock, state: StepState | None, ev
         assert entry.state is STEP_MOVES[state, event] and entry.label == LABEL and entry.index == 0
         previous = journal_before[0].attempts if journal_before else 0
         if event is StepEvent.STARTED:
-            assert returned is None
+            assert returned is True
             assert entry.attempts == previous + 1
         else:
             assert returned is True

@@ -122,5 +122,19 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals
         BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;
     """,
+    # 6: a stolen database can neither address nor burn a link. A secret's id becomes the SHA-256
+    # of its link id (bot.domain.ids.link_digest, registered on every connection), here and in
+    # the audit log (whose no-update trigger is lifted for this one rewrite and put back). The
+    # overwritten pages are zeroed (secure_delete) and the WAL truncated after migrating.
+    """
+    UPDATE secrets SET id = link_digest(id), replaces = link_digest(replaces);
+    DROP TRIGGER audit_no_update;
+    UPDATE audit SET detail = json_set(detail, '$.secret_id', link_digest(json_extract(detail, '$.secret_id')))
+        WHERE json_type(detail, '$.secret_id') = 'text';
+    UPDATE audit SET detail = json_set(detail, '$.replaces', link_digest(json_extract(detail, '$.replaces')))
+        WHERE json_type(detail, '$.replaces') = 'text';
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
