@@ -31,7 +31,8 @@ from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
 from bot.aws.inventory import Inventory
 from bot.aws.keys import KeyKeeper
-from bot.config import ConfigError, Settings, load_settings
+from bot.aws.secrets import load_settings_from_environment
+from bot.config import ConfigError, Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
@@ -57,6 +58,7 @@ from bot.services import Services
 from bot.slack.messenger import Messenger, make_web_client
 from bot.slack.people import People
 from bot.slack.retries import EventLedger
+from bot.slack.socket_mode import SocketModeConnection, SocketModeError
 from bot.storage import open_store
 from bot.storage.base import Store
 from bot.storage.dynamodb.table import TableMissing
@@ -240,11 +242,13 @@ def build_bolt(services: Services, **app_options: Any) -> App:
 
 @dataclass
 class Bot:
-    """One serving process: its services, the Bolt app and the Flask app."""
+    """One serving process: its services, the Bolt app, the Flask app and, in Socket Mode, its
+    connection to Slack."""
 
     services: Services
     bolt: App
     flask: Flask
+    socket_mode: SocketModeConnection | None = None
 
     @property
     def settings(self) -> Settings:
@@ -258,17 +262,19 @@ class Bot:
 def build_bot(settings: Settings | None = None, *, start_background: bool = True) -> Bot:
     """Services, Bolt and Flask for one process; with ``start_background`` the periodic jobs start
     and, when ``SLACK_APP_TOKEN`` is set, the Socket Mode connection opens."""
-    settings = settings or load_settings()
+    settings = settings or load_settings_from_environment()
     services = build_services(settings)
     bolt = build_bolt(services)
+    connection = None
     if start_background:
-        services.jobs.start()
         if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).connect()
+            # Refreshes without a gap in acks (bot.slack.socket_mode); raises SocketModeError.
+            app_token = settings.slack_app_token.get_secret_value()
+            connection = SocketModeConnection(bolt, app_token, settings.slack_base_url)
+            connection.start()
+        services.jobs.start()
     flask = create_flask(bolt, services.reveals, settings, services.store.schema_version)
-    return Bot(services=services, bolt=bolt, flask=flask)
+    return Bot(services=services, bolt=bolt, flask=flask, socket_mode=connection)
 
 
 def create_app() -> Flask:
@@ -278,7 +284,7 @@ def create_app() -> Flask:
     which makes gunicorn's master stop too) instead of a traceback.
     """
     try:
-        settings = load_settings()
+        settings = load_settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         raise SystemExit(3) from None
@@ -288,11 +294,13 @@ def create_app() -> Flask:
     except TableMissing as error:
         log.error("start-up: %s", error)  # names `iam-user-bot init-store`
         raise SystemExit(3) from None
-    except (BoltError, OSError) as error:
+    except (BoltError, OSError, SocketModeError) as error:
         # Bolt checks the token with auth.test at start-up: say what failed in one line, not a traceback.
         where = settings.slack_base_url
         if isinstance(error, BoltError):
             log.error("start-up: Slack refused the bot token (%s); check SLACK_BOT_TOKEN", error)
+        elif isinstance(error, SocketModeError):
+            log.error("start-up: %s; check SLACK_APP_TOKEN and outbound HTTPS to *.slack.com", error)
         else:
             log.error("start-up: cannot reach Slack at %s (%s); check SLACK_API_URL and outbound HTTPS", where, error)
         raise SystemExit(3) from None

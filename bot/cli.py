@@ -10,20 +10,26 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError
 
 
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from bot import logs
+    from bot.aws.secrets import load_settings_from_environment
+    from bot.ops.startup import preflight
 
     try:
-        settings = load_settings()
+        settings = load_settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
+    problem = preflight(settings)  # Slack and the database, once, before any worker starts
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 3
 
     class Server(BaseApplication):
         """gunicorn, the production WSGI server the Procfile also uses, started in-process."""

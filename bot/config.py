@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     # The key custom passwords are sealed under while a request waits (bot.credentials.sealing);
     # unset, SLACK_BOT_TOKEN keys them, so rotating that token breaks pending requests.
     custom_password_sealing_key: SecretStr | None = None
+    # Where the four secret variables above are kept instead of the environment (bot.aws.secrets):
+    # secretsmanager:<secret name or ARN> or ssm:/<parameter path>, read once at start-up.
+    slack_secrets_from: str | None = Field(default=None, pattern=r"^(secretsmanager:.+|ssm:/.+)$")
     approval_channel_id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
     approver_user_ids: CommaList = ()
     approver_usergroup_id: str | None = None
@@ -87,7 +91,29 @@ class Settings(BaseSettings):
     reveal_rate_limit: str = Field(default="10 per minute; 30 per hour", pattern=r"^[\w /;,]+$")
     rate_limit_storage_uri: str = "memory://"
     log_format: Literal["text", "json"] = "text"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unquote(cls, data: object) -> object:
+        """A value wrapped in one pair of matching quotes is read without them.
+
+        ``bot.env`` quotes values with spaces (``REVEAL_RATE_LIMIT="10 per minute; 30 per hour"``)
+        so that a shell can source it; ``docker run --env-file`` passes those quotes through.
+        """
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: value[1:-1] if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "\"'" else value
+            for key, value in data.items()
+        }
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
 
     @field_validator("approver_user_ids", "requester_user_ids", "sensitive_permissions", mode="before")
     @classmethod
@@ -110,6 +136,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_signing_secret",
         "dynamodb_table",
+        "slack_secrets_from",
         mode="before",
     )
     @classmethod

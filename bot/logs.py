@@ -216,12 +216,18 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     logging.captureWarnings(True)  # Python warnings become log lines too, not stray stderr text
-    # An unknown LOG_LEVEL must not stop the bot; INFO is the documented default.
+    # Settings refuse an unknown LOG_LEVEL at start-up; gunicorn's logger is set up before they are
+    # read (GunicornLogger), and falls back to INFO, the documented default, until then.
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
-    # At DEBUG, botocore logs request bodies (passwords) and slack_sdk / Bolt log payloads (a custom
-    # password typed into the form): keep them at INFO or above whatever LOG_LEVEL says.
-    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt"):
+    # At DEBUG, botocore logs request bodies (passwords), slack_sdk / Bolt log payloads (a custom
+    # password typed into the form) and, in Socket Mode, websockets logs the frames that carry them:
+    # keep them at INFO or above whatever LOG_LEVEL says.
+    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt", "websockets", "aiohttp"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    # botocore's INFO lines only say where it found credentials and endpoints, once per client:
+    # noise in every start-up (and before a start-up's one-line error), so warnings only.
+    for chatty in ("botocore", "boto3"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     # The scheduler logs every run of every periodic job at INFO; its warnings and errors stay.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     bolt_app = logging.getLogger("slack_bolt.App")
@@ -249,8 +255,10 @@ class GunicornLogger(_GunicornLogger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        log_format = os.environ.get("LOG_FORMAT", "text").strip().lower()
-        configure("json" if log_format == "json" else "text", os.environ.get("LOG_LEVEL", "INFO").strip() or "INFO")
+        # Read raw (bot.config has not checked them yet), with bot.env's optional quotes taken off.
+        log_format = os.environ.get("LOG_FORMAT", "text").strip().strip("\"'").lower()
+        level = os.environ.get("LOG_LEVEL", "INFO").strip().strip("\"'") or "INFO"
+        configure("json" if log_format == "json" else "text", level)
         for logger in (self.error_log, self.access_log):
             logger.handlers = []
             logger.propagate = True

@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
     {"bot.services", "bot.web"},
     {"handlers"},
     {"bot.app"},
+    {"bot.serverless"},
     {"bot.sandbox"},
     {"bot.cli"},
 ]

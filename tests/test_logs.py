@@ -144,12 +144,14 @@ def test_json_fields_passed_as_extra_are_redacted_too(capsys) -> None:
     assert leaked(err, found) == []
 
 
-def test_botocore_stays_quiet_whatever_the_level(capsys) -> None:
+@pytest.mark.parametrize("library", ["botocore", "slack_sdk", "slack_bolt", "websockets.client", "aiohttp.client"])
+def test_libraries_that_log_payloads_stay_quiet_whatever_the_level(capsys, library: str) -> None:
+    # websockets logs every Socket Mode frame at DEBUG: a form's custom password among them.
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
         logs.configure("text", "DEBUG")
-        assert logging.getLogger("botocore").getEffectiveLevel() >= logging.INFO
+        assert logging.getLogger(library).getEffectiveLevel() >= logging.INFO
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)

@@ -9,7 +9,7 @@ requesters and their user groups exist; in Socket Mode the app-level token), the
 Permissions are checked with ``iam:SimulatePrincipalPolicy`` on the bot's own ARN when that
 call is allowed (it evaluates every action without performing any); otherwise read-only probes
 run and the write permissions are reported as unverified. Nothing is created or changed in IAM
-or Slack (the database file is created and migrated if it does not exist yet).
+or Slack; the database file is created or migrated only when the configuration is valid.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from bot.aws.secrets import SOURCE_VARIABLE, read_secrets
 from bot.aws.selfcheck import check_client
 from bot.config import (
     APPROVERS_MISSING,
     DYNAMODB_TABLE_MISSING,
     SIGNING_SECRET_MISSING,
+    ConfigError,
     Settings,
     cross_field_problems,
     describe_errors,
@@ -46,6 +48,8 @@ CONFIG_FIXES = {
     "REQUESTER_USER_IDS": "use member IDs (profile → ⋮ → Copy member ID, U…), separated by commas",
     "PUBLIC_BASE_URL": "set the bot's external address, like https://iam-bot.example.org",
     "DATABASE_PATH": "point it at a writable file on persistent local storage",
+    "LOG_LEVEL": "use DEBUG, INFO, WARNING, ERROR or CRITICAL (or leave it unset: INFO)",
+    "LOG_FORMAT": "use text or json (or leave it unset: text)",
     "STORE": "set it to sqlite (the default) or dynamodb",
     "DYNAMODB_TABLE": "use the table's name; `iam-user-bot init-store` creates it",
 }
@@ -62,8 +66,16 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 def check_configuration() -> tuple[list[CheckLine], Settings | None]:
     """One line when the configuration is valid, else one line per problem (each with its fix)."""
+    overrides: dict[str, str] = {}
+    source = os.environ.get(SOURCE_VARIABLE, "").strip()
+    if source:
+        try:
+            overrides = {name.lower(): value for name, value in read_secrets(source).items()}
+        except ConfigError as error:
+            fix = "give the bot's credentials read access to it, or correct the name"
+            return [CheckLine("configuration", False, str(error), fix)], None
     try:
-        settings = Settings()  # type: ignore[call-arg]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = [(message.removeprefix("configuration: "), variable) for variable, message in describe_errors(error)]
         # pydantic checks the rules across variables only when every variable is valid: read them
@@ -83,19 +95,40 @@ def check_configuration() -> tuple[list[CheckLine], Settings | None]:
     return [CheckLine("configuration", True, f"{mode}, approvals in {settings.approval_channel_id}")], settings
 
 
-def check_database(path: Path, environ: Mapping[str, str] | None = None) -> CheckLine:
+def check_database(path: Path, environ: Mapping[str, str] | None = None, configured: bool = True) -> CheckLine:
     """The store: the SQLite file at ``path`` (created and migrated; a warning when group or
     others may read its files), or with ``STORE=dynamodb`` in ``environ`` the DynamoDB table (it
-    must exist: ``iam-user-bot init-store`` creates it)."""
+    must exist: ``iam-user-bot init-store`` creates it).
+
+    With a broken configuration (``configured`` false) nothing is opened or written: the line
+    says what is there, or fails when the folder cannot hold the file.
+    """
     from bot.storage import describe, open_from_environment
 
     environ = dict(environ if environ is not None else os.environ)
-    if environ.get("STORE", "").strip().lower() == "dynamodb":
+    dynamodb = environ.get("STORE", "").strip().lower() == "dynamodb"
+    if not configured and dynamodb:
+        return CheckLine("store", True, f"{describe(environ)}: checked once the configuration is valid", skipped=True)
+    if dynamodb:
         try:
             version = open_from_environment(environ).schema_version
         except Exception as error:
             return CheckLine("store", False, f"{describe(environ)}: {error}", "run `iam-user-bot init-store`")
         return CheckLine("store", True, f"{describe(environ)} at schema version {version}")
+    if not configured:
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.exists():
+            return CheckLine("database", True, f"{path} exists; opened once the configuration is valid", skipped=True)
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            return CheckLine(
+                "database", True, f"{path} does not exist yet; created once the configuration is valid", skipped=True
+            )
+        return CheckLine(
+            "database",
+            False,
+            f"{folder} is not a folder the bot can write to, so {path.name} cannot be created there",
+            "point DATABASE_PATH at a writable file on persistent storage",
+        )
     try:
         version = open_from_environment({**environ, "DATABASE_PATH": str(path)}).schema_version
     except Exception as error:
@@ -145,7 +178,7 @@ def run_checks(make_client: Callable[[str], Any] = check_client) -> list[CheckLi
     the broken variables still runs (database, public URL, Slack, AWS)."""
     lines, settings = check_configuration()
     inputs = Inputs.from_settings(settings) if settings is not None else Inputs.from_environment(os.environ)
-    lines.append(check_database(inputs.database_path))
+    lines.append(check_database(inputs.database_path, configured=settings is not None))
     if inputs.public_base_url:
         lines.append(check_public_url(inputs.public_base_url))
     if inputs.bot_token:

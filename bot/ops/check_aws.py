@@ -6,7 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.aws.selfcheck import TAKEOVER_ACTIONS, AwsFailure, Scoping, identity, probe, simulate, simulate_scoping
+from bot.aws.selfcheck import (
+    TAKEOVER_ACTIONS,
+    AwsFailure,
+    Failure,
+    Probes,
+    Scoping,
+    classify,
+    identity,
+    probe,
+    simulate,
+    simulate_scoping,
+)
 from bot.domain.bot_policy import READ_ACTIONS, WRITE_ACTIONS
 from bot.domain.plan import USER_PATH
 from bot.ops.report import CheckLine
@@ -15,6 +26,27 @@ from bot.ops.report import CheckLine
 # code in step). sts:GetCallerIdentity needs no permission and is not listed.
 REQUIRED_ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 POLICY_HINT = "attach docs/bot-iam-policy.json to the bot's role or user"
+# Why sts:GetCallerIdentity failed → how to fix it (bot.aws.selfcheck.Failure).
+UNREACHABLE_FIX = (
+    "let the bot reach AWS over HTTPS (firewall, DNS, HTTPS_PROXY for a proxy); if AWS_ENDPOINT_URL is set, "
+    "check that it points at a live endpoint"
+)
+IDENTITY_FIXES = {
+    Failure.UNREACHABLE: UNREACHABLE_FIX,
+    Failure.NO_CREDENTIALS: "configure AWS credentials (AWS_PROFILE, an instance or task role, or AWS_ACCESS_KEY_ID)",
+    Failure.REJECTED: "the credentials are unknown, disabled or expired: renew the session, or set a valid "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+    Failure.DENIED: "sts:GetCallerIdentity needs no permission, so an explicit deny (an SCP or a VPC endpoint "
+    "policy) blocks it: ask your AWS administrator",
+    Failure.OTHER: "configure AWS credentials (AWS_PROFILE, an instance or task role, or AWS_ACCESS_KEY_ID)",
+}
+IDENTITY_WORDS = {
+    Failure.UNREACHABLE: "cannot reach AWS",
+    Failure.NO_CREDENTIALS: "no AWS credentials",
+    Failure.REJECTED: "AWS refused the credentials",
+    Failure.DENIED: "AWS denied sts:GetCallerIdentity",
+    Failure.OTHER: "sts:GetCallerIdentity failed",
+}
 SCOPING_HINT = "replace the bot's policy with the output of `iam-user-bot policy bot --account …` (docs/deploy.md)"
 
 
@@ -37,14 +69,8 @@ def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
     try:
         caller = identity(make_client("sts"))
     except AwsFailure as error:
-        return [
-            CheckLine(
-                "aws identity",
-                False,
-                str(error),
-                "configure AWS credentials (AWS_PROFILE, an instance or task role, or AWS_ACCESS_KEY_ID)",
-            )
-        ]
+        kind = classify(error)
+        return [CheckLine("aws identity", False, f"{IDENTITY_WORDS[kind]}: {error}", IDENTITY_FIXES[kind])]
     arn = caller["Arn"]
     lines = [CheckLine("aws identity", True, f"{arn} in account {caller['Account']}")]
     principal = role_arn(arn)
@@ -57,7 +83,13 @@ def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
         return lines
     iam = make_client("iam")
     results = simulate(iam, principal, REQUIRED_ACTIONS)
-    lines.append(simulation_line(results, principal) if results is not None else probe_line(iam))
+    if results is not None:
+        lines.append(simulation_line(results, principal))
+    else:
+        found = probe(iam)
+        lines.append(probe_line(found))
+        if found.unreachable is not None:
+            return lines  # no scoping line: IAM did not answer, which the line above says
     lines.append(scoping_line(simulate_scoping(iam, principal, caller["Account"], USER_PATH), principal))
     return lines
 
@@ -110,14 +142,15 @@ def simulation_line(results: list[dict[str, Any]], principal: str) -> CheckLine:
     return CheckLine("iam permissions", True, detail)
 
 
-def probe_line(iam: Any) -> CheckLine:
+def probe_line(found: Probes) -> CheckLine:
     """The permissions line from read-only probes (when simulation is not allowed)."""
-    tried, refused = probe(iam)
-    if refused:
-        return CheckLine("iam permissions", False, "refused: " + ", ".join(refused), POLICY_HINT)
+    if found.unreachable is not None:
+        return CheckLine("iam permissions", False, f"cannot reach IAM: {found.unreachable}", UNREACHABLE_FIX)
+    if found.refused:
+        return CheckLine("iam permissions", False, "refused: " + ", ".join(found.refused), POLICY_HINT)
     return CheckLine(
         "iam permissions",
         True,
-        f"read-only probes passed ({tried}); writes unverified because iam:SimulatePrincipalPolicy "
+        f"read-only probes passed ({found.tried}); writes unverified because iam:SimulatePrincipalPolicy "
         "is not allowed on the bot's own ARN (allow it to have them checked)",
     )

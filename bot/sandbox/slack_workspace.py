@@ -68,8 +68,12 @@ class SlackWorkspace:
             "users.info": lambda a: {"ok": True, "user": self._user(_str(a, "user"))},
             "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
-            "apps.connections.open": lambda a: {"ok": True, "url": "wss://wss.standin.slack.invalid/link/"},
+            "apps.connections.open": lambda a: {"ok": True, "url": self.socket_mode_url()},
         }
+
+    def socket_mode_url(self) -> str:
+        """The websocket URL ``apps.connections.open`` hands out (one that leads nowhere, by default)."""
+        return "wss://wss.standin.slack.invalid/link/"
 
     def _init_state(self) -> None:
         self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message

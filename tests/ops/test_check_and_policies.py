@@ -37,7 +37,7 @@ def policy_actions(document: dict) -> set[str]:
     return actions
 
 
-def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_check(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_", "APPROV", "PUBLIC_", "DATABASE"))
     }
@@ -48,6 +48,7 @@ def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
+        cwd=cwd,
     )
 
 

@@ -7,7 +7,6 @@ process (or host) would; ``store`` is the first one. Adding a backend is one mor
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,8 +15,6 @@ import pytest
 
 from bot.storage.base import Store
 from bot.storage.dynamodb import DynamoStore
-from bot.storage.dynamodb.schema import create_table
-from bot.storage.dynamodb.table import Table
 from bot.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -37,14 +34,6 @@ def _open(backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureReq
         table = request.getfixturevalue("dynamodb_table")
         return DynamoStore(table, clock=clock, client=request.getfixturevalue("moto_server").boto3_client("dynamodb"))
     raise ValueError(f"no such storage backend: {backend}")
-
-
-@pytest.fixture
-def dynamodb_table(moto_server) -> str:
-    """A new bot table on moto server, created as ``iam-user-bot init-store`` does."""
-    name = f"iam-user-bot-{uuid.uuid4().hex[:12]}"
-    create_table(Table(name, moto_server.boto3_client("dynamodb")))
-    return name
 
 
 @pytest.fixture(params=BACKENDS, ids=str)

@@ -121,10 +121,12 @@ class RequestItems(DynamoBase):
         return [request_from_item(item) for item in items]
 
     def requests_for_recipient(self, user_id: str, *, limit: int = 20) -> list[OnboardingRequest]:
-        """Requests in which ``user_id`` receives an IAM user, newest first (index ``gsi1``)."""
+        """Requests in which ``user_id`` receives an IAM user, newest first (index ``gsi1``, then one
+        ``BatchGetItem`` for the requests themselves)."""
         pointers = self.table.query("gsi1pk", f"RECIPIENT#{user_id}", index="gsi1", newest_first=True, limit=limit)
-        found = [self.get_request(p["request_id"]) for p in pointers]
-        return [r for r in found if r is not None]
+        keys = [request_key(p["request_id"]) for p in pointers]
+        items = self.table.get_many(keys)
+        return [request_from_item(items[key]) for key in keys if key in items]
 
     def _move_request(
         self,

@@ -81,6 +81,10 @@ def decode(item: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
+BATCH_GET_MAX = 100  # keys per BatchGetItem call (DynamoDB's limit)
+BATCH_GET_ATTEMPTS = 5
+
+
 class Table:
     """A DynamoDB table through boto3's low-level client, and the bot's transaction helper.
 
@@ -103,6 +107,31 @@ class Table:
         """One item, read strongly consistent; None when absent."""
         answer = self.client.get_item(TableName=self.name, Key=encode({"pk": pk, "sk": sk}), ConsistentRead=True)
         return decode(answer["Item"]) if "Item" in answer else None
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Several items by ``(pk, sk)``, read strongly consistent, in one ``BatchGetItem`` per 100
+        keys (DynamoDB's limit) plus a retry of any it left unprocessed; absent ones are left out.
+
+        Raises:
+            RuntimeError: DynamoDB still left keys unprocessed after five attempts (throttling).
+        """
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_MAX):
+            wanted = [encode({"pk": pk, "sk": sk}) for pk, sk in unique[start : start + BATCH_GET_MAX]]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                request = {self.name: {"Keys": wanted, "ConsistentRead": True}}
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.name, []):
+                    plain = decode(item)
+                    found[(plain["pk"], plain["sk"])] = plain
+                wanted = answer.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
+                if not wanted:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise RuntimeError(f"DynamoDB left {len(wanted)} keys of {self.name} unprocessed")
+        return found
 
     def query(
         self,
