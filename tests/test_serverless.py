@@ -180,7 +180,10 @@ def test_a_scheduled_event_runs_the_periodic_jobs(deployed: Deployed, slack, iam
     assert is_schedule(SCHEDULE_EVENT) and is_schedule({"detail-type": "Scheduled Event", "source": "aws.events"})
     answer = deployed.invoke(SCHEDULE_EVENT)
     assert answer["ok"] is True
-    assert set(answer["jobs"]) == {"catalog_refresh", "resume_interrupted", "pending_expiry", "link_expiry"}
+    assert answer["jobs"] == [job.name for job in deployed.function.services.jobs.jobs]
+    assert {"catalog_refresh", "resume_interrupted", "pending_expiry", "link_expiry", "lifecycle_check"} <= set(
+        answer["jobs"]
+    )
 
     store = DynamoStore(deployed.table, client=moto_server.boto3_client("dynamodb"))
     assert store.get_request(stale.id).status is RequestStatus.EXPIRED

@@ -37,6 +37,7 @@ def mask(value: str | None) -> str:
 # (tests/sandbox/test_demo.py checks that every code the bot writes is here).
 EMOJI = {
     "alarm_clock": "\N{ALARM CLOCK}",
+    "bust_in_silhouette": "\N{BUST IN SILHOUETTE}",
     "gear": "\N{GEAR}\ufe0f",
     "heavy_multiplication_x": "\N{HEAVY MULTIPLICATION X}\ufe0f",
     "hourglass": "\N{HOURGLASS}",
@@ -46,8 +47,10 @@ EMOJI = {
     "rotating_light": "\N{POLICE CARS REVOLVING LIGHT}",
     "tada": "\N{PARTY POPPER}",
     "warning": "\N{WARNING SIGN}\ufe0f",
+    "wastebasket": "\N{WASTEBASKET}\ufe0f",
     "white_check_mark": "\N{WHITE HEAVY CHECK MARK}",
     "x": "\N{CROSS MARK}",
+    "zzz": "\N{SLEEPING SYMBOL}",
 }
 _EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
 
