@@ -37,7 +37,7 @@ from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
-from bot.credentials.sealing import sealer_for
+from bot.credentials.sealing import approval_seal_for, sealer_for
 from bot.domain.models import OnboardingRequest
 from bot.domain.records import SecretRow
 from bot.lifecycle.backfill import OwnerBackfill
@@ -49,6 +49,7 @@ from bot.lifecycle.owners import Owners
 from bot.lifecycle.rotation import Rotations
 from bot.lifecycle.unused import UnusedCredentials
 from bot.ops.jobs import Job, PeriodicJobs
+from bot.provisioning.guard import ApprovalGuard
 from bot.provisioning.lease import Leases
 from bot.provisioning.runner import Provisioner
 from bot.provisioning.service import Provisioning
@@ -135,7 +136,11 @@ def build_services(
         settings.requester_usergroup_id,
     )
     sealer = sealer_for(settings)
+    # What ties a stored approval to a secret the store does not hold (bot.domain.seal): checked
+    # before every provisioning and removal run, fresh or resumed.
+    seal = approval_seal_for(settings)
     channel = settings.approval_channel_id
+    guard = ApprovalGuard(store, seal, messenger, channel)
     board = ApprovalBoard(store, messenger, channel, settings.pending_request_ttl_seconds, background)
     views = Views(board)
     keys = KeyKeeper(iam)
@@ -146,7 +151,9 @@ def build_services(
     link_expiry = LinkExpiry(store, links, keys, messenger, views, channel)
     # Provisioning, started by the final approval; approval, started by the wizard.
     provisioner = Provisioner(store, iam, leases, on_step_done=views.step_done)
-    provisioning = Provisioning(store, iam, catalog, links, sealer, messenger, views, leases, executor, provisioner)
+    provisioning = Provisioning(
+        store, iam, catalog, links, sealer, messenger, views, leases, executor, provisioner, guard
+    )
     # The users' life after onboarding: rotation, owners who leave, unused credentials, removal.
     policy = settings.lifecycle_policy
     inventory = Inventory(iam)
@@ -157,7 +164,7 @@ def build_services(
     unused = UnusedCredentials(store, keys, messenger, people, channel, policy.unused_days)
     lifecycle_check = LifecycleCheck(store, inventory, keys, messenger, rotations, unused, owners, policy)
     backfill = OwnerBackfill(store, iam, inventory)
-    offboarding = Offboarding(store, iam, inventory, provisioner, leases, messenger, views, executor)
+    offboarding = Offboarding(store, iam, inventory, provisioner, leases, messenger, views, executor, guard)
     key_desk = KeyDesk(store, owned, keys, policy)
     approvals = Approvals(
         store,
@@ -170,6 +177,7 @@ def build_services(
         offboarding,
         settings.sensitive_permissions,
         settings.sensitive_approvals_required,
+        seal,
     )
     pending_expiry = PendingExpiry(store, board, messenger, people, views, settings.pending_request_ttl_seconds)
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)

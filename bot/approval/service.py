@@ -21,6 +21,7 @@ from bot.domain.changes import Changes
 from bot.domain.ids import is_request_id
 from bot.domain.models import OnboardingRequest, RequestForm, Review
 from bot.domain.records import ApprovalVerdict
+from bot.domain.seal import ApprovalSeal
 from bot.domain.states import RequestEvent, RequestStatus
 from bot.lifecycle.offboarding import Offboarding
 from bot.provisioning.service import Provisioning
@@ -56,6 +57,8 @@ class Approvals:
             ``SENSITIVE_APPROVALS_REQUIRED``.
         board: the approvers' message; provisioning: started on the final approval of a new
             user request, offboarding on that of a removal request (``/iam-user remove``).
+        seal: what an approval stores is its seal of what the approver saw
+            (:mod:`bot.domain.seal`), never the plain fingerprint.
     """
 
     store: Store
@@ -68,6 +71,7 @@ class Approvals:
     offboarding: Offboarding
     sensitive_permissions: tuple[str, ...]
     sensitive_approvals: int
+    seal: ApprovalSeal
 
     # -- filing ---------------------------------------------------------------------------------
 
@@ -175,11 +179,12 @@ class Approvals:
 
     def _approve(self, request_id: str, actor: str) -> Outcome:
         """Record ``actor``'s yes (one compare-and-set, :meth:`Store.record_approval`) against the
-        fingerprint of the stored review the approver saw; start provisioning exactly once."""
+        seal of the fingerprint of the stored review the approver saw (:meth:`sealed_fingerprint`);
+        start provisioning exactly once."""
         request = self.store.get_request(request_id)
         review = self.store.get_review(request_id)
         assert request is not None, "check_decider saw it"
-        digest = risk.fingerprint(request.form, review.expansion) if review else ""
+        digest = self.sealed_fingerprint(request, review) if review else ""
         result = self.store.record_approval(request_id, actor, digest)
         verdict, current = result.verdict, result.request
         assert current is not None
@@ -219,6 +224,12 @@ class Approvals:
             return Outcome(True, f"Approved `{request_id}`; removing the IAM users now.")
         self.provisioning.start(request_id)
         return Outcome(True, f"Approved `{request_id}`; creating the IAM users now.")
+
+    def sealed_fingerprint(self, request: OnboardingRequest, review: Review) -> str:
+        """What an approval of ``request`` stores: the seal of the request id and the
+        :func:`bot.domain.risk.fingerprint` of its form and the review's expansion. The same for
+        every approver of one request, so distinct approvals add up."""
+        return self.seal.seal(request.id, risk.fingerprint(request.form, review.expansion))
 
     def _refuse(self, request_id: str, actor: str, action: str | None, reason: str, message: str) -> Outcome:
         detail = {"action": action, "reason": reason} if action else {"reason": reason}

@@ -24,6 +24,9 @@ Design:
   token is tried second) as long as that token is the current one. Without the dedicated key,
   rotating the bot token makes pending requests with a custom password fail at provisioning
   with a clear message (nothing is created); the requester files them again.
+
+The same secret keys the approval seal (:mod:`bot.domain.seal`), through its own HKDF label
+(:func:`approval_seal_key`): what ties a stored approval to something the store does not hold.
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.config import Settings
 from bot.credentials.vault import b64url, b64url_decode
+from bot.domain.seal import SEAL_KEY_BYTES, ApprovalSeal
 
 VERSION = "v1"
 SALT_BYTES = 16
 NONCE_BYTES = 12
 HKDF_INFO = b"iam-user-bot custom password v1"
+APPROVAL_SEAL_INFO = b"iam-user-bot approval seal v1"  # its own label: never the passwords' key
 
 
 class SealError(Exception):
@@ -129,3 +134,31 @@ def sealer_for(settings: Settings) -> PasswordSealer:
     """:func:`sealer_from_secrets` with ``SLACK_BOT_TOKEN`` and ``CUSTOM_PASSWORD_SEALING_KEY``."""
     key = settings.custom_password_sealing_key
     return sealer_from_secrets(settings.slack_bot_token.get_secret_value(), key.get_secret_value() if key else None)
+
+
+def approval_seal_key(bot_token: str, sealing_key: str | None = None) -> bytes:
+    """The key of :class:`bot.domain.seal.ApprovalSeal`: HKDF-SHA256 (no salt: the seal must be
+    the same in every process and on every run) of ``CUSTOM_PASSWORD_SEALING_KEY`` when it is set,
+    else of ``SLACK_BOT_TOKEN``, under its own ``info`` label, so it is neither a password seal's
+    key nor the secret itself. Never stored, never logged.
+
+    Rotation: with ``CUSTOM_PASSWORD_SEALING_KEY`` set, rotating the bot token changes nothing.
+    Changing the secret the key comes from (rotating the token without a dedicated key, setting
+    or changing the dedicated key) makes requests approved but not yet run under the old one fail
+    before anything runs, asking for a new request; approvals of a pending request recorded
+    under the old key no longer add up with new ones.
+
+    Raises:
+        ValueError: the secret is shorter than 16 bytes.
+    """
+    secret = (sealing_key or bot_token).encode("utf-8")
+    if len(secret) < 16:
+        raise ValueError("the approval seal's secret must be at least 16 bytes")
+    return HKDF(algorithm=hashes.SHA256(), length=SEAL_KEY_BYTES, salt=None, info=APPROVAL_SEAL_INFO).derive(secret)
+
+
+def approval_seal_for(settings: Settings) -> ApprovalSeal:
+    """:func:`approval_seal_key` with ``SLACK_BOT_TOKEN`` and ``CUSTOM_PASSWORD_SEALING_KEY``."""
+    key = settings.custom_password_sealing_key
+    token = settings.slack_bot_token.get_secret_value()
+    return ApprovalSeal(approval_seal_key(token, key.get_secret_value() if key else None))

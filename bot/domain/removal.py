@@ -17,11 +17,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.domain.models import RemoveMode, UserHoldings
-from bot.domain.plan import Step, StepKind
+from bot.domain.plan import STEP_KINDS, Step, StepKind
 
 MODE_WORDS = {
     RemoveMode.DISABLE: "disable: access keys made inactive and the console password deleted; the users are kept",
     RemoveMode.DELETE: "delete: everything on the users removed in IAM's order, then the users themselves",
+}
+
+# The step kinds each mode's plan may hold: what a run checks a stored removal plan against
+# (bot.domain.seal.removal_problem), so a plan edited in the store cannot grant, or delete under
+# ``disable``.
+MODE_KINDS = {
+    RemoveMode.DISABLE: frozenset({StepKind.DEACTIVATE_ACCESS_KEY, StepKind.DELETE_LOGIN_PROFILE}),
+    RemoveMode.DELETE: frozenset(kind for kind, rules in STEP_KINDS.items() if rules.removes),
 }
 
 

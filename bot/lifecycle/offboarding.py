@@ -7,7 +7,10 @@ compare-and-set) → provisioned, or failed. The plan (:func:`bot.domain.removal
 made from IAM as it is when the run starts and stored, each step journaled before and after its
 call by the provisioning runner, so a crash resumes from the journal (every removal step is
 idempotent: what is gone already counts as done). Nothing is rolled back: a failed step stops the
-run, IAM is read again, and the request fails naming exactly what is left of each user.
+run, IAM is read again, and the request fails naming exactly what is left of each user. Before
+every run the stored approval must be the seal of the stored form and review, and the plan may
+only take things away from the form's users (:mod:`bot.provisioning.guard`): a removal forged or
+edited in the store fails before any IAM call.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from bot.domain.models import AccessType, OnboardingRequest, PermissionExpansion
 from bot.domain.plan import MANAGED_TAG, OWNER_TAG, Step
 from bot.domain.removal import removal_plan, what_is_left
 from bot.domain.rules import PasswordPolicy
+from bot.domain.seal import SealProblem
 from bot.domain.states import OPEN_STATUSES, RequestEvent, RequestStatus
 from bot.lifecycle.removal_form import USERS_BLOCK, parse_removal
+from bot.provisioning.guard import ApprovalGuard
 from bot.provisioning.lease import LeaseLost, Leases
 from bot.provisioning.runner import Prepared, Provisioner, ProvisioningFailed
 from bot.slack.blocks import escape
@@ -51,7 +56,8 @@ class Offboarding:
     Args:
         iam: reads the users' tags while the form is checked; inventory: what each user holds;
         provisioner: journals and runs the steps; leases: this process's lease terms;
-        executor: runs a removal after the approval click's ack.
+        executor: runs a removal after the approval click's ack; guard: checks the stored
+        records against the approval's seal before every run.
     """
 
     store: Store
@@ -62,6 +68,7 @@ class Offboarding:
     messenger: Messenger
     changes: Changes
     executor: Executor
+    guard: ApprovalGuard
 
     # -- the form ------------------------------------------------------------------------------
 
@@ -179,7 +186,11 @@ class Offboarding:
     def _run(self, request: OnboardingRequest) -> OnboardingRequest | None:
         try:
             try:
+                if (problem := self.guard.approval(request)) is not None:
+                    return self._refuse(request, problem)
                 steps = self._plan(request)
+                if (problem := self.guard.removal(request, steps)) is not None:
+                    return self._refuse(request, problem)
                 context = RunContext(request.id, self.iam.account_id(), PasswordPolicy())
                 self.provisioner.execute(request, Prepared(steps, None, context))
             except (ProvisioningFailed, IamError) as error:
@@ -192,6 +203,20 @@ class Offboarding:
             self.store.release_lease(request.id, self.leases.owner)
             return None
         return self._finish(request, None)
+
+    def _refuse(self, request: OnboardingRequest, problem: SealProblem) -> OnboardingRequest | None:
+        """The stored records are not the approved ones: audited, failed without another IAM call
+        (nothing of this run was removed), the requester told, the approvers' channel alerted once."""
+        error = self.guard.refuse(request, problem)
+        done = self.store.move_request(
+            request.id, RequestEvent.FAILED, actor=None, detail={"error": error}, error=error
+        )
+        if done is None:
+            return None
+        self.changes.request_moved(done)
+        self.messenger.dm(done.requester, requester_notice(done))
+        self.guard.alert(done, problem)
+        return done
 
     def _plan(self, request: OnboardingRequest) -> list[Step]:
         """The stored plan, or one made from what each user holds now (a user already gone needs

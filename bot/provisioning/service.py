@@ -3,8 +3,10 @@ credentials delivered by one-time link, and whatever a crashed process left resu
 
 Each move is the state table's (:mod:`bot.domain.states`) through the store; IAM and Slack work
 happens after the move, so a crash or a retry cannot run a step twice. What was approved is what
-runs: before the first step the request's permissions are read from IAM again and must
-fingerprint as they did at approval.
+runs: before every run, fresh or resumed, the stored approval must be the seal of the stored form
+and review, and a stored plan the one they make (:mod:`bot.provisioning.guard`; a mismatch fails
+the request before any IAM call); before the first step the request's permissions are read from
+IAM again and must fingerprint as they did at approval.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from bot.domain import risk
 from bot.domain.changes import Changes
 from bot.domain.models import CLEANUP_FAILED, CreatedCredentials, OnboardingRequest
 from bot.domain.plan import Step
+from bot.domain.seal import SealProblem
 from bot.domain.states import RequestEvent, RequestStatus
+from bot.provisioning.guard import ApprovalGuard
 from bot.provisioning.lease import LeaseLost, Leases
 from bot.provisioning.runner import Provisioner, ProvisioningFailed, exit_for_test
 from bot.slack.messenger import Messenger
@@ -48,6 +52,7 @@ class Provisioning:
         leases: this process's lease terms.
         executor: runs provisioning after the approval click's ack.
         provisioner: runs, resumes and rolls back plans (its step callback tells ``changes``).
+        guard: checks the stored records against the approval's seal before every run.
     """
 
     store: Store
@@ -60,6 +65,7 @@ class Provisioning:
     leases: Leases
     executor: Executor
     provisioner: Provisioner
+    guard: ApprovalGuard
 
     def start(self, request_id: str) -> None:
         """Provision an approved request on :attr:`executor` (returns at once)."""
@@ -127,6 +133,8 @@ class Provisioning:
         prepared = None
         try:
             try:
+                if (problem := self.guard.onboarding(request, self.iam.account_id)) is not None:
+                    return self._refuse(request, problem)
                 self.check_approved_plan(request)
                 prepared = self.provisioner.prepare(request, self._custom_password(request))
                 secrets = self.provisioner.execute(request, prepared)
@@ -179,7 +187,18 @@ class Provisioning:
         except SealError as error:
             raise IamError("CustomPasswordUnavailable", str(error), "CreateLoginProfile") from None
 
-    def _fail(self, request: OnboardingRequest, steps: list[Step] | None, error: str) -> OnboardingRequest | None:
+    def _refuse(self, request: OnboardingRequest, problem: SealProblem) -> OnboardingRequest | None:
+        """The stored records are not the approved ones: audited, then failed like a failed run
+        (what the journal says this request created is rolled back), then the approvers' channel
+        told once. The approver named in the store is not told: the store may have made them up."""
+        failed = self._fail(request, None, self.guard.refuse(request, problem), tell_approver=False)
+        if failed is not None:
+            self.guard.alert(failed, problem)
+        return failed
+
+    def _fail(
+        self, request: OnboardingRequest, steps: list[Step] | None, error: str, *, tell_approver: bool = True
+    ) -> OnboardingRequest | None:
         """Roll back what this request created, then move it to failed and tell both people.
 
         If the rollback raises (not an IAM refusal: the network, say), the request stays in
@@ -197,7 +216,7 @@ class Provisioning:
         if failed is not None:
             self.changes.request_moved(failed)
             self.messenger.dm(failed.requester, requester_notice(failed))
-            if failed.decided_by and failed.decided_by != failed.requester:
+            if tell_approver and failed.decided_by and failed.decided_by != failed.requester:
                 self.messenger.dm(
                     failed.decided_by,
                     f"Request `{failed.id}` that you approved failed; {failed.failure_outcome}. IAM said: {message}",
@@ -210,20 +229,22 @@ class Provisioning:
         """Why what would be created now differs from what was approved, or None if it does not.
 
         Re-reads the request's expansion from IAM (groups' policies, the "copy from user" source)
-        and compares its :func:`bot.domain.risk.fingerprint` with the one fixed at approval.
+        and compares its :func:`bot.domain.risk.fingerprint` with that of the approved expansion
+        (whose seal :meth:`ApprovalGuard.onboarding` has checked).
         """
         review = self.store.get_review(request.id)
         if review is None or review.fingerprint is None:
             return "no approved plan is on record"
         fresh = self.iam.read_expansion(request.form)
-        if risk.fingerprint(request.form, fresh) == review.fingerprint:
+        if risk.fingerprint(request.form, fresh) == risk.fingerprint(request.form, review.expansion):
             return None
         return risk.describe_change(review.expansion, fresh)
 
     def check_approved_plan(self, request: OnboardingRequest) -> None:
         """Refuse to provision what was not approved. Call right before the plan is built.
 
-        Once the plan is stored, the stored plan is what runs and a resumed run skips this.
+        Once the plan is stored, the stored plan is what runs (checked against the approval by
+        :meth:`ApprovalGuard.onboarding`) and a resumed run skips this.
         Otherwise :meth:`approved_plan_changed` re-reads IAM; if it differs, the change is audited
         (``plan_changed``) and provisioning stops before any step.
 

@@ -16,7 +16,6 @@ import pytest
 from bot.aws.inventory import Inventory
 from bot.domain.models import OnboardingRequest
 from bot.domain.plan import StepKind
-from bot.domain.risk import fingerprint
 from bot.domain.states import RequestStatus, StepState
 from bot.lifecycle.removal_form import MODE_BLOCK, USERS_BLOCK
 from bot.provisioning import runner
@@ -73,7 +72,7 @@ def file_and_approve(life: Life, names: list[str], mode: str) -> OnboardingReque
     life.services.approvals.announce(request)  # the review read from IAM, the approvers' message posted
     review = life.store.get_review(request.id)
     assert review is not None
-    digest = fingerprint(request.form, review.expansion)
+    digest = life.services.approvals.sealed_fingerprint(request, review)
     for approver in (APPROVER, SECOND_APPROVER)[: review.approvals_required]:
         life.store.record_approval(request.id, approver, digest)
     approved = life.store.get_request(request.id)

@@ -25,7 +25,6 @@ from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
 from bot.domain.plan import StepKind
 from bot.domain.records import ApprovalVerdict
-from bot.domain.risk import fingerprint
 from bot.provisioning.lease import Leases
 from bot.provisioning.service import Provisioning
 from bot.services import Services
@@ -202,10 +201,10 @@ def make_harness(
 
 def file_and_approve(bot: Harness, form: RequestForm) -> OnboardingRequest:
     """File ``form`` and approve it as the bot does: the review is read from IAM and the approval
-    fixes its fingerprint, so provisioning's approved-plan check passes."""
+    fixes its sealed fingerprint, so provisioning's approval and approved-plan checks pass."""
     request = bot.store.create_request(REQUESTER, form)
     review = bot.services.approvals.prepare_review(request)
-    result = bot.store.record_approval(request.id, APPROVER, fingerprint(form, review.expansion))
+    result = bot.store.record_approval(request.id, APPROVER, bot.services.approvals.sealed_fingerprint(request, review))
     assert result.verdict is ApprovalVerdict.APPROVED and result.request is not None, result
     return result.request
 

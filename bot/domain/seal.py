@@ -1,0 +1,162 @@
+"""The approval seal, and the checks a run makes against it before any IAM call. Pure: no I/O.
+
+Why this exists: the store (the SQLite file or the DynamoDB table) holds requests, reviews,
+approvals and plans, and the bot runs whatever an approved request's records say. Write access
+to the store alone must not be enough to make the bot create, grant or delete anything. So what
+an approval stores is not the plain :func:`bot.domain.risk.fingerprint` of what the approvers saw
+but an HMAC-SHA256 of it, keyed by a secret the store never holds (derived in
+:func:`bot.credentials.sealing.approval_seal_key` from ``CUSTOM_PASSWORD_SEALING_KEY``, else
+``SLACK_BOT_TOKEN``). Before every run (fresh or resumed, onboarding or removal) the seal is
+recomputed from the request's stored form and the review's stored expansion and compared in
+constant time; a stored plan must then be the one those verified records make.
+
+The seal covers the request id and the plain fingerprint, nothing per approver: every approval
+of one request stores the same string, so the store keeps counting distinct approvers by
+comparing them (a sensitive request's second approval adds up to the first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.domain import risk
+from bot.domain.models import OnboardingRequest, PermissionExpansion, RemoveMode, RequestForm, Review
+from bot.domain.plan import Step, build_plan
+from bot.domain.removal import MODE_KINDS
+
+SEAL_PREFIX = "seal1:"  # the version of the sealed form; a plain fingerprint is 64 hex digits alone
+SEAL_KEY_BYTES = 32
+DOMAIN = "iam-user-bot approval seal v1"
+SHOWN_STEPS = 3  # how many offending steps an audit detail names
+SHOWN_CHARS = 160  # of each: the labels come from the store, which may hold anything
+
+
+class ApprovalSeal:
+    """Seals and checks approval fingerprints with one deployment's key.
+
+    Args:
+        key: at least 32 bytes, held only by the running bot (never by the store).
+
+    Raises:
+        ValueError: the key is shorter than 32 bytes.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < SEAL_KEY_BYTES:
+            raise ValueError(f"the approval seal key must be at least {SEAL_KEY_BYTES} bytes")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "ApprovalSeal(<key hidden>)"
+
+    def seal(self, request_id: str, fingerprint: str) -> str:
+        """``seal1:<64 hex digits>``: HMAC-SHA256 over the request id and the plain fingerprint
+        (canonical JSON, so no pair of values can be confused with another)."""
+        message = json.dumps([DOMAIN, request_id, fingerprint], separators=(",", ":")).encode()
+        return SEAL_PREFIX + hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def matches(self, request_id: str, fingerprint: str, stored: str | None) -> bool:
+        """Whether ``stored`` is :meth:`seal` of ``(request_id, fingerprint)`` (constant time)."""
+        if not stored:
+            return False
+        return hmac.compare_digest(self.seal(request_id, fingerprint).encode(), stored.encode())
+
+
+@dataclass(frozen=True)
+class SealProblem:
+    """Why a request's stored records may not run: ``what`` names what did not match (no secret);
+    ``legacy``: the request was approved before approvals were sealed (a plain fingerprint)."""
+
+    what: str
+    legacy: bool = False
+
+
+def approval_problem(seal: ApprovalSeal, request: OnboardingRequest, review: Review | None) -> SealProblem | None:
+    """Why the stored approval of ``request`` does not cover its stored form and review, or None.
+
+    The review's ``fingerprint`` (fixed by the final approval) must be the seal of the request's
+    id and :func:`bot.domain.risk.fingerprint` of its form and the review's expansion.
+    """
+    if review is None:
+        return SealProblem("no review is stored for the request")
+    if not review.fingerprint:
+        return SealProblem("no approval is recorded for the request")
+    plain = risk.fingerprint(request.form, review.expansion)
+    if seal.matches(request.id, plain, review.fingerprint):
+        return None
+    if hmac.compare_digest(plain.encode(), review.fingerprint.encode()):
+        return SealProblem("the approval was recorded before approvals were sealed", legacy=True)
+    return SealProblem("the approval's seal does not match the stored request form and review")
+
+
+def approved_plans(request: OnboardingRequest, expansion: PermissionExpansion, account_id: str) -> list[list[Step]]:
+    """The plans :meth:`bot.provisioning.runner.Provisioner.prepare` may have stored for a verified
+    request: built from its form and the approved expansion, once for each answer the account's
+    password policy may have given at the run (``AllowUsersToChangePassword``, which decides
+    whether ``IAMUserChangePassword`` is attached). Empty when no plan can be built (a
+    ``copy_user`` request without its expanded source)."""
+    digests = {p.name: p.sha256 for p in expansion.inline_policies}
+    plans = []
+    for may_change in (True, False):
+        try:
+            plan = build_plan(
+                request,
+                approver=request.decided_by or "unknown",
+                account_id=account_id,
+                copy_source=expansion.copy_source,
+                users_may_change_password=may_change,
+                inline_digests=digests,
+            )
+        except ValueError:
+            return []
+        if plan not in plans:
+            plans.append(plan)
+    return plans
+
+
+def plan_problem(stored: Sequence[Step], approved: Sequence[Sequence[Step]]) -> SealProblem | None:
+    """Why a stored onboarding plan is none of the ``approved`` ones (:func:`approved_plans`), or
+    None. Every field of every step counts (kind, user, target, copied-from user, document
+    digest, tags, boundary, reset), and so does the order: the journal is indexed by it."""
+    if any(list(stored) == list(plan) for plan in approved):
+        return None
+    if not approved:
+        return SealProblem("the approved plan cannot be rebuilt from the stored request and review")
+    closest = min(approved, key=lambda plan: len(set(plan) ^ set(stored)))
+    extra = [step.label for step in stored if step not in closest]
+    missing = [step.label for step in closest if step not in stored]
+    parts = []
+    if extra:
+        parts.append("steps nobody approved: " + _named(extra))
+    if missing:
+        parts.append("approved steps missing: " + _named(missing))
+    return SealProblem("the stored plan is not the approved one (" + (", ".join(parts) or "steps reordered") + ")")
+
+
+def removal_problem(form: RequestForm, steps: Sequence[Step]) -> SealProblem | None:
+    """Why a removal plan does more than the verified removal ``form`` approved, or None: every
+    step must take something away (a kind its mode uses: ``disable`` only deactivates keys and
+    deletes the login profile) from one of the form's users."""
+    mode = RemoveMode(str(form.remove_mode))
+    kinds = MODE_KINDS[mode]
+    users = set(form.user_names)
+    wrong_kind = [step.label for step in steps if step.kind not in kinds]
+    wrong_user = [step.label for step in steps if step.user_name not in users]
+    parts = []
+    if wrong_kind:
+        parts.append(f"steps a {mode} does not make: " + _named(wrong_kind))
+    if wrong_user:
+        parts.append("steps on users not in the request: " + _named(wrong_user))
+    return SealProblem("the stored removal plan is not the approved one (" + ", ".join(parts) + ")") if parts else None
+
+
+def _named(labels: Sequence[str]) -> str:
+    """The first :data:`SHOWN_STEPS` labels, each cut to :data:`SHOWN_CHARS`, and how many more."""
+    shown = "; ".join(
+        label if len(label) <= SHOWN_CHARS else label[: SHOWN_CHARS - 1] + "…" for label in labels[:SHOWN_STEPS]
+    )
+    return shown + (f" (and {len(labels) - SHOWN_STEPS} more)" if len(labels) > SHOWN_STEPS else "")
