@@ -17,6 +17,7 @@ comparing them (a sensitive request's second approval adds up to the first).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import json
@@ -31,6 +32,8 @@ from bot.domain.removal import MODE_KINDS
 SEAL_PREFIX = "seal1:"  # the version of the sealed form; a plain fingerprint is 64 hex digits alone
 SEAL_KEY_BYTES = 32
 DOMAIN = "iam-user-bot approval seal v1"
+KEY_ID_DOMAIN = b"iam-user-bot approval seal key id v1"
+KEY_ID_HEX = 8  # 32 bits: tells a changed key from a forged seal, says nothing of the key
 SHOWN_STEPS = 3  # how many offending steps an audit detail names
 SHOWN_CHARS = 160  # of each: the labels come from the store, which may hold anything
 
@@ -49,15 +52,17 @@ class ApprovalSeal:
         if len(key) < SEAL_KEY_BYTES:
             raise ValueError(f"the approval seal key must be at least {SEAL_KEY_BYTES} bytes")
         self._key = key
+        self.key_id = hmac.new(key, KEY_ID_DOMAIN, hashlib.sha256).hexdigest()[:KEY_ID_HEX]
 
     def __repr__(self) -> str:
         return "ApprovalSeal(<key hidden>)"
 
     def seal(self, request_id: str, fingerprint: str) -> str:
-        """``seal1:<64 hex digits>``: HMAC-SHA256 over the request id and the plain fingerprint
-        (canonical JSON, so no pair of values can be confused with another)."""
+        """``seal1:<key id>:<64 hex digits>``: HMAC-SHA256 over the request id and the plain
+        fingerprint (canonical JSON, so no pair of values can be confused with another). The key id
+        (an HMAC of a constant, 8 hex digits) only tells a seal made under another key apart."""
         message = json.dumps([DOMAIN, request_id, fingerprint], separators=(",", ":")).encode()
-        return SEAL_PREFIX + hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return f"{SEAL_PREFIX}{self.key_id}:{hmac.new(self._key, message, hashlib.sha256).hexdigest()}"
 
     def matches(self, request_id: str, fingerprint: str, stored: str | None) -> bool:
         """Whether ``stored`` is :meth:`seal` of ``(request_id, fingerprint)`` (constant time)."""
@@ -66,13 +71,27 @@ class ApprovalSeal:
         return hmac.compare_digest(self.seal(request_id, fingerprint).encode(), stored.encode())
 
 
+class SealCause(enum.StrEnum):
+    """What a refusal most likely means (each is refused all the same)."""
+
+    TAMPERED = "tampered"  # the records do not match their seal: written by someone not the bot
+    LEGACY = "legacy"  # approved before approvals were sealed (a plain fingerprint is stored)
+    OTHER_KEY = "other_key"  # sealed under another key: the sealing secret changed since
+
+
 @dataclass(frozen=True)
 class SealProblem:
-    """Why a request's stored records may not run: ``what`` names what did not match (no secret);
-    ``legacy``: the request was approved before approvals were sealed (a plain fingerprint)."""
+    """Why a request's stored records may not run: ``what`` names what did not match (no secret).
+    A ``LEGACY`` or ``OTHER_KEY`` cause is benign if nobody wrote to the store: it needs a new
+    approval; either may also be forged, so both are refused like ``TAMPERED``."""
 
     what: str
-    legacy: bool = False
+    cause: SealCause = SealCause.TAMPERED
+
+    @property
+    def reapprove(self) -> bool:
+        """The likely fix is a new request approved again (not an investigation)."""
+        return self.cause is not SealCause.TAMPERED
 
 
 def approval_problem(seal: ApprovalSeal, request: OnboardingRequest, review: Review | None) -> SealProblem | None:
@@ -88,8 +107,12 @@ def approval_problem(seal: ApprovalSeal, request: OnboardingRequest, review: Rev
     plain = risk.fingerprint(request.form, review.expansion)
     if seal.matches(request.id, plain, review.fingerprint):
         return None
-    if hmac.compare_digest(plain.encode(), review.fingerprint.encode()):
-        return SealProblem("the approval was recorded before approvals were sealed", legacy=True)
+    stored = review.fingerprint
+    if hmac.compare_digest(plain.encode(), stored.encode()):
+        return SealProblem("the approval was recorded before approvals were sealed", SealCause.LEGACY)
+    if stored.startswith(SEAL_PREFIX) and not stored.startswith(f"{SEAL_PREFIX}{seal.key_id}:"):
+        what = "the approval was sealed under another key (the sealing secret changed since)"
+        return SealProblem(what, SealCause.OTHER_KEY)
     return SealProblem("the approval's seal does not match the stored request form and review")
 
 

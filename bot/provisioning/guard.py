@@ -68,14 +68,14 @@ class ApprovalGuard:
     def refuse(self, request: OnboardingRequest, problem: SealProblem) -> str:
         """Audit the refusal; returns the request's failure message (for the requester and
         ``status``)."""
-        detail = {"reason": problem.what, "legacy": problem.legacy, "status": str(request.status)}
+        detail = {"reason": problem.what, "cause": str(problem.cause), "status": str(request.status)}
         self.store.audit(AUDIT_EVENT, request_id=request.id, detail=detail)
         log.error("refused to run a request whose stored records are not the approved ones: %s", problem.what)
         done = "removed" if request.form.is_removal else "created"
-        if problem.legacy:
+        if problem.reapprove:
             return (
-                f"It was approved before this version of the bot sealed approvals, so I did not run it (nothing "
-                f"more was {done}). Please file it again so approvers can approve it again"
+                f"Its approval cannot be checked any more ({problem.what}), so I did not run it (nothing more was "
+                f"{done}). Please file it again so approvers can approve it again"
             )
         return (
             f"Refused to run it: the stored records no longer match its approval ({problem.what}); nothing "
@@ -85,11 +85,11 @@ class ApprovalGuard:
     def alert(self, request: OnboardingRequest, problem: SealProblem) -> None:
         """Tell the approvers' channel once (the caller calls this after the request moved to
         ``failed``, so a run that is retried does not tell them again)."""
-        if problem.legacy:
+        if problem.reapprove:
             text = (
-                f":warning: Request `{request.id}` was approved before approvals were sealed, so I did not run it "
-                "and it is now failed. Its requester must file it again so you can approve it again. If nobody "
-                "approved it, the bot's store may have been tampered with."
+                f":warning: I did not run request `{request.id}`: {escape(problem.what)}. It is now failed; its "
+                "requester must file it again so you can approve it again. If this is not what happened (nobody "
+                "approved it, or nothing changed), the bot's store may have been tampered with."
             )
         else:
             text = (

@@ -18,6 +18,7 @@ from bot.approval.expiry import PendingExpiry
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.domain.models import AccessType, PermissionMode, RequestForm
+from bot.domain.risk import fingerprint
 from bot.domain.states import RequestStatus
 from bot.services import Services
 from bot.slack.messenger import make_web_client
@@ -157,8 +158,11 @@ def test_copy_source_changed_after_approval_refuses_provisioning(world, slack, i
         latest_approval_blocks(slack, request_id)
     )
     assert bot.approvals.decide(request_id, APPROVER, approve=True).ok
-    fingerprint = bot.store.get_review(request_id).fingerprint
-    assert fingerprint and len(fingerprint) == 64
+    approved = bot.store.get_review(request_id)
+    plain = fingerprint(bot.store.get_request(request_id).form, approved.expansion)
+    # What the approval stores is the seal of what the approver saw, not the plain digest.
+    assert approved.fingerprint.startswith("seal1:") and plain not in approved.fingerprint
+    assert approved.fingerprint == bot.approvals.sealed_fingerprint(bot.store.get_request(request_id), review)
 
     # Between the click and provisioning, someone gives the source user admin rights.
     iam.attach_user_policy(UserName="template.dev", PolicyArn=ADMIN_ARN)
