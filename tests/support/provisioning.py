@@ -166,18 +166,22 @@ def make_harness(
     journal_owner: str | None = None,
     store: Store | None = None,
     background: Any | None = None,
+    config: dict[str, Any] | None = None,
     **lease_kw: Any,
 ) -> Harness:
     """The services as one bot process would build them (``journal_owner`` names the process), on
-    the SQLite file ``db`` or on ``store``."""
+    the SQLite file ``db`` or on ``store``; ``config`` overrides settings (``load_settings`` names)."""
     settings = load_settings(
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret="s" * 32,
-        slack_api_url=slack.base_url,
-        approval_channel_id=APPROVAL_CHANNEL,
-        approver_user_ids=APPROVER,
-        public_base_url="http://127.0.0.1:9",
-        database_path=db,
+        **{
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": "s" * 32,
+            "slack_api_url": slack.base_url,
+            "approval_channel_id": APPROVAL_CHANNEL,
+            "approver_user_ids": APPROVER,
+            "public_base_url": "http://127.0.0.1:9",
+            "database_path": db,
+            **(config or {}),
+        }
     )
     client = moto_server.boto3_client("iam")
     recorder = Recorder()

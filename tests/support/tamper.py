@@ -1,0 +1,140 @@
+"""Someone who can write the bot's store and nothing else: raw writes to the SQLite file (its own
+``sqlite3`` connection) or to the DynamoDB table (its own DynamoDB client, as the security
+review's forge_table.py did). No bot code runs for these writes, so no rule of the store applies.
+
+``store`` is a second store instance over the same data: what an attacker with write access can
+do through the bot's own storage code (create a request, save a review or a plan) needs nothing
+more than that access either.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.domain.models import RequestForm
+from bot.domain.plan import Step
+from bot.domain.states import RequestStatus
+from bot.storage.base import Store
+from bot.storage.dynamodb import DynamoStore
+from bot.storage.sqlite import SqliteStore
+
+BACKENDS = ["sqlite", "dynamodb"]
+
+
+class Tamper:
+    """Raw writes to one backend's data (``backend`` is ``sqlite`` or ``dynamodb``)."""
+
+    def __init__(self, backend: str, *, db: Path | None = None, table: str | None = None, client: Any = None) -> None:
+        self.backend = backend
+        self.db = db
+        self.table = table
+        self.client = client
+
+    def open_store(self) -> Store:
+        """A new store instance over the same data, as another process (or the attacker) opens it."""
+        if self.backend == "sqlite":
+            assert self.db is not None
+            return SqliteStore(self.db)
+        assert self.table is not None
+        return DynamoStore(self.table, client=self.client)
+
+    def _sqlite(self, sql: str, *args: Any) -> None:
+        with sqlite3.connect(str(self.db)) as conn:
+            conn.execute(sql, args)
+
+    def _key(self, request_id: str, sk: str = "REQ") -> dict[str, Any]:
+        return {"pk": {"S": f"REQ#{request_id}"}, "sk": {"S": sk}}
+
+    def _update_item(self, request_id: str, values: dict[str, str | None]) -> None:
+        sets = {name: value for name, value in values.items() if value is not None}
+        removes = [name for name, value in values.items() if value is None]
+        names = {f"#a{n}": name for n, name in enumerate(values)}
+        alias = {name: key for key, name in names.items()}
+        expression = "SET " + ", ".join(f"{alias[name]} = :v{n}" for n, name in enumerate(sets))
+        if removes:
+            expression += " REMOVE " + ", ".join(alias[name] for name in removes)
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._key(request_id),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":v{n}": {"S": value} for n, value in enumerate(sets.values())},
+        )
+
+    def set_status(self, request_id: str, status: RequestStatus, decided_by: str | None = None) -> None:
+        """Put the request in ``status`` with no lease, as if the bot had moved it."""
+        if self.backend == "sqlite":
+            self._sqlite(
+                "UPDATE requests SET status = ?, lease_owner = NULL, lease_until = NULL, "
+                "decided_by = COALESCE(?, decided_by) WHERE id = ?",
+                str(status),
+                decided_by,
+                request_id,
+            )
+            return
+        values: dict[str, str | None] = {
+            "status": str(status),
+            "gsi2pk": f"STATUS#{status}",
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if decided_by:
+            values["decided_by"] = decided_by
+        self._update_item(request_id, values)
+
+    def set_form(self, request_id: str, form: RequestForm) -> None:
+        if self.backend == "sqlite":
+            self._sqlite("UPDATE requests SET form = ? WHERE id = ?", form.model_dump_json(), request_id)
+        else:
+            self._update_item(request_id, {"form": form.model_dump_json()})
+
+    def set_fingerprint(self, request_id: str, fingerprint: str) -> None:
+        if self.backend == "sqlite":
+            self._sqlite("UPDATE requests SET fingerprint = ? WHERE id = ?", fingerprint, request_id)
+        else:
+            self._update_item(request_id, {"fingerprint": fingerprint})
+
+    def set_plan(self, request_id: str, steps: Sequence[Step]) -> None:
+        """Overwrite (or write) the stored plan, keeping its console URL."""
+        plan = json.dumps([step.model_dump(mode="json") for step in steps])
+        if self.backend == "sqlite":
+            self._sqlite(
+                "INSERT INTO provisioning_plans (request_id, plan, console_url, created_at) VALUES (?, ?, NULL, '') "
+                "ON CONFLICT (request_id) DO UPDATE SET plan = excluded.plan",
+                request_id,
+                plan,
+            )
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._key(request_id, "PLAN"),
+            UpdateExpression="SET #p = :p, #k = :k",
+            ExpressionAttributeNames={"#p": "plan", "#k": "kind"},
+            ExpressionAttributeValues={":p": {"S": plan}, ":k": {"S": "plan"}},
+        )
+
+    def stored_text(self) -> str:
+        """Everything the store holds at rest (file bytes with WAL and SHM, or every item)."""
+        if self.backend == "sqlite":
+            assert self.db is not None
+            files = sorted(self.db.parent.glob(self.db.name + "*"))
+            return b"".join(p.read_bytes() for p in files).decode("latin-1")
+        items = [
+            item for page in self.client.get_paginator("scan").paginate(TableName=self.table) for item in page["Items"]
+        ]
+        return json.dumps(items, default=lambda b: bytes(b).decode("latin-1"))
+
+
+def open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Tamper:
+    """Raw writes to a new store of ``backend`` (a SQLite file in ``tmp_path``, or a new table on
+    moto server); its :meth:`Tamper.open_store` opens the bot's instances."""
+    if backend == "sqlite":
+        return Tamper("sqlite", db=tmp_path / "bot.db")
+    moto = request.getfixturevalue("moto_server")
+    return Tamper("dynamodb", table=request.getfixturevalue("dynamodb_table"), client=moto.boto3_client("dynamodb"))
