@@ -23,6 +23,7 @@ from bot.domain.states import RequestStatus
 from bot.storage.base import Store
 from bot.storage.dynamodb import DynamoStore
 from bot.storage.sqlite import SqliteStore
+from tests.conftest import APPROVAL_CHANNEL
 
 BACKENDS = ["sqlite", "dynamodb"]
 
@@ -131,6 +132,21 @@ class Tamper:
         return json.dumps(items, default=lambda b: bytes(b).decode("latin-1"))
 
 
+class HeldViews:
+    """An executor for the views' refreshes that keeps them and runs none: the App Home reads IAM
+    (the keys its viewer owns) when a request moves, so with it the IAM recorder holds only the
+    calls of the run under test."""
+
+    def __init__(self) -> None:
+        self.held: list[Any] = []
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        self.held.append((fn, args, kwargs))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.held.clear()
+
+
 def open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Tamper:
     """Raw writes to a new store of ``backend`` (a SQLite file in ``tmp_path``, or a new table on
     moto server); its :meth:`Tamper.open_store` opens the bot's instances."""
@@ -138,3 +154,17 @@ def open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -
         return Tamper("sqlite", db=tmp_path / "bot.db")
     moto = request.getfixturevalue("moto_server")
     return Tamper("dynamodb", table=request.getfixturevalue("dynamodb_table"), client=moto.boto3_client("dynamodb"))
+
+
+def events(bot: Any, request_id: str) -> list[str]:
+    """The audit events of ``request_id`` in the store of ``bot`` (a harness), in order."""
+    return [e.event for e in bot.store.audit_events(request_id=request_id)]
+
+
+def alerts(slack: Any, request_id: str) -> list[str]:
+    """What the approvers' channel was told about ``request_id`` by a post of its own."""
+    return [
+        c.args["text"]
+        for c in slack.calls("chat.postMessage")
+        if c.args.get("channel") == APPROVAL_CHANNEL and f"`{request_id}`" in c.args.get("text", "")
+    ]
