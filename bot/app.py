@@ -177,7 +177,7 @@ def build_services(
         offboarding,
         settings.sensitive_permissions,
         settings.sensitive_approvals_required,
-        seal,
+        guard,
     )
     pending_expiry = PendingExpiry(store, board, messenger, people, views, settings.pending_request_ttl_seconds)
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)

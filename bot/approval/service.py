@@ -21,9 +21,9 @@ from bot.domain.changes import Changes
 from bot.domain.ids import is_request_id
 from bot.domain.models import OnboardingRequest, RequestForm, Review
 from bot.domain.records import ApprovalVerdict
-from bot.domain.seal import ApprovalSeal
 from bot.domain.states import RequestEvent, RequestStatus
 from bot.lifecycle.offboarding import Offboarding
+from bot.provisioning.guard import ApprovalGuard
 from bot.provisioning.service import Provisioning
 from bot.slack.blocks import mention, untrusted_id
 from bot.slack.messenger import Messenger
@@ -57,8 +57,10 @@ class Approvals:
             ``SENSITIVE_APPROVALS_REQUIRED``.
         board: the approvers' message; provisioning: started on the final approval of a new
             user request, offboarding on that of a removal request (``/iam-user remove``).
-        seal: what an approval stores is its seal of what the approver saw
-            (:mod:`bot.domain.seal`), never the plain fingerprint.
+        guard: seals reviews and approvals (:mod:`bot.domain.seal`): a review is stored with the
+            seal of what approvers are shown, a click is refused unless the store still holds
+            exactly that, and an approval stores the seal of what it approved, never the plain
+            fingerprint.
     """
 
     store: Store
@@ -71,7 +73,7 @@ class Approvals:
     offboarding: Offboarding
     sensitive_permissions: tuple[str, ...]
     sensitive_approvals: int
-    seal: ApprovalSeal
+    guard: ApprovalGuard
 
     # -- filing ---------------------------------------------------------------------------------
 
@@ -107,8 +109,9 @@ class Approvals:
         eligible = self.people.approvers() - {request.requester, *request.form.recipients}
         if (short := risk.too_few_approvers(len(eligible), required)) is not None:
             flags = (*flags, short)
-        self.store.save_review(request.id, expansion, flags, required)
-        return self.store.get_review(request.id) or Review(expansion=expansion, flags=flags)
+        offered = self.guard.seal.offer(request.id, risk.fingerprint(form, expansion), required)
+        self.store.save_review(request.id, expansion, flags, required, offered)
+        return self.store.get_review(request.id) or Review(expansion=expansion, flags=flags, offered=offered)
 
     def announce(self, request: OnboardingRequest) -> None:
         """Post the approval message and tell the requester. Slow: call after the ack.
@@ -184,6 +187,14 @@ class Approvals:
         request = self.store.get_request(request_id)
         review = self.store.get_review(request_id)
         assert request is not None, "check_decider saw it"
+        if review is not None and (problem := self.guard.offered(request, review)) is not None:
+            self.guard.refuse(request, problem)
+            self.guard.alert(request, problem, at_click=True)
+            return Outcome(
+                False,
+                f"Request `{request_id}` cannot be approved: {problem.what}. Nothing was approved; "
+                "the approvers' channel has been told.",
+            )
         digest = self.sealed_fingerprint(request, review) if review else ""
         result = self.store.record_approval(request_id, actor, digest)
         verdict, current = result.verdict, result.request
@@ -229,7 +240,7 @@ class Approvals:
         """What an approval of ``request`` stores: the seal of the request id and the
         :func:`bot.domain.risk.fingerprint` of its form and the review's expansion. The same for
         every approver of one request, so distinct approvals add up."""
-        return self.seal.seal(request.id, risk.fingerprint(request.form, review.expansion))
+        return self.guard.seal.seal(request.id, risk.fingerprint(request.form, review.expansion))
 
     def _refuse(self, request_id: str, actor: str, action: str | None, reason: str, message: str) -> Outcome:
         detail = {"action": action, "reason": reason} if action else {"reason": reason}

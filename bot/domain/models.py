@@ -296,7 +296,9 @@ class Approval(BaseModel):
 class Review(BaseModel):
     """What approvers judge a request on, stored once when it is filed, plus the approvals so far.
 
-    ``fingerprint`` is the sha256 the final approval fixed (None until then); ``reminded_at``
+    ``fingerprint`` is what the final approval fixed: the seal of the plain fingerprint
+    (:mod:`bot.domain.seal`; None until then); ``offered`` the seal of what approvers are shown,
+    fixed with the review (None for a review stored before reviews were sealed); ``reminded_at``
     is when the half-life reminder went out (None until then).
     """
 
@@ -305,6 +307,7 @@ class Review(BaseModel):
     approvals_required: int = 1
     approvals: tuple[Approval, ...] = ()
     fingerprint: str | None = None
+    offered: str | None = None
     reminded_at: datetime | None = None
 
     @property

@@ -32,6 +32,7 @@ from bot.domain.removal import MODE_KINDS
 SEAL_PREFIX = "seal1:"  # the version of the sealed form; a plain fingerprint is 64 hex digits alone
 SEAL_KEY_BYTES = 32
 DOMAIN = "iam-user-bot approval seal v1"
+OFFER_DOMAIN = "iam-user-bot review seal v1"
 KEY_ID_DOMAIN = b"iam-user-bot approval seal key id v1"
 KEY_ID_HEX = 8  # 32 bits: tells a changed key from a forged seal, says nothing of the key
 SHOWN_STEPS = 3  # how many offending steps an audit detail names
@@ -57,12 +58,23 @@ class ApprovalSeal:
     def __repr__(self) -> str:
         return "ApprovalSeal(<key hidden>)"
 
-    def seal(self, request_id: str, fingerprint: str) -> str:
-        """``seal1:<key id>:<64 hex digits>``: HMAC-SHA256 over the request id and the plain
-        fingerprint (canonical JSON, so no pair of values can be confused with another). The key id
-        (an HMAC of a constant, 8 hex digits) only tells a seal made under another key apart."""
-        message = json.dumps([DOMAIN, request_id, fingerprint], separators=(",", ":")).encode()
+    def _mac(self, *parts: str | int) -> str:
+        # Canonical JSON, so no pair of values can be confused with another.
+        message = json.dumps(list(parts), separators=(",", ":")).encode()
         return f"{SEAL_PREFIX}{self.key_id}:{hmac.new(self._key, message, hashlib.sha256).hexdigest()}"
+
+    def seal(self, request_id: str, fingerprint: str) -> str:
+        """What an approval stores: ``seal1:<key id>:<64 hex digits>``, HMAC-SHA256 over the request
+        id and the plain fingerprint. The key id (an HMAC of a constant, 8 hex digits) only tells a
+        seal made under another key apart."""
+        return self._mac(DOMAIN, request_id, fingerprint)
+
+    def offer(self, request_id: str, fingerprint: str, approvals_required: int) -> str:
+        """What a review stores when it is read, before the approvers' message is posted: the seal
+        of the request id, the plain fingerprint and the approvals it needs (its own domain, so it
+        is never an approval's seal). A click checks it, so what approvers were shown is what
+        their click approves."""
+        return self._mac(OFFER_DOMAIN, request_id, fingerprint, approvals_required)
 
     def matches(self, request_id: str, fingerprint: str, stored: str | None) -> bool:
         """Whether ``stored`` is :meth:`seal` of ``(request_id, fingerprint)`` (constant time)."""
@@ -114,6 +126,22 @@ def approval_problem(seal: ApprovalSeal, request: OnboardingRequest, review: Rev
         what = "the approval was sealed under another key (the sealing secret changed since)"
         return SealProblem(what, SealCause.OTHER_KEY)
     return SealProblem("the approval's seal does not match the stored request form and review")
+
+
+def offer_problem(seal: ApprovalSeal, request: OnboardingRequest, review: Review) -> SealProblem | None:
+    """Why ``request`` and its ``review`` are not what the review's seal says the approvers were
+    shown (its form, its expansion, the approvals it needs), or None."""
+    offered = review.offered
+    if not offered:
+        return SealProblem("its review holds no seal (read before reviews were sealed)", SealCause.LEGACY)
+    plain = risk.fingerprint(request.form, review.expansion)
+    if hmac.compare_digest(seal.offer(request.id, plain, review.approvals_required).encode(), offered.encode()):
+        return None
+    if offered.startswith(SEAL_PREFIX) and not offered.startswith(f"{SEAL_PREFIX}{seal.key_id}:"):
+        return SealProblem(
+            "its review was sealed under another key (the sealing secret changed since)", SealCause.OTHER_KEY
+        )
+    return SealProblem("the stored request or its review changed after approvers were shown it")
 
 
 def approved_plans(request: OnboardingRequest, expansion: PermissionExpansion, account_id: str) -> list[list[Step]]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.domain import seal as seals
-from bot.domain.models import OnboardingRequest
+from bot.domain.models import OnboardingRequest, Review
 from bot.domain.plan import Step
 from bot.domain.seal import ApprovalSeal, SealProblem
 from bot.slack.blocks import escape
@@ -47,6 +47,11 @@ class ApprovalGuard:
         """Why the request's stored approval does not cover its stored form and review, or None."""
         return seals.approval_problem(self.seal, request, self.store.get_review(request.id))
 
+    def offered(self, request: OnboardingRequest, review: Review) -> SealProblem | None:
+        """Why what a click would approve is not what approvers were shown (the review's seal of
+        the form, the expansion and the approvals needed), or None."""
+        return seals.offer_problem(self.seal, request, review)
+
     def onboarding(self, request: OnboardingRequest, account_id: Callable[[], str]) -> SealProblem | None:
         """:meth:`approval`, then, when a plan is stored, that it is one the verified form and
         expansion make (:func:`bot.domain.seal.approved_plans`). No IAM call: ``account_id`` is
@@ -70,7 +75,7 @@ class ApprovalGuard:
         ``status``)."""
         detail = {"reason": problem.what, "cause": str(problem.cause), "status": str(request.status)}
         self.store.audit(AUDIT_EVENT, request_id=request.id, detail=detail)
-        log.error("refused to run a request whose stored records are not the approved ones: %s", problem.what)
+        log.error("refused a request whose stored records are not the approved ones: %s", problem.what)
         done = "removed" if request.form.is_removal else "created"
         if problem.reapprove:
             return (
@@ -82,19 +87,26 @@ class ApprovalGuard:
             "unapproved was run. Please file the request again"
         )
 
-    def alert(self, request: OnboardingRequest, problem: SealProblem) -> None:
-        """Tell the approvers' channel once (the caller calls this after the request moved to
-        ``failed``, so a run that is retried does not tell them again)."""
+    def alert(self, request: OnboardingRequest, problem: SealProblem, *, at_click: bool = False) -> None:
+        """Tell the approvers' channel: once for a run (the caller calls this after the request
+        moved to ``failed``, so a run that is retried does not tell them again), or for each
+        refused approval click (``at_click``: the request stays pending, to be denied)."""
+        what = escape(problem.what)
+        if at_click:
+            done = f"I refused an approval of request `{request.id}`: {what}. Nothing was approved"
+            after = "Deny it; its requester can file it again."
+        else:
+            done = f"I refused to run request `{request.id}`: {what}. It is now failed"
+            after = "Its requester must file it again so you can approve it again."
         if problem.reapprove:
             text = (
-                f":warning: I did not run request `{request.id}`: {escape(problem.what)}. It is now failed; its "
-                "requester must file it again so you can approve it again. If this is not what happened (nobody "
-                "approved it, or nothing changed), the bot's store may have been tampered with."
+                f":warning: {done}. {after} If this is not what happened (nobody approved it, or nothing "
+                "changed), the bot's store may have been tampered with."
             )
         else:
             text = (
-                f":rotating_light: I refused to run request `{request.id}`: {escape(problem.what)}. The bot's "
-                "store (database or DynamoDB table) may have been tampered with: check who can write to it, and "
-                "compare its audit log with the copy in the bot's logs. Nothing that was not approved was run."
+                f":rotating_light: {done}; nothing that was not approved was run. The bot's store (database or "
+                "DynamoDB table) may have been tampered with: check who can write to it, and compare its audit "
+                f"log with the copy in the bot's logs. {after}"
             )
         self.messenger.post(self.channel, text)

@@ -94,9 +94,15 @@ class Store(Protocol):
     # -- approvals -------------------------------------------------------------------------------
 
     def save_review(
-        self, request_id: str, expansion: PermissionExpansion, flags: Sequence[RiskFlag], approvals_required: int
+        self,
+        request_id: str,
+        expansion: PermissionExpansion,
+        flags: Sequence[RiskFlag],
+        approvals_required: int,
+        offered: str | None = None,
     ) -> bool:
-        """Store what approvers judge, once (audited ``permissions_read``); False if already stored."""
+        """Store what approvers judge, once (audited ``permissions_read``); False if already stored.
+        ``offered`` (the seal of what approvers are shown) comes back as ``Review.offered``."""
         ...
 
     def get_review(self, request_id: str) -> Review | None:

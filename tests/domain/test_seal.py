@@ -30,6 +30,7 @@ from bot.domain.seal import (
     SealCause,
     approval_problem,
     approved_plans,
+    offer_problem,
     plan_problem,
     removal_problem,
 )
@@ -148,6 +149,25 @@ def test_the_stored_approval_must_seal_the_stored_form_and_review() -> None:
     # Sealed under another key (the sealing secret changed): refused, asking for a new approval.
     rekeyed = approval_problem(ApprovalSeal(bytes(32)), req, review)
     assert rekeyed is not None and rekeyed.cause is SealCause.OTHER_KEY and "another key" in rekeyed.what
+
+
+def test_a_click_must_find_what_the_review_sealed_when_approvers_were_shown_it() -> None:
+    seal = ApprovalSeal(KEY)
+    req = request(new_user_form())
+    plain = fingerprint(req.form, EXPANSION)
+    offered = seal.offer(req.id, plain, 1)
+    assert offered != seal.seal(req.id, plain)  # its own domain: a review's seal is never an approval's
+    review = Review(expansion=EXPANSION, approvals_required=1, offered=offered)
+    assert offer_problem(seal, req, review) is None
+
+    edited = req.model_copy(update={"form": new_user_form(policy_arns=(ADMIN_ARN,))})
+    assert offer_problem(seal, edited, review).cause is SealCause.TAMPERED  # type: ignore[union-attr]
+    recounted = review.model_copy(update={"approvals_required": 2})
+    assert offer_problem(seal, req, recounted) is not None  # the approvals needed are sealed too
+    unsealed = offer_problem(seal, req, review.model_copy(update={"offered": None}))
+    assert unsealed is not None and unsealed.cause is SealCause.LEGACY and unsealed.reapprove
+    rekeyed = offer_problem(ApprovalSeal(bytes(32)), req, review)
+    assert rekeyed is not None and rekeyed.cause is SealCause.OTHER_KEY
 
 
 # -- the stored plan ------------------------------------------------------------------------------

@@ -196,6 +196,37 @@ def test_a_request_approved_before_seals_is_refused_asking_for_a_new_approval(
     assert "file it again so you can approve it again" in alert
 
 
+@pytest.mark.parametrize("edit", ["form", "approvals_required", "seal_removed"])
+def test_a_pending_request_edited_after_approvers_were_shown_it_cannot_be_approved(
+    moto_server, slack, iam, tamper, tmp_path, edit
+) -> None:
+    bot = harness(moto_server, slack, tamper, tmp_path, config={"approver_user_ids": f"{APPROVER},{SECOND_APPROVER}"})
+    approvals = bot.services.approvals
+    sensitive = edit == "approvals_required"
+    request = approvals.file(REQUESTER, simple_form(policy_arns=(ADMIN_ARN,) if sensitive else (READ_ONLY_ARN,)))
+    review = approvals.prepare_review(request)  # what the approvers' message is rendered from
+    assert review.offered and review.approvals_required == (2 if sensitive else 1)
+    if edit == "form":  # read-only on the message, admin in the store
+        tamper.set_form(request.id, simple_form(policy_arns=(ADMIN_ARN,)))
+    elif edit == "approvals_required":  # one approver instead of two
+        tamper.set_approvals_required(request.id, 1)
+    else:
+        tamper.drop_review_seal(request.id)
+    bot.recorder.calls.clear()
+
+    outcome = approvals.decide(request.id, APPROVER, approve=True)
+
+    assert not outcome.ok and "cannot be approved" in outcome.message
+    current = bot.store.get_request(request.id)
+    assert current is not None and current.status is RequestStatus.PENDING  # to be denied
+    assert bot.store.get_review(request.id).approvals == ()  # type: ignore[union-attr]
+    assert bot.recorder.calls == [] and users(iam) == []
+    refusal = next(e for e in bot.store.audit_events(request_id=request.id) if e.event == AUDIT_EVENT)
+    assert refusal.detail["cause"] == ("legacy" if edit == "seal_removed" else "tampered")
+    (alert,) = alerts(slack, request.id)
+    assert "I refused an approval" in alert and "tampered" in alert and "Deny it" in alert
+
+
 # -- a stored plan edited mid-provisioning ---------------------------------------------------------
 
 

@@ -664,6 +664,16 @@ def test_save_review_once(store: Store) -> None:
     assert review is not None
     assert review.expansion == EXPANSION and review.flags == FLAGS and review.approvals_required == 2
     assert review.approvals == () and review.fingerprint is None and review.reminded_at is None
+    assert review.offered is None  # stored without a seal
+
+
+def test_a_reviews_seal_is_kept_with_it_once(store: Store) -> None:
+    request = store.create_request(REQUESTER, FORM)
+    offered = "seal1:0a1b2c3d:" + "e" * 64
+    assert store.save_review(request.id, EXPANSION, FLAGS, 2, offered) is True
+    assert store.save_review(request.id, EXPANSION, FLAGS, 2, "seal1:0a1b2c3d:" + "f" * 64) is False
+    review = store.get_review(request.id)
+    assert review is not None and review.offered == offered and review.expansion == EXPANSION
 
 
 def test_mark_reminded_once_and_only_while_pending(store: Store, clock: Clock) -> None:

@@ -101,6 +101,27 @@ class Tamper:
         else:
             self._update_item(request_id, {"fingerprint": fingerprint})
 
+    def set_approvals_required(self, request_id: str, required: int) -> None:
+        if self.backend == "sqlite":
+            self._sqlite("UPDATE requests SET approvals_required = ? WHERE id = ?", required, request_id)
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._key(request_id),
+            UpdateExpression="SET approvals_required = :n",
+            ExpressionAttributeValues={":n": {"N": str(required)}},
+        )
+
+    def drop_review_seal(self, request_id: str) -> None:
+        """Take the seal out of the stored review (as a review stored before seals looks)."""
+        if self.backend == "sqlite":
+            self._sqlite("UPDATE requests SET review = json_remove(review, '$.offered') WHERE id = ?", request_id)
+            return
+        item = self.client.get_item(TableName=self.table, Key=self._key(request_id))["Item"]
+        review = json.loads(item["review"]["S"])
+        review.pop("offered")
+        self._update_item(request_id, {"review": json.dumps(review, sort_keys=True)})
+
     def set_plan(self, request_id: str, steps: Sequence[Step]) -> None:
         """Overwrite (or write) the stored plan, keeping its console URL."""
         plan = json.dumps([step.model_dump(mode="json") for step in steps])

@@ -216,11 +216,20 @@ class RequestItems(DynamoBase):
     # -- approvals -------------------------------------------------------------------------------
 
     def save_review(
-        self, request_id: str, expansion: PermissionExpansion, flags: Sequence[RiskFlag], approvals_required: int
+        self,
+        request_id: str,
+        expansion: PermissionExpansion,
+        flags: Sequence[RiskFlag],
+        approvals_required: int,
+        offered: str | None = None,
     ) -> bool:
         """Store what the request grants and its flags, once; False if a review is already stored."""
         review = json.dumps(
-            {"expansion": expansion.model_dump(mode="json"), "flags": [f.model_dump(mode="json") for f in flags]},
+            {
+                "expansion": expansion.model_dump(mode="json"),
+                "flags": [f.model_dump(mode="json") for f in flags],
+                **({"offered": offered} if offered else {}),
+            },
             sort_keys=True,
         )
         update = self.table.update(
@@ -253,6 +262,7 @@ class RequestItems(DynamoBase):
                 Approval(approver=a["approver"], at=parse_time(a["at"])) for a in self._approvals(request_id)
             ),
             fingerprint=item.get("fingerprint"),
+            offered=data.get("offered"),
             reminded_at=parse_time(item.get("reminded_at")),
         )
 

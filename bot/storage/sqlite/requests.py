@@ -183,14 +183,23 @@ class RequestTables(SqliteBase):
     # -- approvals -------------------------------------------------------------------------------
 
     def save_review(
-        self, request_id: str, expansion: PermissionExpansion, flags: Sequence[RiskFlag], approvals_required: int
+        self,
+        request_id: str,
+        expansion: PermissionExpansion,
+        flags: Sequence[RiskFlag],
+        approvals_required: int,
+        offered: str | None = None,
     ) -> bool:
         """Store what the request grants and its flags, once; False if a review is already stored.
 
         Set once so every approver judges (and every approval fingerprints) the same content.
         """
         review = json.dumps(
-            {"expansion": expansion.model_dump(mode="json"), "flags": [f.model_dump(mode="json") for f in flags]},
+            {
+                "expansion": expansion.model_dump(mode="json"),
+                "flags": [f.model_dump(mode="json") for f in flags],
+                **({"offered": offered} if offered else {}),
+            },
             sort_keys=True,
         )
         with self.transaction() as conn:
@@ -226,6 +235,7 @@ class RequestTables(SqliteBase):
             approvals_required=row[1] or 1,
             approvals=tuple(Approval(approver=a, at=parse_time(at)) for a, at in approvals),
             fingerprint=row[2],
+            offered=data.get("offered"),
             reminded_at=parse_time(row[3]),
         )
 
