@@ -186,8 +186,8 @@ class Offboarding:
     def _run(self, request: OnboardingRequest) -> OnboardingRequest | None:
         try:
             try:
-                if (problem := self.guard.approval(request)) is not None:
-                    return self._refuse(request, problem)
+                if isinstance(verified := self.guard.approval(request), SealProblem):
+                    return self._refuse(request, verified)
                 steps = self._plan(request)
                 if (problem := self.guard.removal(request, steps)) is not None:
                     return self._refuse(request, problem)

@@ -12,7 +12,7 @@ the state machine.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain import seal as seals
@@ -43,28 +43,28 @@ class ApprovalGuard:
     messenger: Messenger
     channel: str
 
-    def approval(self, request: OnboardingRequest) -> SealProblem | None:
-        """Why the request's stored approval does not cover its stored form and review, or None."""
-        return seals.approval_problem(self.seal, request, self.store.get_review(request.id))
+    def approval(self, request: OnboardingRequest) -> Review | SealProblem:
+        """The request's stored review, read once, if the stored approval seals it and the
+        request's form (``request`` as the caller read it); else why not. Later checks of the run
+        use this review, never a second read the store could answer differently."""
+        review = self.store.get_review(request.id)
+        problem = seals.approval_problem(self.seal, request, review)
+        if problem is not None:
+            return problem
+        assert review is not None, "approval_problem refuses a missing review"
+        return review
 
     def offered(self, request: OnboardingRequest, review: Review) -> SealProblem | None:
         """Why what a click would approve is not what approvers were shown (the review's seal of
         the form, the expansion and the approvals needed), or None."""
         return seals.offer_problem(self.seal, request, review)
 
-    def onboarding(self, request: OnboardingRequest, account_id: Callable[[], str]) -> SealProblem | None:
-        """:meth:`approval`, then, when a plan is stored, that it is one the verified form and
-        expansion make (:func:`bot.domain.seal.approved_plans`). No IAM call: ``account_id`` is
-        asked (STS) only when the approved expansion does not hold the account id."""
-        if (problem := self.approval(request)) is not None:
-            return problem
-        saved = self.store.get_plan(request.id)
-        if saved is None:
-            return None
-        review = self.store.get_review(request.id)
-        assert review is not None, "approval() read it"
-        approved = seals.approved_plans(request, review.expansion, review.expansion.account_id or account_id())
-        return seals.plan_problem(saved[0], approved)
+    def plan(
+        self, request: OnboardingRequest, review: Review, steps: Sequence[Step], account_id: str
+    ) -> SealProblem | None:
+        """Why onboarding ``steps`` are none of the plans the verified request and ``review`` make
+        (:func:`bot.domain.seal.approved_plans`), or None. Pure: no IAM call."""
+        return seals.plan_problem(steps, seals.approved_plans(request, review.expansion, account_id))
 
     def removal(self, request: OnboardingRequest, steps: Sequence[Step]) -> SealProblem | None:
         """Why a removal's plan does more than its verified form approved, or None."""

@@ -23,7 +23,7 @@ from bot.credentials.links import Links
 from bot.credentials.sealing import PasswordSealer, SealError
 from bot.domain import risk
 from bot.domain.changes import Changes
-from bot.domain.models import CLEANUP_FAILED, CreatedCredentials, OnboardingRequest
+from bot.domain.models import CLEANUP_FAILED, CreatedCredentials, OnboardingRequest, Review
 from bot.domain.plan import Step
 from bot.domain.seal import SealProblem
 from bot.domain.states import RequestEvent, RequestStatus
@@ -133,10 +133,20 @@ class Provisioning:
         prepared = None
         try:
             try:
-                if (problem := self.guard.onboarding(request, self.iam.account_id)) is not None:
-                    return self._refuse(request, problem)
-                self.check_approved_plan(request)
+                review = self.guard.approval(request)
+                if isinstance(review, SealProblem):
+                    return self._refuse(request, review)
+                if (saved := self.store.get_plan(request.id)) is not None:
+                    account = review.expansion.account_id or self.iam.account_id()  # STS, not IAM
+                    if (problem := self.guard.plan(request, review, saved[0], account)) is not None:
+                        return self._refuse(request, problem)  # before any IAM call
+                self.check_approved_plan(request, review)
                 prepared = self.provisioner.prepare(request, self._custom_password(request))
+                # What runs is what the verified records make, whoever stored the plan and when
+                # (the store may have been written between the check above and this point).
+                account = prepared.context.account_id
+                if (problem := self.guard.plan(request, review, prepared.steps, account)) is not None:
+                    return self._refuse(request, problem)
                 secrets = self.provisioner.execute(request, prepared)
             except (ProvisioningFailed, IamError) as error:
                 return self._fail(request, prepared.steps if prepared else None, str(error))
@@ -225,14 +235,14 @@ class Provisioning:
 
     # -- what was approved is what runs ----------------------------------------------------------
 
-    def approved_plan_changed(self, request: OnboardingRequest) -> str | None:
+    def approved_plan_changed(self, request: OnboardingRequest, review: Review | None = None) -> str | None:
         """Why what would be created now differs from what was approved, or None if it does not.
 
         Re-reads the request's expansion from IAM (groups' policies, the "copy from user" source)
         and compares its :func:`bot.domain.risk.fingerprint` with that of the approved expansion
-        (whose seal :meth:`ApprovalGuard.onboarding` has checked).
+        (``review``, as :meth:`ApprovalGuard.approval` verified it; read from the store if not given).
         """
-        review = self.store.get_review(request.id)
+        review = review or self.store.get_review(request.id)
         if review is None or review.fingerprint is None:
             return "no approved plan is on record"
         fresh = self.iam.read_expansion(request.form)
@@ -240,11 +250,11 @@ class Provisioning:
             return None
         return risk.describe_change(review.expansion, fresh)
 
-    def check_approved_plan(self, request: OnboardingRequest) -> None:
+    def check_approved_plan(self, request: OnboardingRequest, review: Review | None = None) -> None:
         """Refuse to provision what was not approved. Call right before the plan is built.
 
         Once the plan is stored, the stored plan is what runs (checked against the approval by
-        :meth:`ApprovalGuard.onboarding`) and a resumed run skips this.
+        :meth:`ApprovalGuard.plan`) and a resumed run skips this.
         Otherwise :meth:`approved_plan_changed` re-reads IAM; if it differs, the change is audited
         (``plan_changed``) and provisioning stops before any step.
 
@@ -253,7 +263,7 @@ class Provisioning:
         """
         if self.store.get_plan(request.id) is not None:
             return
-        if (changed := self.approved_plan_changed(request)) is None:
+        if (changed := self.approved_plan_changed(request, review)) is None:
             return
         self.store.audit("plan_changed", request_id=request.id, detail={"change": changed})
         raise ProvisioningFailed(

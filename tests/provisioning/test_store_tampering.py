@@ -227,6 +227,29 @@ def test_a_pending_request_edited_after_approvers_were_shown_it_cannot_be_approv
     assert "I refused an approval" in alert and "tampered" in alert and "Deny it" in alert
 
 
+def test_a_plan_written_while_the_run_reads_iam_is_refused_before_it_runs(
+    moto_server, slack, iam, tamper, tmp_path, monkeypatch
+) -> None:
+    bot = harness(moto_server, slack, tamper, tmp_path)
+    request = file_and_approve(bot, simple_form())
+    admin = build_plan(request, APPROVER, account_id="123456789012")
+    admin.append(Step(kind=StepKind.ATTACH_USER_POLICY, user_name="nina.newhire", target=ADMIN_ARN))
+    check = bot.provisioning.check_approved_plan
+
+    def check_then_forge(*args: Any) -> None:
+        check(*args)  # the run has checked that no plan is stored, and is reading IAM again...
+        tamper.set_plan(request.id, admin)  # ...when the attacker stores one
+
+    monkeypatch.setattr(bot.provisioning, "check_approved_plan", check_then_forge)
+    bot.recorder.calls.clear()
+
+    done = bot.provisioning.provision(request.id)
+
+    assert done is not None and done.status is RequestStatus.FAILED
+    assert GRANTS.isdisjoint(bot.recorder.operations()) and users(iam) == []
+    assert_refused(bot, slack, request.id, says="steps nobody approved: attach_user_policy nina.newhire → " + ADMIN_ARN)
+
+
 # -- a stored plan edited mid-provisioning ---------------------------------------------------------
 
 
