@@ -35,6 +35,7 @@ from bot.aws.secrets import load_settings_from_environment
 from bot.config import ConfigError, Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
+from bot.credentials.ownership import LinkRecords
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
 from bot.credentials.sealing import approval_seal_for, sealer_for
@@ -147,8 +148,9 @@ def build_services(
     # Credentials: sealed, delivered, revealed once, re-issued, expired.
     links = Links(settings, store, messenger)
     reveals = Reveals(store, links, messenger, views, channel, executor)
-    reissues = Reissues(store, links, iam, keys, messenger, people, views)
-    link_expiry = LinkExpiry(store, links, keys, messenger, views, channel)
+    records = LinkRecords(store, iam, messenger, channel)
+    reissues = Reissues(store, links, iam, keys, messenger, people, views, records)
+    link_expiry = LinkExpiry(store, links, keys, messenger, views, channel, records)
     # Provisioning, started by the final approval; approval, started by the wizard.
     provisioner = Provisioner(store, iam, leases, on_step_done=views.step_done)
     provisioning = Provisioning(

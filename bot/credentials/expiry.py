@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.aws.keys import KeyKeeper
 from bot.credentials import messages
 from bot.credentials.links import Links
+from bot.credentials.ownership import LinkRecords
 from bot.domain.changes import Changes
 from bot.domain.records import SecretRow
 from bot.slack.messenger import Messenger
@@ -31,7 +32,8 @@ class LinkExpiry:
     """Expires due links (:meth:`expire_due`).
 
     Args:
-        approval_channel: where the approvers' note with **Re-issue credentials** goes.
+        approval_channel: where the approvers' note with **Re-issue credentials** goes;
+        records: checks each link's record against its user's tags in IAM first.
     """
 
     store: Store
@@ -40,13 +42,16 @@ class LinkExpiry:
     messenger: Messenger
     changes: Changes
     approval_channel: str
+    records: LinkRecords
 
     def expire_due(self, lease_seconds: float = EXPIRY_LEASE_SECONDS) -> list[str]:
         """Expire every unopened link past its expiry; returns the ids this call handled.
 
         Per link: state sealed → expired (ciphertext deleted, compare-and-set: one worker wins),
-        then the access key is deactivated (``UpdateAccessKey Status=Inactive``), the console
-        password replaced by one nobody knows with ``PasswordResetRequired=True``, and the
+        then, if the user's tags in IAM agree with the link's record
+        (:class:`bot.credentials.ownership.LinkRecords`; else the approvers are alerted and nothing
+        is switched off), the access key is deactivated (``UpdateAccessKey Status=Inactive``), the
+        console password replaced by one nobody knows with ``PasswordResetRequired=True``, and the
         recipient, the requester and the approvers (with **Re-issue credentials**) are told.
         If IAM fails, the work is retried by a later sweep after ``lease_seconds``.
         """
@@ -63,6 +68,10 @@ class LinkExpiry:
         return done
 
     def _expire(self, row: SecretRow) -> bool:
+        if (mismatch := self.records.refusal(row, "switch off the credentials of an expired link")) is not None:
+            # A record that does not match IAM: nothing on the user it names is switched off.
+            self.store.finish_expiry(row.id, {"user_name": row.user_name, "refused": mismatch})
+            return False
         deactivated = self.keys.deactivate_access_key(row.user_name, row.access_key_id) if row.access_key_id else None
         locked = self.keys.lock_login_profile(row.user_name) if row.console else None
         if not self.store.finish_expiry(

@@ -21,6 +21,7 @@ from bot.aws.iam import IamGateway
 from bot.aws.keys import KeyKeeper
 from bot.credentials import messages
 from bot.credentials.links import LinkOutcome, Links
+from bot.credentials.ownership import LinkRecords
 from bot.domain.changes import Changes
 from bot.domain.models import CreatedCredentials
 from bot.domain.records import SecretRow
@@ -41,7 +42,9 @@ class Reissues:
 
     Args:
         people: who may rotate or re-issue (approvers, resolved at click time).
-        iam: the console sign-in URL; keys: replaces keys and resets passwords.
+        iam: the console sign-in URL; keys: replaces keys and resets passwords;
+        records: checks a link's record against its user's tags in IAM before any write
+        (:mod:`bot.credentials.ownership`).
     """
 
     store: Store
@@ -51,6 +54,7 @@ class Reissues:
     messenger: Messenger
     people: People
     changes: Changes
+    records: LinkRecords
 
     def resend(self, secret_id: str, actor: str) -> LinkOutcome:
         """**Send a new link** (recipient only, while the link is unrevealed and unexpired):
@@ -151,6 +155,21 @@ class Reissues:
     def _reissue(
         self, row: SecretRow, actor: str, states: tuple[str, ...] | list[str], *, by_recipient: bool
     ) -> LinkOutcome:
+        action = "resend" if by_recipient else "rotate"
+        try:  # IAM's tags, before anything is claimed or written
+            mismatch = self.records.refusal(row, "send a new link" if by_recipient else "rotate", actor)
+        except IamError as error:
+            return LinkOutcome(False, f"IAM could not be read for `{row.user_name}` ({error.code}); try again.")
+        if mismatch is not None:
+            return self._refuse(
+                action,
+                row.id,
+                row,
+                actor,
+                "record does not match IAM",
+                f"I can't make new credentials from this link: {mismatch}. Nothing was changed, and the "
+                "approvers have been told.",
+            )
         claimed = self.store.claim_reissue(row.id, actor, states)
         if claimed is None:
             current = self.store.secret_row(row.id) or row

@@ -75,9 +75,11 @@ def world(moto_server, iam, slack, tmp_path: Path, clock: Clock):
     services.close()
 
 
-def make_user(world: World, name: str) -> CreatedCredentials:
-    """An IAM user with a login profile and an access key, as provisioning leaves it."""
-    world.iam.create_user(UserName=name, Tags=[{"Key": "iam-user-bot:managed", "Value": "true"}])
+def make_user(world: World, name: str, request_id: str) -> CreatedCredentials:
+    """An IAM user with a login profile and an access key, as provisioning leaves it (tagged
+    managed, with its request and its owner: what a link's record is checked against)."""
+    tags = {"iam-user-bot:managed": "true", "iam-user-bot:request-id": request_id, "iam-user-bot:owner": RECIPIENT}
+    world.iam.create_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     world.iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!xyzXYZ", PasswordResetRequired=True)
     key = world.iam.create_access_key(UserName=name)["AccessKey"]
     return CreatedCredentials(
@@ -90,7 +92,6 @@ def make_user(world: World, name: str) -> CreatedCredentials:
 
 
 def issue(world: World, name: str) -> tuple[CreatedCredentials, IssuedLink]:
-    credentials = make_user(world, name)
     form = RequestForm(
         recipients=(RECIPIENT,),
         user_names=(name,),
@@ -98,6 +99,7 @@ def issue(world: World, name: str) -> tuple[CreatedCredentials, IssuedLink]:
         justification="test",
     )
     request = world.store.create_request(REQUESTER, form)
+    credentials = make_user(world, name, request.id)
     issued = world.services.links.issue(request.id, RECIPIENT, credentials)
     world.services.links.deliver(request.id, RECIPIENT, name, credentials.console_url, issued)
     return credentials, issued

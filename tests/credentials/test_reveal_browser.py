@@ -248,6 +248,13 @@ def test_send_a_new_link_button_in_slack_mints_new_credentials(module_bot, modul
     old_key = iam.create_access_key(UserName="noel.newlink")["AccessKey"]
     credentials = fake_credentials("noel.newlink", old_key["AccessKeyId"])
     secret_id, old_link = seed(bot, credentials)
+    # As provisioning tags it: the link's request and recipient (what a new link is checked against).
+    store = SqliteStore(bot.database_path)
+    row = store.secret_row(link_digest(secret_id))
+    store.close()
+    assert row is not None
+    tags = {"iam-user-bot:request-id": row.request_id, "iam-user-bot:owner": RECIPIENT}
+    iam.tag_user(UserName="noel.newlink", Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     # A stranger clicks it (say, in their App Home, which has no channel): refused by DM, nothing changes.
     refused = bot.user.home_block_action(
