@@ -155,7 +155,8 @@ def test_copy_user_is_expanded_into_what_iam_holds_and_filed_on_review(wizard: W
     assert "aws iam create-user --user-name ana" in review and "aws iam create-user --user-name bo" in review
     assert "aws iam add-user-to-group --user-name bo --group-name developers" in review
     assert "put-user-policy --user-name ana --policy-name s3-scratch" in review
-    assert '--password \\"$PASSWORD\\"' in review
+    assert '--password=\\"$PASSWORD\\"' in review and "Set `PASSWORD` first" in review
+    assert "iam-user-bot policy require-mfa &gt; iam-user-bot-require-mfa.json" in review
     assert {b["block_id"] for b in run.view["blocks"] if b["type"] == "input"} == {"justification"}
     assert store.requests_where() == []
 
