@@ -29,6 +29,7 @@ from bot.aws.catalog import Catalog
 from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
 from bot.aws.keys import KeyKeeper
+from bot.aws.live import LiveIam
 from bot.config import ConfigError, Settings, load_settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
@@ -100,6 +101,7 @@ def build_services(
     executor = executor or logs.ContextExecutor(max_workers=2, thread_name_prefix="provision")
     leases = leases or Leases(clock=store.clock)
     catalog = Catalog(iam.load_catalog)
+    live = LiveIam(iam)  # decisions read IAM now (the catalog is for typeahead)
     messenger = Messenger(client)
     people = People(
         messenger,
@@ -119,7 +121,7 @@ def build_services(
     reissues = Reissues(store, links, iam, keys, messenger, people, views)
     link_expiry = LinkExpiry(store, links, keys, messenger, views, channel)
     # Provisioning, started by the final approval; approval, started by the wizard.
-    provisioner = Provisioner(store, iam, leases, on_step_done=views.step_done)
+    provisioner = Provisioner(store, iam, live, leases, on_step_done=views.step_done)
     provisioning = Provisioning(store, iam, catalog, links, sealer, messenger, views, leases, executor, provisioner)
     approvals = Approvals(
         store,

@@ -27,7 +27,7 @@ from bot.domain.models import (
     RequestForm,
     UserPermissions,
 )
-from bot.domain.plan import REQUEST_ID_TAG, policy_document_sha256
+from bot.domain.plan import policy_document_sha256
 from bot.domain.quotas import AccountQuotas
 from bot.domain.risk import allows_everything
 from bot.domain.rules import PasswordPolicy
@@ -230,20 +230,6 @@ class IamGateway:
                 return None
             raise as_iam_error(error) from None
         return {tag["Key"]: tag["Value"] for tag in pages}
-
-    def users_in_the_way(self, user_names: Sequence[str], request_id: str) -> list[str]:
-        """Existing IAM users whose names equal one of ``user_names`` ignoring case (IAM user
-        names are unique case-insensitively) and that this request did not create.
-
-        Raises:
-            IamError: a read was refused.
-        """
-        wanted = {name.lower() for name in user_names}
-        try:
-            existing = [u["UserName"] for u in self.list("list_users", "Users") if u["UserName"].lower() in wanted]
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        return [name for name in existing if (self.tags_of(name) or {}).get(REQUEST_ID_TAG) != request_id]
 
     # -- a request's permissions, made concrete ----------------------------------------------------
 
