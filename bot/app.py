@@ -135,7 +135,7 @@ def build_services(
         settings.sensitive_approvals_required,
     )
     pending_expiry = PendingExpiry(store, board, messenger, people, views, settings.pending_request_ttl_seconds)
-    wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
+    wizard = Wizard(store, catalog, live, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
     desk = StatusDesk(store, people, messenger, approvals)
     home = HomeTab(store, desk, people, messenger)
