@@ -26,10 +26,12 @@ from bot.approval.board import ApprovalBoard
 from bot.approval.expiry import PendingExpiry
 from bot.approval.service import Approvals
 from bot.aws.catalog import Catalog
+from bot.aws.catalog_share import CatalogShare
 from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
 from bot.aws.keys import KeyKeeper
 from bot.aws.live import LiveIam
+from bot.aws.typeahead import SYNC_SECONDS, Typeahead
 from bot.config import ConfigError, Settings, load_settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 # reads). Bolt's default of 5 threads let a burst of slow parts hold back later acks
 # (BENCHMARKS.md: 50 submissions at once); the pool carries each request's log ids too.
 LISTENER_THREADS = 32
-CATALOG_REFRESH_SECONDS = 300.0
+CATALOG_SYNC_SECONDS = SYNC_SECONDS
 LINK_EXPIRY_SECONDS = 30.0
 RESUME_SECONDS = 300.0
 
@@ -102,6 +104,9 @@ def build_services(
     leases = leases or Leases(clock=store.clock)
     catalog = Catalog(iam.load_catalog)
     live = LiveIam(iam)  # decisions read IAM now (the catalog is for typeahead)
+    # The options menus' catalog: read by one worker of this server, shared through a file.
+    share = CatalogShare.beside(settings.database_path)
+    typeahead = Typeahead(catalog, iam, live, share, settings.catalog_refresh_seconds)
     messenger = Messenger(client)
     people = People(
         messenger,
@@ -142,7 +147,8 @@ def build_services(
     views.home = home
     jobs = PeriodicJobs(
         [
-            Job("catalog_refresh", CATALOG_REFRESH_SECONDS, catalog.refresh, at_start=True),
+            Job("catalog_refresh", settings.catalog_refresh_seconds, typeahead.refresh, at_start=True),
+            Job("catalog_sync", CATALOG_SYNC_SECONDS, typeahead.sync),
             # Provisioning a stopped or crashed process left half-done: resumed or rolled back.
             Job("resume_interrupted", RESUME_SECONDS, provisioning.resume_interrupted, at_start=True),
             Job("pending_expiry", settings.expiry_check_interval_seconds, pending_expiry.sweep, at_start=True),
@@ -154,6 +160,8 @@ def build_services(
         store=store,
         iam=iam,
         catalog=catalog,
+        live=live,
+        typeahead=typeahead,
         messenger=messenger,
         people=people,
         sealer=sealer,

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # How often the whole IAM account is read for the options menus (bot.aws.typeahead): one
+    # worker per server reads it; a search that finds little reads one kind sooner.
+    catalog_refresh_seconds: float = Field(default=300.0, ge=10, le=86400)
     sensitive_permissions: CommaList = DEFAULT_SENSITIVE_PERMISSIONS
     sensitive_approvals_required: int = Field(default=2, ge=1, le=5)
     port: int = Field(default=3000, ge=1, le=65535)

@@ -72,12 +72,9 @@ class IamGateway:
         Raises:
             IamError: a list call failed (the caller keeps its previous snapshot).
         """
-        try:
-            users = tuple(u["UserName"] for u in self.list("list_users", "Users"))
-            groups = tuple(g["GroupName"] for g in self.list("list_groups", "Groups"))
-            policies = tuple(ManagedPolicy.from_api(p) for p in self.list("list_policies", "Policies", Scope="All"))
-        except ClientError as error:
-            raise as_iam_error(error) from None
+        started = time.time()
+        users, groups = self.user_names(), self.group_names()
+        policies = self.managed_policies("All")
         try:
             password_policy = self.password_policy()
         except IamError as error:
@@ -97,12 +94,46 @@ class IamGateway:
         return CatalogSnapshot(
             user_names=users,
             group_names=groups,
-            loaded_at=time.time(),
+            loaded_at=started,
             policies=policies,
             password_policy=password_policy,
             quotas=quotas,
             account_id=account_id,
         )
+
+    def user_names(self) -> tuple[str, ...]:
+        """Every IAM user's name (``ListUsers``, every page: 100 users a page).
+
+        Raises:
+            IamError: the read was refused.
+        """
+        try:
+            return tuple(u["UserName"] for u in self.list("list_users", "Users"))
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
+    def group_names(self) -> tuple[str, ...]:
+        """Every IAM group's name (``ListGroups``, every page).
+
+        Raises:
+            IamError: the read was refused.
+        """
+        try:
+            return tuple(g["GroupName"] for g in self.list("list_groups", "Groups"))
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
+    def managed_policies(self, scope: str = "Local") -> tuple[ManagedPolicy, ...]:
+        """Managed policies (``ListPolicies``, every page): ``Local`` the account's own,
+        ``All`` the AWS managed ones too (1,300 and more).
+
+        Raises:
+            IamError: the read was refused.
+        """
+        try:
+            return tuple(ManagedPolicy.from_api(p) for p in self.list("list_policies", "Policies", Scope=scope))
+        except ClientError as error:
+            raise as_iam_error(error) from None
 
     def password_policy(self) -> PasswordPolicy:
         """The account password policy, or AWS's default policy when none is set."""

@@ -99,7 +99,7 @@ class LiveIam:
 
     # -- one call each --------------------------------------------------------------------------
 
-    def _user(self, name: str) -> str | None:
+    def user(self, name: str) -> str | None:
         """``GetUser``: the user's name as IAM spells it, or None (``NoSuchEntity``)."""
         try:
             return str(self.gateway.iam.get_user(UserName=name)["User"]["UserName"])
@@ -108,7 +108,7 @@ class LiveIam:
                 return None
             raise as_iam_error(error) from None
 
-    def _group_exists(self, name: str) -> bool:
+    def group_exists(self, name: str) -> bool:
         """``GetGroup`` with one member at most (its answer pages the group's users)."""
         try:
             self.gateway.iam.get_group(GroupName=name, MaxItems=1)
@@ -118,7 +118,7 @@ class LiveIam:
             raise as_iam_error(error) from None
         return True
 
-    def _policy(self, arn: str) -> ManagedPolicy | None:
+    def policy(self, arn: str) -> ManagedPolicy | None:
         """``GetPolicy``: the managed policy (AWS or customer managed), or None."""
         try:
             return ManagedPolicy.from_api(self.gateway.iam.get_policy(PolicyArn=arn)["Policy"])
@@ -139,17 +139,17 @@ class LiveIam:
         asked: list[tuple[str, str]] = []  # (kind, key) of each call
         for name in wanted.user_names:
             for spelling in spellings(name, wanted.known.get(name.lower())):
-                calls.append(lambda s=spelling: self._user(s))
+                calls.append(lambda s=spelling: self.user(s))
                 asked.append(("user", name))
         if wanted.source_user:
             for spelling in spellings(wanted.source_user, wanted.known.get(wanted.source_user.lower())):
-                calls.append(lambda s=spelling: self._user(s))
+                calls.append(lambda s=spelling: self.user(s))
                 asked.append(("source", wanted.source_user))
         for group in dict.fromkeys(wanted.groups):
-            calls.append(lambda g=group: self._group_exists(g))
+            calls.append(lambda g=group: self.group_exists(g))
             asked.append(("group", group))
         for arn in dict.fromkeys(wanted.policy_arns):
-            calls.append(lambda a=arn: self._policy(a))
+            calls.append(lambda a=arn: self.policy(a))
             asked.append(("policy", arn))
         if wanted.password_policy:
             calls.append(self.gateway.password_policy)

@@ -14,6 +14,7 @@ from bot.ops.report import CheckLine
 READ_ACTIONS = (
     "iam:GetAccountPasswordPolicy",
     "iam:GetAccountSummary",
+    "iam:GetGroup",
     "iam:GetPolicy",
     "iam:GetUser",
     "iam:GetUserPolicy",
