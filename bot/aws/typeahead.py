@@ -11,11 +11,12 @@ millisecond. Three things keep it close to IAM, none of them a scan inside a req
 - **A search that finds little** (fewer than :data:`FEW_HITS`) reads that kind again in the
   background (``ListUsers``, ``ListGroups`` or the customer managed policies), at most once
   per :data:`MISS_REFRESH_SECONDS` per kind and server; the next keystroke sees the result.
-- **An exact name** not in memory is asked of IAM at once (one ``GetUser``, ``GetGroup`` or
-  ``GetPolicy``), waiting at most :data:`EXACT_WAIT_SECONDS`; what it finds is offered now.
+- **An exact name** not in memory, typed in such a search, is asked of IAM at once (one
+  ``GetUser`` or ``GetGroup``, two ``GetPolicy``), waiting at most :data:`EXACT_WAIT_SECONDS`;
+  what it finds is offered now. A name IAM lacks is not asked again for :data:`NOT_FOUND_SECONDS`.
 
-So something created in IAM is offered within about 10 s (sooner when its whole name is
-typed), while a busy menu costs IAM nothing.
+So something created in IAM is offered within about 10 s (at once when its whole name is
+typed), while a search with many hits costs IAM nothing.
 """
 
 from __future__ import annotations
@@ -90,41 +91,43 @@ class Typeahead:
     def users(self, query: str) -> list[str]:
         """User names containing ``query`` (:meth:`Catalog.search_users`), the exact name first."""
         hits = self.catalog.search_users(query)
-        self._after_search("users", query, len(hits))
-        if (found := self._exact("users", query, [h.lower() for h in hits])) is not None:
-            hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
+        if self._after_search("users", query, len(hits)):
+            if (found := self._exact("users", query, [h.lower() for h in hits])) is not None:
+                hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
         return hits
 
     def groups(self, query: str) -> list[str]:
         """Group names containing ``query``, the exact name first."""
         hits = self.catalog.search_groups(query)
-        self._after_search("groups", query, len(hits))
-        if (found := self._exact("groups", query, [h.lower() for h in hits])) is not None:
-            hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
+        if self._after_search("groups", query, len(hits)):
+            if (found := self._exact("groups", query, [h.lower() for h in hits])) is not None:
+                hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
         return hits
 
     def policies(self, query: str) -> PolicyMatches:
         """Managed policies whose name contains ``query``, split by kind; an exact customer or
         AWS managed name (at path ``/``) not in memory is asked of IAM."""
         matches = self.catalog.search_policies(query)
-        found = len(matches.customer_managed) + len(matches.aws_managed)
-        self._after_search("policies", query, found)
-        names = [p.name.lower() for p in (*matches.customer_managed, *matches.aws_managed)]
-        if self._exact("policies", query, names) is not None:
-            matches = self.catalog.search_policies(query)
+        if self._after_search("policies", query, len(matches.customer_managed) + len(matches.aws_managed)):
+            names = [p.name.lower() for p in (*matches.customer_managed, *matches.aws_managed)]
+            if self._exact("policies", query, names) is not None:
+                matches = self.catalog.search_policies(query)
         return matches
 
     # -- reading again after a search that found little --------------------------------------------
 
-    def _after_search(self, kind: str, query: str, hits: int) -> None:
+    def _after_search(self, kind: str, query: str, hits: int) -> bool:
+        """Whether the search found little; if so, read ``kind`` again in the background
+        (unless that was asked less than :data:`MISS_REFRESH_SECONDS` ago)."""
         if self.gateway is None or not query.strip() or hits >= FEW_HITS:
-            return
+            return False
         now = time.monotonic()
         with self._guard:
             if now - self._asked.get(kind, -MISS_REFRESH_SECONDS) < MISS_REFRESH_SECONDS:
-                return
+                return True
             self._asked[kind] = now
         self._background.submit(self.refresh_kind, kind, self.clock())
+        return True
 
     def refresh_kind(self, kind: str, missed_at: float) -> None:
         """Read one kind from IAM again, unless a read of it began after ``missed_at`` (another

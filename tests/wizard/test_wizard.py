@@ -19,8 +19,6 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
-from moto.iam import models as moto_iam_models
 
 from bot.aws.catalog import Catalog, CatalogSnapshot, ManagedPolicy
 from bot.aws.iam import IamGateway
@@ -34,6 +32,7 @@ from bot.wizard.draft import Draft
 from bot.wizard.service import Wizard, WizardAnswer, suggestion_view
 from bot.wizard.views import details_view
 from tests.support import wizard_driver as wiz
+from tests.support.moto_iam import mock_iam_with_some_aws_policies
 
 REQUESTER = "U0REQUEST1"
 ACCOUNT = "123456789012"
@@ -60,21 +59,10 @@ def snapshot(**changes: Any) -> CatalogSnapshot:
     return CatalogSnapshot(**{**base, **changes})
 
 
-# The AWS managed policies these tests name, out of moto's ~1,300 (loading them all costs 0.8 s a test).
-SOME_AWS_MANAGED = json.dumps(
-    {
-        name: document
-        for name, document in json.loads(moto_iam_models.aws_managed_policies_data).items()
-        if name in ("ReadOnlyAccess", "IAMUserChangePassword")
-    }
-)
-
-
 @pytest.fixture
 def iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """IAM (moto in-process) holding what the catalog's snapshot lists: the wizard decides on IAM."""
-    monkeypatch.setattr(moto_iam_models, "aws_managed_policies_data", SOME_AWS_MANAGED)
-    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+    with mock_iam_with_some_aws_policies(monkeypatch):
         client = boto3.client("iam", region_name="us-east-1")
         doc = json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
