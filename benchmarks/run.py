@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/run.py            # full sizes (a few minutes)
     .venv/bin/python benchmarks/run.py --quick    # tiny sizes, a smoke run
 
-Everything runs on this machine: moto server for IAM/STS (behind a proxy that counts IAM calls and
-can add latency), the bundled Slack stand-in, the bot under gunicorn, and a bare Bolt app as the
-baseline. Standard library only, plus what the project already depends on.
+Everything runs on this machine: moto server for IAM/STS (behind bot.sandbox.iam_proxy.IamProxy,
+which counts IAM calls, pages list calls as IAM does, adds no delay of its own and can add a set
+latency), the bundled Slack stand-in, the bot under gunicorn, and a bare Bolt app as the baseline.
+Standard library only, plus what the project already depends on. ``benchmarks/default_quotas.py``
+writes its own section of BENCHMARKS.md (an account at IAM's default quotas); this script keeps it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.sandbox.form_filler import FormFiller  # noqa: E402
+from bot.sandbox.iam_proxy import IamProxy  # noqa: E402
 from bot.sandbox.processes import LOOPBACK, BotProcess, MotoServer, free_port, http, wait_http  # noqa: E402
 from bot.sandbox.slack_rules import make_trigger_id  # noqa: E402
 from bot.sandbox.slack_standin import SlackStandIn  # noqa: E402
@@ -77,56 +78,6 @@ def timed_load(call: Callable[[int], int], n: int, concurrency: int) -> tuple[li
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(n)))
     return latencies, statuses
-
-
-class IamProxy:
-    """A loopback HTTP proxy in front of moto server that counts IAM/STS actions and adds latency."""
-
-    def __init__(self, target: str, delay: float = 0.0) -> None:
-        self.target = urllib.parse.urlsplit(target)
-        self.delay = delay
-        self.actions: Counter = Counter()
-        self.port = free_port()
-        self.url = f"http://{LOOPBACK}:{self.port}"
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", ["?"])[0]
-                proxy.actions[action] += 1
-                if proxy.delay:
-                    time.sleep(proxy.delay)
-                conn = HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request("POST", self.path, body, headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for key, value in answer.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_POST
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def iam_calls(self) -> int:
-        return sum(n for action, n in self.actions.items() if action != "GetCallerIdentity")
-
-    def stop(self) -> None:
-        self.server.shutdown()
 
 
 def bot_env(slack: SlackStandIn, endpoint: str, db: Path) -> dict[str, str]:
@@ -505,7 +456,13 @@ def write_report(r: dict[str, Any], output: Path, quick: bool) -> None:
         f"- Start to `/healthz`: {r['startup_to_healthz_s']} s; to the catalog loaded (every policy): {r['startup_to_catalog_s']} s. Resident memory after the run (master + workers): {r['rss_mib_after']} MiB.",
         "",
     ]  # fmt: skip
-    output.write_text("\n".join(lines) + "\n" + FINDINGS)
+    kept = ""
+    if output.exists() and "<!-- default-quotas: start -->" in (previous := output.read_text()):
+        kept = (
+            "\n" + previous[previous.index("<!-- default-quotas: start -->") :].split("<!-- default-quotas: end -->")[0]
+        )
+        kept += "<!-- default-quotas: end -->\n"
+    output.write_text("\n".join(lines) + "\n" + FINDINGS + kept)
 
 
 def main() -> int:

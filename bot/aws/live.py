@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from bot.aws.catalog import ManagedPolicy
 from bot.aws.clients import as_iam_error, error_code
 from bot.aws.iam import IamGateway
+from bot.domain.models import UserPermissions
 from bot.domain.plan import REQUEST_ID_TAG
 from bot.domain.rules import PasswordPolicy
 
@@ -171,6 +172,40 @@ class LiveIam:
             elif kind == "password_policy":
                 password_policy = answer
         return Found(taken, source, tuple(missing), policies, password_policy)
+
+    def user_permissions(self, user_name: str) -> UserPermissions:
+        """What a "copy from user" source holds: its groups, attached managed policies, inline
+        policy names and boundary (``GetUser`` and three lists of the one user, all at once).
+
+        Raises:
+            IamError: ``NoSuchEntity`` when the user does not exist, or a refused read.
+        """
+
+        def read(call: Callable[[], Any]) -> Callable[[], Any]:
+            def guarded() -> Any:
+                try:
+                    return call()
+                except ClientError as error:
+                    raise as_iam_error(error) from None
+
+            return guarded
+
+        gateway = self.gateway
+        user, groups, attached, inline = self._all(
+            [
+                read(lambda: gateway.iam.get_user(UserName=user_name)["User"]),
+                read(lambda: gateway.list("list_groups_for_user", "Groups", UserName=user_name)),
+                read(lambda: gateway.list("list_attached_user_policies", "AttachedPolicies", UserName=user_name)),
+                read(lambda: gateway.list("list_user_policies", "PolicyNames", UserName=user_name)),
+            ]
+        )
+        return UserPermissions(
+            user_name=user["UserName"],
+            groups=tuple(g["GroupName"] for g in groups),
+            managed_policy_arns=tuple(p["PolicyArn"] for p in attached),
+            inline_policy_names=tuple(inline),
+            permissions_boundary_arn=(user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+        )
 
     def users_in_the_way(self, user_names: Iterable[str], request_id: str) -> list[str]:
         """Existing IAM users whose names equal one of ``user_names`` ignoring case (IAM user

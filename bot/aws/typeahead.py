@@ -91,35 +91,36 @@ class Typeahead:
     def users(self, query: str) -> list[str]:
         """User names containing ``query`` (:meth:`Catalog.search_users`), the exact name first."""
         hits = self.catalog.search_users(query)
-        if self._after_search("users", query, len(hits)):
-            if (found := self._exact("users", query, [h.lower() for h in hits])) is not None:
-                hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
+        searched = self._after_search("users", query, [h.lower() for h in hits])
+        if searched and (found := self._exact("users", query)) is not None:
+            hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
         return hits
 
     def groups(self, query: str) -> list[str]:
         """Group names containing ``query``, the exact name first."""
         hits = self.catalog.search_groups(query)
-        if self._after_search("groups", query, len(hits)):
-            if (found := self._exact("groups", query, [h.lower() for h in hits])) is not None:
-                hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
+        searched = self._after_search("groups", query, [h.lower() for h in hits])
+        if searched and (found := self._exact("groups", query)) is not None:
+            hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
         return hits
 
     def policies(self, query: str) -> PolicyMatches:
         """Managed policies whose name contains ``query``, split by kind; an exact customer or
         AWS managed name (at path ``/``) not in memory is asked of IAM."""
         matches = self.catalog.search_policies(query)
-        if self._after_search("policies", query, len(matches.customer_managed) + len(matches.aws_managed)):
-            names = [p.name.lower() for p in (*matches.customer_managed, *matches.aws_managed)]
-            if self._exact("policies", query, names) is not None:
-                matches = self.catalog.search_policies(query)
+        names = [p.name.lower() for p in (*matches.customer_managed, *matches.aws_managed)]
+        if self._after_search("policies", query, names) and self._exact("policies", query) is not None:
+            matches = self.catalog.search_policies(query)
         return matches
 
     # -- reading again after a search that found little --------------------------------------------
 
-    def _after_search(self, kind: str, query: str, hits: int) -> bool:
-        """Whether the search found little; if so, read ``kind`` again in the background
-        (unless that was asked less than :data:`MISS_REFRESH_SECONDS` ago)."""
-        if self.gateway is None or not query.strip() or hits >= FEW_HITS:
+    def _after_search(self, kind: str, query: str, hits_lower: list[str]) -> bool:
+        """Whether the search may have missed something new: it found little, and not the very
+        name typed. If so, ``kind`` is read again in the background (unless that was asked less
+        than :data:`MISS_REFRESH_SECONDS` ago)."""
+        needle = query.strip().lower()
+        if self.gateway is None or not needle or len(hits_lower) >= FEW_HITS or needle in hits_lower:
             return False
         now = time.monotonic()
         with self._guard:
@@ -161,11 +162,12 @@ class Typeahead:
 
     # -- an exact name, asked of IAM at once --------------------------------------------------------
 
-    def _exact(self, kind: str, query: str, known_lower: list[str]) -> str | None:
-        """The entity named exactly ``query`` when memory lacked it and IAM has it (added to the
-        catalog); None otherwise, or when IAM did not answer within :data:`EXACT_WAIT_SECONDS`."""
+    def _exact(self, kind: str, query: str) -> str | None:
+        """The entity named exactly ``query`` (not in memory: see :meth:`_after_search`) when IAM
+        has it (then added to the catalog); None otherwise, or when IAM did not answer within
+        :data:`EXACT_WAIT_SECONDS`."""
         name = query.strip()
-        if self.live is None or not IAM_NAME.match(name) or name.lower() in known_lower:
+        if self.live is None or not IAM_NAME.match(name):
             return None
         if (kind, name) in self._not_found:
             return None

@@ -259,8 +259,8 @@ class Wizard:
         if result.draft is not None and result.draft.copy_from_user:
             source_name = result.draft.copy_from_user
             try:
-                # A handful of calls for one user (get_user + three lists): inside the 3 s ack.
-                source = self.iam.user_permissions(source_name)
+                # Four calls for one user (GetUser and three lists), all at once: inside the 3 s ack.
+                source = self.lookup.live.user_permissions(source_name)
             except IamError as error:
                 message = (
                     f"IAM has no user named “{source_name}” any more; pick another."

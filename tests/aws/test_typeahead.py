@@ -97,6 +97,9 @@ def test_a_search_that_finds_little_reads_that_kind_again_once(iam: Any) -> None
     iam.create_user(UserName="gina.ops")
     iam.create_user(UserName="gina.dev")
 
+    assert typeahead.users("staff05") == ["staff05"]  # found what was typed: nothing to read
+    time.sleep(0.2)
+    assert calls["ListUsers"] == loads and calls["GetUser"] == 0
     assert typeahead.users("gin") == []  # not in memory yet, and not an exact name IAM has
     assert eventually(lambda: typeahead.users("gin") == ["gina.dev", "gina.ops"])
     for _ in range(5):  # more searches right away: no more reads of the users
