@@ -158,19 +158,9 @@ def iam(moto_server: MotoServer) -> Iterator:
     """A boto3 IAM client on moto server; every user, group and customer policy is removed after."""
     client = moto_server.boto3_client("iam")
     yield client
-    for user in client.list_users()["Users"]:
-        name = user["UserName"]
-        with contextlib.suppress(client.exceptions.NoSuchEntityException):
-            client.delete_login_profile(UserName=name)
-        for key in client.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-            client.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-        for group in client.list_groups_for_user(UserName=name)["Groups"]:
-            client.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
-        for policy in client.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
-            client.detach_user_policy(UserName=name, PolicyArn=policy["PolicyArn"])
-        for policy_name in client.list_user_policies(UserName=name)["PolicyNames"]:
-            client.delete_user_policy(UserName=name, PolicyName=policy_name)
-        client.delete_user(UserName=name)
+    from tests.support.iam_cleanup import delete_users
+
+    delete_users(client, [user["UserName"] for user in client.list_users()["Users"]])
     for group in client.list_groups()["Groups"]:
         for policy in client.list_attached_group_policies(GroupName=group["GroupName"])["AttachedPolicies"]:
             client.detach_group_policy(GroupName=group["GroupName"], PolicyArn=policy["PolicyArn"])

@@ -101,16 +101,19 @@ class IamGateway:
             account_id=account_id,
         )
 
+    def _names(self, operation: str, key: str, field: str) -> tuple[str, ...]:
+        try:
+            return tuple(item[field] for item in self.list(operation, key))
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
     def user_names(self) -> tuple[str, ...]:
         """Every IAM user's name (``ListUsers``, every page: 100 users a page).
 
         Raises:
             IamError: the read was refused.
         """
-        try:
-            return tuple(u["UserName"] for u in self.list("list_users", "Users"))
-        except ClientError as error:
-            raise as_iam_error(error) from None
+        return self._names("list_users", "Users", "UserName")
 
     def group_names(self) -> tuple[str, ...]:
         """Every IAM group's name (``ListGroups``, every page).
@@ -118,10 +121,7 @@ class IamGateway:
         Raises:
             IamError: the read was refused.
         """
-        try:
-            return tuple(g["GroupName"] for g in self.list("list_groups", "Groups"))
-        except ClientError as error:
-            raise as_iam_error(error) from None
+        return self._names("list_groups", "Groups", "GroupName")
 
     def managed_policies(self, scope: str = "Local") -> tuple[ManagedPolicy, ...]:
         """Managed policies (``ListPolicies``, every page): ``Local`` the account's own,

@@ -11,8 +11,8 @@ User names and case. IAM documents that user names are unique ignoring case ("Na
 distinguished by case": CreateUser, and the IAM quotas page); ``CreateUser`` of ``gina`` fails
 with ``EntityAlreadyExists`` while ``Gina`` exists. Whether ``GetUser`` also finds ``Gina`` when
 asked for ``gina`` is not stated in the API reference, and moto answers only the exact spelling.
-So a name is looked up in several spellings at once (as typed, lower, upper, capitalized, title
-case, and the spelling the catalog last saw, if any), and a hit in any of them means taken. If
+So a name is looked up in several spellings at once (as typed, lower case, title case, and the
+spelling the catalog last saw, if any), and a hit in any of them means taken. If
 ``GetUser`` ignores case, the first spelling answers; if it does not, a user spelled some other
 way and created after the catalog's last refresh is missed here, and ``CreateUser`` itself is
 then refused by IAM before anything else of the request is made (the request fails cleanly).
@@ -38,9 +38,10 @@ LOOKUP_THREADS = 16  # calls in flight for one process; IAM throttles an account
 
 
 def spellings(name: str, known: str | None = None) -> list[str]:
-    """The spellings of ``name`` to ask IAM for, distinct, as typed first: lower, upper,
-    capitalized, title case, and ``known`` (the catalog's spelling of the same name)."""
-    found = [name, name.lower(), name.upper(), name.capitalize(), name.title()]
+    """The spellings of ``name`` to ask IAM for, distinct, as typed first: all lower case
+    (``nina.ops``), title case (``Nina.Ops``), and ``known`` (the catalog's spelling of the same
+    name, whatever it is). At most four ``GetUser`` a name, usually two or three."""
+    found = [name, name.lower(), name.title()]
     if known is not None and known.lower() == name.lower():
         found.append(known)
     return list(dict.fromkeys(found))

@@ -90,17 +90,15 @@ class Typeahead:
 
     def users(self, query: str) -> list[str]:
         """User names containing ``query`` (:meth:`Catalog.search_users`), the exact name first."""
-        hits = self.catalog.search_users(query)
-        searched = self._after_search("users", query, [h.lower() for h in hits])
-        if searched and (found := self._exact("users", query)) is not None:
-            hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
-        return hits
+        return self._names("users", self.catalog.search_users(query), query)
 
     def groups(self, query: str) -> list[str]:
         """Group names containing ``query``, the exact name first."""
-        hits = self.catalog.search_groups(query)
-        searched = self._after_search("groups", query, [h.lower() for h in hits])
-        if searched and (found := self._exact("groups", query)) is not None:
+        return self._names("groups", self.catalog.search_groups(query), query)
+
+    def _names(self, kind: str, hits: list[str], query: str) -> list[str]:
+        searched = self._after_search(kind, query, [h.lower() for h in hits])
+        if searched and (found := self._exact(kind, query)) is not None:
             hits = [found, *(h for h in hits if h != found)][:OPTIONS_MAX]
         return hits
 

@@ -26,6 +26,7 @@ from bot.domain.models import AccessType, PermissionMode, RequestForm, Tag
 from bot.domain.states import RequestStatus
 from bot.sandbox.iam_proxy import Call, IamProxy
 from tests.conftest import APPROVER, RECIPIENT
+from tests.support.iam_cleanup import delete_users
 from tests.support.provisioning import (
     SECOND_RECIPIENT,
     TEMPLATE_USER,
@@ -185,17 +186,7 @@ def iam_state(iam: Any, user_names: tuple[str, ...]) -> dict[str, Any]:
 
 def remove(iam: Any, user_names: tuple[str, ...]) -> None:
     """Take the request's users and the bot-managed policies out of IAM again."""
-    for name in user_names:
-        iam.delete_login_profile(UserName=name) if user_state(iam, name)["login_profile"] else None
-        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-        for group in iam.list_groups_for_user(UserName=name)["Groups"]:
-            iam.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
-        for policy in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
-            iam.detach_user_policy(UserName=name, PolicyArn=policy["PolicyArn"])
-        for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
-            iam.delete_user_policy(UserName=name, PolicyName=policy)
-        iam.delete_user(UserName=name)
+    delete_users(iam, user_names)
     for policy in iam.list_policies(Scope="Local")["Policies"]:
         if policy["PolicyName"].startswith("iam-user-bot-"):
             iam.delete_policy(PolicyArn=policy["Arn"])
