@@ -12,7 +12,6 @@ under gunicorn with 2 workers x 8 threads, against the bundled Slack stand-in.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -34,6 +33,7 @@ from benchmarks.run import (  # noqa: E402
     REQUESTER,
     SIGNING_SECRET,
     WORKERS,
+    arguments,
     bot_env,
     open_view,
     pct,
@@ -346,11 +346,8 @@ def write(path: Path, text: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small account: a smoke run")
+    parser = arguments(__doc__.splitlines()[0], "a small account: a smoke run")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every IAM call where measured")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
     args = parser.parse_args()
     results = run(args.quick, args.latency)
     if args.json:

@@ -477,12 +477,18 @@ def write_report(r: dict[str, Any], output: Path, quick: bool) -> None:
     output.write_text("\n".join(lines) + "\n" + FINDINGS + kept)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+def arguments(description: str, quick: str) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: ``--quick`` (what it means: ``quick``), where
+    BENCHMARKS.md is, and an optional JSON file for the raw results."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = arguments(__doc__.splitlines()[0], "tiny sizes: a smoke run").parse_args()
     results = run(args.quick, args.output)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
