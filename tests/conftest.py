@@ -155,12 +155,15 @@ def start_bot(moto_server: MotoServer, slack: SlackStandIn, tmp_path: Path) -> I
 
 @pytest.fixture
 def iam(moto_server: MotoServer) -> Iterator:
-    """A boto3 IAM client on moto server; every user, group and customer policy is removed after."""
+    """A boto3 IAM client on moto server; every user, group, customer policy and the password
+    policy are removed after."""
     client = moto_server.boto3_client("iam")
     yield client
     from tests.support.iam_cleanup import delete_users
 
     delete_users(client, [user["UserName"] for user in client.list_users()["Users"]])
+    with contextlib.suppress(client.exceptions.NoSuchEntityException):
+        client.delete_account_password_policy()  # a test that tightened it leaves none behind
     for group in client.list_groups()["Groups"]:
         for policy in client.list_attached_group_policies(GroupName=group["GroupName"])["AttachedPolicies"]:
             client.detach_group_policy(GroupName=group["GroupName"], PolicyArn=policy["PolicyArn"])

@@ -261,10 +261,10 @@ def test_iam_changes_before_filing_send_the_requester_back(
     assert "admins" in catalog.search_groups("admins")  # the catalog still had it
     assert not run.submit(wiz.permissions("groups", groups=["developers"])).errors
     assert not run.submit(wiz.tags()).errors
-    iam.create_user(UserName="ANA")  # the same IAM user name, in another case
+    iam.create_user(UserName="Ana")  # the same IAM user name, in another case
     run.submit(wiz.review())
-    assert wiz.step_name(run.view) == "details" and "“ana” already exists (spelled “ANA”)" in text_of(run.view)
-    iam.delete_user(UserName="ANA")
+    assert wiz.step_name(run.view) == "details" and "“ana” already exists (spelled “Ana”)" in text_of(run.view)
+    iam.delete_user(UserName="Ana")
     iam.update_account_password_policy(MinimumPasswordLength=30, AllowUsersToChangePassword=True)  # tightened
     run.submit(wiz.details(["U0NEW1"], "ana", access=["console"], password_mode="custom"))  # the sealed one kept
     run.submit(wiz.permissions("groups", groups=["developers"]))
