@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -132,20 +132,50 @@ class Typeahead:
         """Read one kind from IAM again, unless a read of it began after ``missed_at`` (another
         worker's, found in the shared copy). Errors are logged; the old copy stays."""
         try:
-            with self.share.locked() if self.share else contextlib.nullcontext():
-                shared = self.share.read_if_changed() if self.share else None
-                if shared is not None:
+            with self._locked():
+                if (shared := self._read_share(only_changed=True)) is not None:
                     self.catalog.set_snapshot(shared)
                 if self.catalog.snapshot.read_at(kind) >= missed_at:
                     return
-                started = self.clock()
-                edit = self._reader(kind, started)
-                snapshot = self.catalog.change(edit)
-                if self.share:
-                    self.share.write(snapshot)
+                snapshot = self.catalog.change(self._reader(kind, self.clock()))
+                self._write_share(snapshot)
             log.info("catalog: %s read again after a search found little", kind)
         except Exception as error:
             log.warning("catalog: reading %s again failed (%s); the previous copy stays", kind, error)
+
+    # -- the shared copy: best effort (a folder it cannot use costs each worker its own reads) ------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if self.share is not None:
+            try:
+                lock = self.share.locked()
+                lock.__enter__()
+            except OSError as error:
+                log.warning("catalog: cannot lock %s (%s); this worker reads IAM alone", self.share.lock_path, error)
+                lock = contextlib.nullcontext()
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _read_share(self, *, only_changed: bool = False) -> CatalogSnapshot | None:
+        if self.share is None:
+            return None
+        try:
+            return self.share.read_if_changed() if only_changed else self.share.read()
+        except OSError as error:
+            log.warning("catalog: cannot read %s (%s)", self.share.path, error)
+            return None
+
+    def _write_share(self, snapshot: CatalogSnapshot) -> None:
+        if self.share is None:
+            return
+        try:
+            self.share.write(snapshot)
+        except OSError as error:
+            log.warning("catalog: cannot write %s (%s); the other workers read IAM themselves", self.share.path, error)
 
     def _reader(self, kind: str, at: float) -> Callable[[CatalogSnapshot], CatalogSnapshot]:
         assert self.gateway is not None
@@ -211,14 +241,13 @@ class Typeahead:
         """The periodic load (job ``catalog_refresh``): the whole account, read by one worker of
         the server; a worker that finds a copy newer than half the interval takes that instead."""
         try:
-            with self.share.locked() if self.share else contextlib.nullcontext():
-                shared = self.share.read() if self.share else None
+            with self._locked():
+                shared = self._read_share()
                 if shared is not None and self.clock() - shared.loaded_at < self.interval_seconds / 2:
                     self.catalog.install(shared)
                     return
                 snapshot = self.catalog.load()
-                if self.share:
-                    self.share.write(snapshot)
+                self._write_share(snapshot)
             self.catalog.install(snapshot)
         except Exception as error:
             log.warning("catalog refresh failed, keeping the previous copy: %s", error)
@@ -226,14 +255,7 @@ class Typeahead:
     def sync(self) -> None:
         """Take what another worker of this server read (job ``catalog_sync``): one ``stat``
         when nothing changed."""
-        if self.share is None:
-            return
-        try:
-            shared = self.share.read_if_changed()
-        except OSError as error:
-            log.warning("catalog: the shared copy could not be read (%s)", error)
-            return
-        if shared is None:
+        if (shared := self._read_share(only_changed=True)) is None:
             return
         if shared.loaded_at != self.catalog.snapshot.loaded_at:
             self.catalog.install(shared)  # a whole new load: one full collection, frozen

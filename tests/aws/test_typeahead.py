@@ -176,3 +176,15 @@ def test_the_shared_file_round_trips_and_ignores_what_it_cannot_read(tmp_path: P
     assert share.read_if_changed() is None  # this process wrote it
     (tmp_path / "c.json").write_bytes(b"{broken")
     assert CatalogShare(tmp_path / "c.json").read() is None
+
+
+def test_a_folder_the_share_cannot_use_costs_sharing_not_the_menus(iam: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the share's folder should be")
+    typeahead, calls = bot_side(iam, CatalogShare(blocker / "bot.db.catalog.json"))
+    typeahead.refresh()
+    assert len(typeahead.catalog.search_users("staff")) == 30 and calls["ListUsers"] == 1
+    iam.create_user(UserName="gina.x")
+    typeahead.refresh_kind("users", time.time())
+    typeahead.sync()
+    assert typeahead.catalog.search_users("gina") == ["gina.x"]
