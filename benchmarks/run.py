@@ -431,7 +431,7 @@ def write_report(r: dict[str, Any], output: Path, quick: bool) -> None:
         "",
         f"Written by `benchmarks/run.py{' --quick' if quick else ''}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Machine: {m['cpu_model']}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}. Everything on loopback:",
-        f"moto server behind a counting proxy, the bundled Slack stand-in, gunicorn gthread with {WORKERS} workers x 8 threads.",
+        f"moto server behind `bot.sandbox.iam_proxy.IamProxy` (counts calls, pages lists as IAM does, no delay of its own), the bundled Slack stand-in, gunicorn gthread with {WORKERS} workers x 8 threads.",
         "",
         "## Ack latency (ms)",
         "",
