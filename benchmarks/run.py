@@ -413,6 +413,11 @@ FINDINGS = """
   policies and boundary still exist (GetGroup, GetPolicy), the approved-plan check (the group's
   policies), read-after-create (GetUser, the `user_exists` waiter), and for console access the
   password policy and the account alias; the account id is asked once per process.
+- Every view submission now reads IAM for its decisions (names, password policy, groups, policies,
+  boundary, source user). 50 wizards at once on this 2-core machine, moto server answering every
+  call on the same cores, went from p50 97 / p99 581 ms to p50 728 / p99 2,109 ms: about 550 IAM
+  calls for the 50 wizards, queued on moto's CPU. Real IAM does that work elsewhere; with 100 ms
+  per call, 10 wizards at once ack at p99 0.8-1.2 s (the section below).
 - The IAM proxy of this script wrote an answer's headers and body apart without `TCP_NODELAY`:
   Nagle's algorithm and delayed ACKs added about 43 ms to every IAM call, so the "0 ms" figures
   were not. It is now `bot.sandbox.iam_proxy.IamProxy` (one write per answer, no Nagle, kept-alive
