@@ -171,7 +171,9 @@ def build_services(
         settings.sensitive_permissions,
         settings.sensitive_approvals_required,
     )
-    pending_expiry = PendingExpiry(store, board, messenger, people, views, settings.pending_request_ttl_seconds)
+    pending_expiry = PendingExpiry(
+        store, board, messenger, people, views, settings.pending_request_ttl_seconds, approvals.announce
+    )
     wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
     desk = StatusDesk(store, people, messenger, approvals, key_desk)
