@@ -275,11 +275,11 @@ def test_lazy_invocations_are_signed_when_sent_and_carry_no_custom_password(
     later: past Slack's 5 minutes for the original signature, inside them for the function's own.
     The custom password typed into the form is in no lazy payload, encoded or not."""
     password = "Corr3ct-Horse-Battery-Staple!42"
+    sent_after = int(time.time())
     iam.create_group(GroupName="developers")
     view = open_modal(deployed, slack, REQUESTER)
     wait_catalog(deployed, slack, view, "developers")
     run = wiz.WizardRun(OldSignatures(deployed.user, 295), REQUESTER, view)
-    sent_after = int(time.time())
     filed = run.through(
         wiz.details([RECIPIENT], "carl.custom", access=["console"], password_mode="custom", custom_password=password),
         wiz.permissions("groups", groups=["developers"]),
