@@ -169,6 +169,12 @@ def test_unsigned_or_stale_slack_requests_are_refused_before_bolt(deployed: Depl
     assert stale.status == 401
     garbage = http("POST", deployed.url + "/slack/events", b"\xff\xfe{", {"Content-Type": "application/json"})
     assert garbage.status == 401
+    # Invocations that are neither HTTP events nor the schedule (a hand-made test event): 400.
+    for odd in ({}, {"rawPath": "/slack/events"}, {"requestContext": "x", "rawPath": "/healthz"}):
+        assert deployed.invoke(odd)["statusCode"] == 400
+    # A lazy-only marker does not get an unsigned request past the signature check.
+    lazy_only = {"Content-Type": "application/x-www-form-urlencoded", "x-slack-bolt-lazy-only": "1"}
+    assert http("POST", deployed.url + "/slack/events", body.encode(), lazy_only).status == 401
     time.sleep(0.3)
     assert [c.method for c in slack.calls() if c.method != "auth.test"] == []
     assert deployed.invoker.invocations == []
