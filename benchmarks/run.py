@@ -17,6 +17,7 @@ import gc
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -46,6 +47,7 @@ APPROVAL_CHANNEL = "C0APPROVALS"
 APPROVER = "U0APPROVE1"
 REQUESTER = "U0REQUEST1"
 WORKERS = 2
+SOCKET_MARK_START, SOCKET_MARK_END = "<!-- socket-mode-refresh -->", "<!-- /socket-mode-refresh -->"
 WRITE_PREFIXES = ("Create", "Add", "Attach", "Put", "Tag", "Update", "Delete", "Detach", "Remove")
 
 
@@ -473,12 +475,16 @@ def write_report(r: dict[str, Any], output: Path, quick: bool) -> None:
         f"- Start to `/healthz`: {r['startup_to_healthz_s']} s; to the catalog loaded (every policy): {r['startup_to_catalog_s']} s. Resident memory after the run (master + workers): {r['rss_mib_after']} MiB.",
         "",
     ]  # fmt: skip
+    # Sections other scripts write (socket_mode_refresh.py, default_quotas.py, stores.py): kept.
+    previous = output.read_text() if output.exists() else ""
     kept = ""
-    if output.exists() and "<!-- default-quotas: start -->" in (previous := output.read_text()):
-        kept = (
-            "\n" + previous[previous.index("<!-- default-quotas: start -->") :].split("<!-- default-quotas: end -->")[0]
-        )
-        kept += "<!-- default-quotas: end -->\n"
+    for start, end in (
+        (SOCKET_MARK_START, SOCKET_MARK_END),
+        ("<!-- default-quotas: start -->", "<!-- default-quotas: end -->"),
+        ("<!-- stores.py begin -->", "<!-- stores.py end -->"),
+    ):
+        if found := re.search(re.escape(start) + r".*?" + re.escape(end), previous, re.S):
+            kept += "\n" + found.group(0) + "\n"
     output.write_text("\n".join(lines) + "\n" + FINDINGS + kept)
 
 

@@ -10,20 +10,26 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError
 
 
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from bot import logs
+    from bot.aws.secrets import load_settings_from_environment
+    from bot.ops.startup import preflight
 
     try:
-        settings = load_settings()
+        settings = load_settings_from_environment()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
+    problem = preflight(settings)  # Slack and the database, once, before any worker starts
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 3
 
     class Server(BaseApplication):
         """gunicorn, the production WSGI server the Procfile also uses, started in-process."""
@@ -60,10 +66,11 @@ def _audit(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from bot.storage import open_database
+    from bot.storage import describe, open_from_environment
 
+    dynamodb = os.environ.get("STORE", "").strip().lower() == "dynamodb"
     path = Path(os.environ.get("DATABASE_PATH", "iam-user-bot.db"))
-    if not path.exists():
+    if not dynamodb and not path.exists():
         print(f"audit: no database at {path} (set DATABASE_PATH)", file=sys.stderr)
         return 2
     since = None
@@ -79,7 +86,12 @@ def _audit(args: argparse.Namespace) -> int:
             from datetime import UTC
 
             since = since.replace(tzinfo=UTC)
-    events = open_database(path).audit_events(since=since)
+    where = describe(os.environ) if dynamodb else str(path)
+    try:
+        events = open_from_environment(os.environ).audit_events(since=since)
+    except Exception as error:  # not a database, a directory, a newer schema: one line, no traceback
+        print(f"audit: cannot read the audit log at {where}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
     rows = [e.model_dump(mode="json") for e in events]
     if args.format == "json":
         json.dump(rows, sys.stdout, indent=1)
@@ -116,11 +128,61 @@ def _manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_store(args: argparse.Namespace) -> int:
+    from bot.storage import describe, init_store
+
+    try:
+        done = init_store(os.environ)
+    except Exception as error:  # refused by AWS, not writable: one line, no traceback
+        print(f"init-store: {describe(os.environ)}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    for line in done:
+        print(line)
+    return 0
+
+
 def _policy(args: argparse.Namespace) -> int:
     from bot.aws.steps import POLICY_DOCUMENT_NAMES, bot_policy_document
+    from bot.domain.bot_policy import PolicyScope, bot_policy, policy_text
 
-    sys.stdout.write(bot_policy_document(POLICY_DOCUMENT_NAMES[args.name]).rstrip() + "\n")
+    scoping = (args.account, args.boundary, args.groups, args.policies)
+    if args.name != "bot":
+        if any(value is not None for value in scoping):
+            print("policy: --account, --boundary, --groups and --policies go with 'policy bot'", file=sys.stderr)
+            return 2
+        sys.stdout.write(bot_policy_document(POLICY_DOCUMENT_NAMES[args.name]).rstrip() + "\n")
+        return 0
+    problem = _scope_problem(args)
+    if problem:
+        print(f"policy: {problem}", file=sys.stderr)
+        return 2
+    scope = PolicyScope(
+        account=args.account or "*",
+        boundary_arn=args.boundary,
+        groups=_words(args.groups),
+        policy_arns=_words(args.policies),
+    )
+    sys.stdout.write(policy_text(bot_policy(scope)))
     return 0
+
+
+def _words(text: str | None) -> tuple[str, ...]:
+    return tuple(word.strip() for word in (text or "").split(",") if word.strip())
+
+
+def _scope_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``policy bot``'s options, in words, or None."""
+    if args.account is not None and not (len(args.account) == 12 and args.account.isdigit()):
+        return "--account must be the 12-digit AWS account id"
+    if args.boundary is not None and (not args.boundary.startswith("arn:") or ":policy/" not in args.boundary):
+        return "--boundary must be a managed policy ARN (arn:aws:iam::…:policy/…)"
+    for arn in _words(args.policies):
+        if not arn.startswith("arn:") or ":policy/" not in arn:
+            return f"--policies takes managed policy ARNs, comma-separated; {arn!r} is not one"
+    for group in _words(args.groups):
+        if group.startswith("/") != group.endswith("/") or "*" in group:
+            return f"--groups takes group names or paths like /team/ (starting and ending with /); not {group!r}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,11 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--socket-mode", action="store_true", help="Socket Mode: no request URLs")
     manifest.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format (default yaml)")
     manifest.set_defaults(run=_manifest)
+    init = commands.add_parser(
+        "init-store", help="create (or migrate) the SQLite file or the DynamoDB table STORE names; idempotent"
+    )
+    init.set_defaults(run=_init_store)
     policy = commands.add_parser("policy", help="print an IAM policy document the bot uses")
     policy.add_argument(
         "name",
-        choices=["require-mfa", "self-manage-credentials"],
-        help="a bot-managed policy (created in the account as iam-user-bot-<name>)",
+        choices=["bot", "require-mfa", "self-manage-credentials"],
+        help="bot: the bot's own policy, scoped by the options below; the others: a bot-managed "
+        "policy (created in the account as iam-user-bot-<name>)",
+    )
+    policy.add_argument("--account", help="bot: the 12-digit account id (default: any account, *)")
+    policy.add_argument("--boundary", help="bot: the permissions boundary ARN every created user must carry")
+    policy.add_argument(
+        "--groups",
+        help="bot: comma-separated group names or paths (/team/) users may be added to "
+        "(default: the groups under /iam-user-bot/)",
+    )
+    policy.add_argument(
+        "--policies", help="bot: comma-separated managed policy ARNs the bot may attach (default: any, on its users)"
     )
     policy.set_defaults(run=_policy)
     audit = commands.add_parser("audit", help="export the audit log")

@@ -16,19 +16,25 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.lifecycle import LifecyclePolicy
 from bot.domain.risk import DEFAULT_SENSITIVE_PERMISSIONS
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 # The rules across variables (README, "Configuration"), worded once for Settings and ``check``.
 APPROVERS_MISSING = "APPROVER_USER_IDS or APPROVER_USERGROUP_ID must be set"
 SIGNING_SECRET_MISSING = "SLACK_SIGNING_SECRET is required in HTTP mode (no SLACK_APP_TOKEN)"  # noqa: S105
+DYNAMODB_TABLE_MISSING = "DYNAMODB_TABLE is required with STORE=dynamodb"
+NOTICE_NOT_BEFORE_MAX_AGE = "KEY_ROTATION_NOTICE_DAYS must be smaller than KEY_MAX_AGE_DAYS"
 # Shortest SLACK_BOT_TOKEN accepted: the sealing key of custom passwords needs 16 bytes of it.
 MIN_BOT_TOKEN_LENGTH = 16
+# Shortest CUSTOM_PASSWORD_SEALING_KEY accepted: 32 characters (``secrets.token_urlsafe(32)`` gives 43).
+MIN_SEALING_KEY_LENGTH = 32
 
 
 class ConfigError(Exception):
@@ -48,6 +54,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    # The key custom passwords are sealed under while a request waits (bot.credentials.sealing);
+    # unset, SLACK_BOT_TOKEN keys them, so rotating that token breaks pending requests.
+    custom_password_sealing_key: SecretStr | None = None
+    # Where the four secret variables above are kept instead of the environment (bot.aws.secrets):
+    # secretsmanager:<secret name or ARN> or ssm:/<parameter path>, read once at start-up.
+    slack_secrets_from: str | None = Field(default=None, pattern=r"^(secretsmanager:.+|ssm:/.+)$")
     approval_channel_id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
     approver_user_ids: CommaList = ()
     approver_usergroup_id: str | None = None
@@ -55,12 +67,23 @@ class Settings(BaseSettings):
     requester_usergroup_id: str | None = None
     public_base_url: AnyHttpUrl
     database_path: Path = Path("iam-user-bot.db")
+    # Where the state lives (contract, section 6): the SQLite file above, or a DynamoDB table that
+    # several processes and hosts share (reached through the standard boto3 chain).
+    store: Literal["sqlite", "dynamodb"] = "sqlite"
+    dynamodb_table: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     # How often the whole IAM account is read for the options menus (bot.aws.typeahead): one
     # worker per server reads it; a search that finds little reads one kind sooner.
     catalog_refresh_seconds: float = Field(default=300.0, ge=10, le=86400)
+    # The users' life after onboarding (contract, section 5): key age, rotation notices, unused
+    # credentials (CIS AWS Foundations 1.12 and 1.14), and how often all of it is checked.
+    key_max_age_days: int = Field(default=90, ge=1, le=3650)
+    key_rotation_notice_days: int = Field(default=14, ge=0, le=3650)
+    key_rotation_enforce: bool = False
+    unused_credentials_days: int = Field(default=45, ge=1, le=3650)
+    lifecycle_check_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
     sensitive_permissions: CommaList = DEFAULT_SENSITIVE_PERMISSIONS
     sensitive_approvals_required: int = Field(default=2, ge=1, le=5)
     port: int = Field(default=3000, ge=1, le=65535)
@@ -71,7 +94,29 @@ class Settings(BaseSettings):
     reveal_rate_limit: str = Field(default="10 per minute; 30 per hour", pattern=r"^[\w /;,]+$")
     rate_limit_storage_uri: str = "memory://"
     log_format: Literal["text", "json"] = "text"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unquote(cls, data: object) -> object:
+        """A value wrapped in one pair of matching quotes is read without them.
+
+        ``bot.env`` quotes values with spaces (``REVEAL_RATE_LIMIT="10 per minute; 30 per hour"``)
+        so that a shell can source it; ``docker run --env-file`` passes those quotes through.
+        """
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: value[1:-1] if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] in "\"'" else value
+            for key, value in data.items()
+        }
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
 
     @field_validator("approver_user_ids", "requester_user_ids", "sensitive_permissions", mode="before")
     @classmethod
@@ -89,7 +134,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "approver_usergroup_id", "requester_usergroup_id", "slack_app_token", "slack_signing_secret", mode="before"
+        "approver_usergroup_id",
+        "requester_usergroup_id",
+        "slack_app_token",
+        "slack_signing_secret",
+        "dynamodb_table",
+        "slack_secrets_from",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -114,8 +165,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a bot token starting with xoxb-")
         if len(token) < MIN_BOT_TOKEN_LENGTH:
             # Real bot tokens are far longer; the token also keys the sealing of custom
-            # passwords (bot.sealing needs at least 16 bytes), so a stub would crash start-up.
+            # passwords (bot.credentials.sealing needs at least 16 bytes), so a stub would crash start-up.
             raise ValueError(f"is too short to be a bot token (at least {MIN_BOT_TOKEN_LENGTH} characters)")
+        return value
+
+    @field_validator("custom_password_sealing_key")
+    @classmethod
+    def _sealing_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SEALING_KEY_LENGTH:
+            raise ValueError(
+                f"is too short (at least {MIN_SEALING_KEY_LENGTH} random characters; "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
         return value
 
     @field_validator("slack_app_token")
@@ -131,7 +192,22 @@ class Settings(BaseSettings):
             raise ValueError(APPROVERS_MISSING)
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError(SIGNING_SECRET_MISSING)
+        if self.store == "dynamodb" and not self.dynamodb_table:
+            raise ValueError(DYNAMODB_TABLE_MISSING)
+        if self.key_rotation_notice_days >= self.key_max_age_days:
+            raise ValueError(NOTICE_NOT_BEFORE_MAX_AGE)
         return self
+
+    @property
+    def lifecycle_policy(self) -> LifecyclePolicy:
+        """``KEY_MAX_AGE_DAYS``, ``KEY_ROTATION_NOTICE_DAYS``, ``KEY_ROTATION_ENFORCE`` and
+        ``UNUSED_CREDENTIALS_DAYS`` as the lifecycle rules take them."""
+        return LifecyclePolicy(
+            max_age_days=self.key_max_age_days,
+            notice_days=self.key_rotation_notice_days,
+            enforce=self.key_rotation_enforce,
+            unused_days=self.unused_credentials_days,
+        )
 
     @property
     def socket_mode(self) -> bool:
@@ -162,6 +238,15 @@ def cross_field_problems(environ: Mapping[str, str]) -> list[str]:
         problems.append(APPROVERS_MISSING)
     if not values.get("SLACK_APP_TOKEN") and not values.get("SLACK_SIGNING_SECRET"):
         problems.append(SIGNING_SECRET_MISSING)
+    if values.get("STORE", "").strip().lower() == "dynamodb" and not values.get("DYNAMODB_TABLE"):
+        problems.append(DYNAMODB_TABLE_MISSING)
+    try:
+        notice = int(values.get("KEY_ROTATION_NOTICE_DAYS") or 14)
+        max_age = int(values.get("KEY_MAX_AGE_DAYS") or 90)
+    except ValueError:
+        notice, max_age = 0, 1  # a malformed number is the variable's own problem, named on its own
+    if notice >= max_age:
+        problems.append(NOTICE_NOT_BEFORE_MAX_AGE)
     return problems
 
 

@@ -33,7 +33,7 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("reques
 _slack_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("slack_user", default=None)
 
 REDACTED = "[REDACTED]"
-# The alphabet of bot.rules.generate_password: letters, digits and IAM's symbols less , " '.
+# The alphabet of bot.domain.rules.generate_password: letters, digits and IAM's symbols less , " '.
 _PW = r"A-Za-z0-9!@#$%^&*()_+\-=\[\]{}|"
 SECRET_PATTERNS = [
     # Slack tokens: bot, user, app-level, refresh, config (xoxb-, xoxp-, xapp-, xoxe-…).
@@ -73,9 +73,14 @@ def redact(text: str) -> str:
 _PAYLOAD_IN_LIBRARY_LINE = re.compile(r"(?s)(\bbody: ).*")
 
 
+# What every LogRecord has; any other attribute came in through ``extra`` and is printed by the
+# JSON formatter as a field of its own, so it is redacted too.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message (arguments merged in), exception text and stack through
-    :func:`redact`, before any handler formats it.
+    """Rewrites a record's message (arguments merged in), exception text, stack and every text
+    field passed as ``extra`` through :func:`redact`, before any handler formats it.
 
     Lines from Bolt and the Slack SDK also lose any request body they quote.
     """
@@ -98,6 +103,9 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_FIELDS and isinstance(value, str):
+                setattr(record, name, redact(value))
         return True
 
 
@@ -208,12 +216,20 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     logging.captureWarnings(True)  # Python warnings become log lines too, not stray stderr text
-    # An unknown LOG_LEVEL must not stop the bot; INFO is the documented default.
+    # Settings refuse an unknown LOG_LEVEL at start-up; gunicorn's logger is set up before they are
+    # read (GunicornLogger), and falls back to INFO, the documented default, until then.
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
-    # At DEBUG, botocore logs request bodies (passwords) and slack_sdk / Bolt log payloads (a custom
-    # password typed into the form): keep them at INFO or above whatever LOG_LEVEL says.
-    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt"):
+    # At DEBUG, botocore logs request bodies (passwords), slack_sdk / Bolt log payloads (a custom
+    # password typed into the form) and, in Socket Mode, websockets logs the frames that carry them:
+    # keep them at INFO or above whatever LOG_LEVEL says.
+    for noisy in ("botocore", "boto3", "urllib3", "slack_sdk", "slack_bolt", "websockets", "aiohttp"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    # botocore's INFO lines only say where it found credentials and endpoints, once per client:
+    # noise in every start-up (and before a start-up's one-line error), so warnings only.
+    for chatty in ("botocore", "boto3"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    # The scheduler logs every run of every periodic job at INFO; its warnings and errors stay.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     bolt_app = logging.getLogger("slack_bolt.App")
     if not any(isinstance(f, _ClientGivenFilter) for f in bolt_app.filters):
         bolt_app.addFilter(_ClientGivenFilter())
@@ -239,8 +255,10 @@ class GunicornLogger(_GunicornLogger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        log_format = os.environ.get("LOG_FORMAT", "text").strip().lower()
-        configure("json" if log_format == "json" else "text", os.environ.get("LOG_LEVEL", "INFO").strip() or "INFO")
+        # Read raw (bot.config has not checked them yet), with bot.env's optional quotes taken off.
+        log_format = os.environ.get("LOG_FORMAT", "text").strip().strip("\"'").lower()
+        level = os.environ.get("LOG_LEVEL", "INFO").strip().strip("\"'") or "INFO"
+        configure("json" if log_format == "json" else "text", level)
         for logger in (self.error_log, self.access_log):
             logger.handlers = []
             logger.propagate = True

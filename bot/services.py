@@ -19,6 +19,13 @@ from bot.credentials.links import Links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
 from bot.credentials.sealing import PasswordSealer
+from bot.lifecycle.backfill import OwnerBackfill
+from bot.lifecycle.check import LifecycleCheck
+from bot.lifecycle.keysdesk import KeyDesk
+from bot.lifecycle.offboarding import Offboarding
+from bot.lifecycle.owners import Owners
+from bot.lifecycle.rotation import Rotations
+from bot.lifecycle.unused import UnusedCredentials
 from bot.ops.jobs import PeriodicJobs
 from bot.provisioning.service import Provisioning
 from bot.selfservice.desk import StatusDesk
@@ -54,6 +61,13 @@ class Services:
     link_expiry: LinkExpiry
     provisioning: Provisioning
     approvals: Approvals
+    offboarding: Offboarding
+    rotations: Rotations
+    owners: Owners
+    unused: UnusedCredentials
+    lifecycle_check: LifecycleCheck
+    backfill: OwnerBackfill
+    key_desk: KeyDesk
     pending_expiry: PendingExpiry
     wizard: Wizard
     desk: StatusDesk

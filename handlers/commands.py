@@ -1,8 +1,10 @@
-"""The ``/iam-user`` slash command: ``new`` (or empty), ``status [id]``, ``pending``, ``cancel <id>``, ``help``.
+"""The ``/iam-user`` slash command: ``new`` (or empty), ``remove``, ``status [id]``, ``pending``,
+``cancel <id>``, ``keys``, ``help``.
 
 Answers are the ack's text, which Slack shows ephemerally to the person who typed the command,
 in place. Everything before an ack stays well under Slack's 3 s: database reads, the cached
-approver list and at most one cached ``chat.getPermalink``.
+approver list and at most one cached ``chat.getPermalink``. ``keys`` reads IAM (a few calls a
+user), so its list follows by DM from a lazy listener, like ``cancel``'s outcome.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
 
+from bot.lifecycle.removal_form import removal_modal
 from bot.selfservice.commands import parse_command
 from bot.slack.blocks import escape
 from bot.wizard.views import onboarding_modal
@@ -28,19 +31,24 @@ def register(app: App, services: Services) -> None:
         text = command.get("text") or ""
         parsed = parse_command(text)
         user_id = command["user_id"]
-        if parsed.verb in ("new", ""):
+        if parsed.verb in ("new", "", "remove"):
             decision = services.approvals.may_request(user_id)
             if not decision.allowed:
                 ack(text=decision.reason)
                 return
             ack()
             # A trigger_id lives 3 s and works once: open the modal before anything slow.
-            messenger.open_view(command["trigger_id"], onboarding_modal(), "request form")
+            if parsed.verb == "remove":
+                messenger.open_view(command["trigger_id"], removal_modal(), "removal form")
+            else:
+                messenger.open_view(command["trigger_id"], onboarding_modal(), "request form")
+            return
+        if parsed.verb == "keys":
+            ack(text="Reading your IAM users' access keys… the list follows in our direct messages.")
             return
         if parsed.verb == "cancel" and parsed.request_id is not None:
             # Cancelling updates the approval message: answer first, report the outcome by DM.
             ack(text=f"Cancelling `{parsed.request_id}`… I'll confirm in a direct message.")
-            messenger.dm(user_id, desk.cancel(user_id, parsed.request_id).message)
             return
         if parsed.verb == "unknown":
             ack(text=f"I don't know `{escape(parsed.argument or '')}`. Try `/iam-user help`.")
@@ -50,4 +58,12 @@ def register(app: App, services: Services) -> None:
         for part in desk.followups(user_id, text):
             messenger.dm(user_id, part)
 
-    app.command(COMMAND)(iam_user)
+    def after_ack(command: dict) -> None:
+        """``cancel <id>`` (the move) and ``keys`` (IAM reads), after the ack; the answer by DM."""
+        parsed = parse_command(command.get("text") or "")
+        if parsed.verb == "cancel" and parsed.request_id is not None:
+            messenger.dm(command["user_id"], desk.cancel(command["user_id"], parsed.request_id).message)
+        elif parsed.verb == "keys":
+            messenger.dm(command["user_id"], desk.reply(command["user_id"], "keys"))
+
+    app.command(COMMAND)(ack=iam_user, lazy=[after_ack])

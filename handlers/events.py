@@ -1,6 +1,7 @@
-"""Events: direct messages to the bot (the self-service words) and the App Home tab.
+"""Events: direct messages to the bot (the self-service words), the App Home tab, and
+``user_change`` (a member deactivated: their bot-made IAM users are disabled at once).
 
-Bolt acks every event before these listeners run, so they may take their time. Slack repeats
+Both run as lazy listeners after the ack, so they may take their time. Slack repeats
 an event it believes was missed (``X-Slack-Retry-Num``, same ``event_id``); each is answered
 once (:meth:`bot.slack.retries.EventLedger.first_delivery`).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from slack_bolt import App, BoltContext, BoltRequest
+
+from handlers import ack_only
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -60,5 +63,16 @@ def register(app: App, services: Services) -> None:
         # never be published after a newer one.
         home.refresh(event["user"])
 
-    app.event("message")(direct_message)
-    app.event("app_home_opened")(home_opened)
+    def user_changed(event: dict, body: dict, request: BoltRequest) -> None:
+        """``user_change`` (scope ``users:read``): Slack sends it for every profile or status edit;
+        only a deactivated account (``user.deleted: true``) matters."""
+        user = event.get("user") or {}
+        if user.get("deleted") is not True or not user.get("id"):
+            return
+        if not ledger.first_delivery(body.get("event_id"), retry_num(request)):
+            return
+        services.owners.departed(str(user["id"]), source="event")
+
+    app.event("message")(ack=ack_only, lazy=[direct_message])
+    app.event("app_home_opened")(ack=ack_only, lazy=[home_opened])
+    app.event("user_change")(ack=ack_only, lazy=[user_changed])

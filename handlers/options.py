@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    """Options for ``groups``, ``copy_from_user`` (users), ``policies`` and ``permissions_boundary``."""
+    """Options for ``groups``, ``copy_from_user`` and ``remove_users`` (users), ``policies`` and
+    ``permissions_boundary``. ``remove_users`` offers every IAM user by name; the form refuses one the
+    bot did not make at the field (contract, section 5)."""
     typeahead = services.typeahead
 
     def groups(ack: Ack, payload: dict) -> None:
@@ -33,5 +35,6 @@ def register(app: App, services: Services) -> None:
 
     app.options("groups")(groups)
     app.options("copy_from_user")(users)
+    app.options("remove_users")(users)
     app.options("policies")(policies)
     app.options("permissions_boundary")(policies)

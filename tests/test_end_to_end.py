@@ -10,18 +10,20 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.sandbox.processes import http
-from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, STRANGER
 from tests.support import wizard_driver as wiz
 from tests.support.flow import all_text, approval_message, link_from_ephemeral, open_modal, wait_catalog
 
 
-def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path, store: str) -> None:
     iam.create_group(GroupName="developers")
     iam.create_user(UserName="Existing.User")
-    bot = start_bot()
+    bot = start_bot(store=store)
     view = open_modal(bot, slack, REQUESTER)
     assert view["callback_id"] == "onboarding"
     wait_catalog(bot, slack, view, "developers")
@@ -36,7 +38,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     assert "already exists" in dup.json()["errors"]["user_names"]
     none_chosen = run.submit(wiz.details([RECIPIENT], "nina", access=[]))
     assert set(none_chosen.json()["errors"]) == {"access_types"}
-    assert SqliteStore(bot.database_path).requests_where() == []
+    assert bot.store().requests_where() == []
 
     # A valid request goes details → permissions → tags → review, is stored as pending when the
     # review is submitted, and is posted for approval; the requester hears by DM.
@@ -46,20 +48,20 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
         wiz.tags("team=data platform"),
     )
     assert wiz.step_name(run.view) == "review"
-    assert SqliteStore(bot.database_path).requests_where() == []
+    assert bot.store().requests_where() == []
     ok = run.submit(wiz.review())
     assert ok.status == 200 and not ok.body
     ts, request_id = approval_message(slack)
     slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and request_id in c.args["text"]
     )
-    assert SqliteStore(bot.database_path).get_request(request_id).status == "pending"
+    assert bot.store().get_request(request_id).status == "pending"
 
     # Someone outside APPROVER_USER_IDS clicks Approve: an ephemeral refusal, nothing changes.
     refused = bot.user.block_action(STRANGER, "approve_request", request_id, channel=APPROVAL_CHANNEL, message_ts=ts)
     assert refused.status == 200
     slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == STRANGER)
-    assert SqliteStore(bot.database_path).get_request(request_id).status == "pending"
+    assert bot.store().get_request(request_id).status == "pending"
     assert iam.list_users()["Users"][0]["UserName"] == "Existing.User" and len(iam.list_users()["Users"]) == 1
 
     # The approver approves: the message loses its buttons and names the approver; IAM gets the user.
@@ -71,7 +73,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     )[-1]
     final_blocks = json.dumps(final.args["blocks"])
     assert "approve_request" not in final_blocks and f"<@{APPROVER}>" in final_blocks
-    assert SqliteStore(bot.database_path).get_request(request_id).status == "provisioned"
+    assert bot.store().get_request(request_id).status == "provisioned"
 
     user = iam.get_user(UserName="nina.newhire")["User"]
     user_tags = {t["Key"]: t["Value"] for t in user["Tags"]}
@@ -106,14 +108,16 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     sts = moto_server.boto3_client(
         "sts", aws_access_key_id=plain["access_key_id"], aws_secret_access_key=plain["secret_access_key"]
     )
-    assert sts.get_caller_identity()["Arn"].endswith(":user/nina.newhire")
+    assert sts.get_caller_identity()["Arn"].endswith(":user/iam-user-bot/nina.newhire")
 
-    # No secret in any Slack call, the bot's log, or the database file's bytes. The link's key
-    # travels only in the recipient's ephemeral message. Findings name the secret, never show it.
+    # No secret in any Slack call, the bot's log, or the database file's bytes. The link (its
+    # key, and its id, which alone could burn it) travels only in the recipient's ephemeral
+    # message. Findings name the secret, never show it.
     secrets_found = {
         "password": plain["password"],
         "secret access key": plain["secret_access_key"],
         "link key": key,
+        "link id": secret_id,
         "signing secret": bot.signing_secret,
     }
     slack_text = all_text(
@@ -121,11 +125,17 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     )
     log_text = bot.process.log_text()
     assert "request filed" in log_text  # the log really was captured
-    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    if store == "sqlite":
+        # The database and its WAL and SHM files: the bot's user only.
+        db_files = sorted(tmp_path.glob("bot.db*"))
+        assert {p.name for p in db_files} >= {"bot.db", "bot.db-wal", "bot.db-shm"}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in db_files} == {p.name: "0o600" for p in db_files}
+    stored = bot.stored_text()
+    assert "nina.newhire" in stored  # the store's bytes really were read
     leaks = [
         f"{name} in {place}"
         for name, secret in secrets_found.items()
-        for place, haystack in (("Slack", slack_text), ("log", log_text), ("database", db_bytes.decode("latin-1")))
+        for place, haystack in (("Slack", slack_text), ("log", log_text), ("database", stored))
         if secret in haystack
     ]
     recipient_text = all_text(slack.calls("chat.postEphemeral"))
@@ -137,7 +147,7 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     assert leaks == []
 
     # The audit log holds every step, in order.
-    events = [e.event for e in SqliteStore(bot.database_path).audit_events(request_id=request_id)]
+    events = [e.event for e in bot.store().audit_events(request_id=request_id)]
     for expected in ("filed", "approval_posted", "refused_decision", "approved", "provisioning_started", "provisioned"):
         assert expected in events
     assert events.index("approved") < events.index("provisioned") < events.index("link_revealed")
@@ -149,8 +159,9 @@ def test_new_user_end_to_end(start_bot, slack, iam, moto_server, tmp_path: Path)
     )
 
 
-def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, iam) -> None:
-    bot = start_bot()
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, iam, store: str) -> None:
+    bot = start_bot(store=store)
     run = wiz.WizardRun(bot.user, REQUESTER, open_modal(bot, slack, REQUESTER))
     run.through(
         wiz.details([RECIPIENT], "nina.denied", access=["programmatic"]),
@@ -168,7 +179,7 @@ def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, i
     slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and "Use SSO" in c.args["text"]
     )
-    request = SqliteStore(bot.database_path).get_request(request_id)
+    request = bot.store().get_request(request_id)
     assert request.status == "denied" and request.decided_by == APPROVER and request.reason == "Use SSO"
     assert iam.list_users()["Users"] == []
     # The late approve click loses: nothing created, the clicker is told who decided.
@@ -178,8 +189,9 @@ def test_deny_changes_nothing_in_iam_and_tells_the_requester(start_bot, slack, i
     assert iam.list_users()["Users"] == []
 
 
-def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack) -> None:
-    bot = start_bot()
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack, store: str) -> None:
+    bot = start_bot(store=store)
     form = "command=%2Fiam-user&text=new&user_id=U0REQUEST1&trigger_id=1.2.3"
     forged = bot.user.signed_headers(form, "application/x-www-form-urlencoded")
     forged["X-Slack-Signature"] = "v0=" + "0" * 64
@@ -189,4 +201,4 @@ def test_forged_or_stale_requests_get_401_and_change_nothing(start_bot, slack) -
     unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
     assert http("POST", f"{bot.url}/slack/events", form.encode(), unsigned).status == 401
     assert slack.calls("views.open") == []
-    assert SqliteStore(bot.database_path).audit_events() == []
+    assert bot.store().audit_events() == []

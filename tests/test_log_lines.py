@@ -12,6 +12,7 @@ import pytest
 
 from bot import logs
 from bot.credentials.vault import b64url_decode, open_sealed
+from bot.domain.ids import link_digest
 from bot.sandbox.form_filler import FormFiller
 from bot.sandbox.processes import http
 from bot.web import INVALID_SIGNATURE_LOG
@@ -154,7 +155,7 @@ def test_the_real_bot_writes_json_lines_with_ids_and_no_secrets(start_bot, slack
     assert one("audit link_revealed")["request_id"] == request_id
     assert INVALID_SIGNATURE_LOG in text and "Typed-Pa55word" not in text
     # A link's id can burn it: the audit lines name it by its first characters only.
-    assert secret_id[:6] in one("audit link_revealed")["message"] and secret_id not in text
+    assert link_digest(secret_id)[:6] in one("audit link_revealed")["message"] and secret_id not in text
 
     leaks = [
         name

@@ -127,12 +127,31 @@ def test_json_lines_are_redacted_too(capsys) -> None:
     assert leaked(err, found) == []
 
 
-def test_botocore_stays_quiet_whatever_the_level(capsys) -> None:
+def test_json_fields_passed_as_extra_are_redacted_too(capsys) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    found = fake_secrets()
+    try:
+        logs.configure("json", "INFO")
+        extra = {"detail": f"password={found['generated password']} token {found['bot token']}", "attempt": 2}
+        logging.getLogger("tests.json").warning("a line with extra fields", extra=extra)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    entry = json.loads(err.strip().splitlines()[-1])
+    assert entry["attempt"] == 2 and "[REDACTED]" in entry["detail"]  # the field is there, cleaned
+    assert leaked(err, found) == []
+
+
+@pytest.mark.parametrize("library", ["botocore", "slack_sdk", "slack_bolt", "websockets.client", "aiohttp.client"])
+def test_libraries_that_log_payloads_stay_quiet_whatever_the_level(capsys, library: str) -> None:
+    # websockets logs every Socket Mode frame at DEBUG: a form's custom password among them.
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
         logs.configure("text", "DEBUG")
-        assert logging.getLogger("botocore").getEffectiveLevel() >= logging.INFO
+        assert logging.getLogger(library).getEffectiveLevel() >= logging.INFO
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)

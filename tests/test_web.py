@@ -21,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
+from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm
 from bot.services import Services
 from bot.storage.sqlite import SqliteStore
@@ -63,6 +64,7 @@ def make_app(tmp_path: Path, **overrides: object):
 
 
 def seal_one(store: SqliteStore, services: Services) -> tuple[str, str]:
+    """One sealed link: ``(link id, link)``; the store knows it as ``link_digest(link id)``."""
     form = RequestForm(
         recipients=(RECIPIENT,), user_names=("wes.web",), access_types=frozenset({AccessType.PROGRAMMATIC})
     )
@@ -72,7 +74,9 @@ def seal_one(store: SqliteStore, services: Services) -> tuple[str, str]:
         RECIPIENT,
         CreatedCredentials(user_name="wes.web", access_key_id="AKIAEXAMPLE", secret_access_key="x" * 40),
     )
-    return issued.secret_id, issued.link
+    link_id = issued.link.rsplit("/", 1)[1].split("#", 1)[0]
+    assert issued.secret_id == link_digest(link_id)
+    return link_id, issued.link
 
 
 @pytest.fixture
@@ -124,7 +128,7 @@ def test_get_is_the_same_for_every_id_and_consumes_nothing(web) -> None:
     assert len(pages) == 1 and b"Reveal" in pages.pop()
     client.head(f"/credentials/{live}")
     clock.now -= timedelta(days=2)
-    assert store.secret_row(live).state == "sealed"
+    assert store.secret_row(link_digest(live)).state == "sealed"
     assert client.post(f"/credentials/{live}", headers=REVEAL).status_code == 200
 
 
@@ -140,7 +144,7 @@ def test_only_an_exact_reveal_post_hands_out_and_only_once(web) -> None:
     ):
         answer = client.post(f"/credentials/{secret_id}", **kwargs)
         assert answer.status_code == 400, kwargs
-    assert store.secret_row(secret_id).state == "sealed"
+    assert store.secret_row(link_digest(secret_id)).state == "sealed"
     ok = client.post(f"/credentials/{secret_id}", headers=REVEAL)
     assert ok.status_code == 200 and set(ok.json) == {"iv", "ciphertext"}
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+", v) for v in ok.json.values())
@@ -151,9 +155,9 @@ def test_only_an_exact_reveal_post_hands_out_and_only_once(web) -> None:
     # The follow-up work (notice update, reuse check) was queued, not done before answering.
     queued = [(fn.__name__, args[0].__name__, args[1]) for fn, args in services.reveals.executor.jobs]
     assert queued == [
-        ("_logged", "_after_reveal", secret_id),
-        ("_logged", "_after_refused", secret_id),
-        ("_logged", "_after_refused", "AAAAAAAAAAAAAAAAAAAAAAAA"),
+        ("_logged", "_after_reveal", link_digest(secret_id)),
+        ("_logged", "_after_refused", link_digest(secret_id)),
+        ("_logged", "_after_refused", link_digest("AAAAAAAAAAAAAAAAAAAAAAAA")),
     ]
 
 
@@ -169,7 +173,7 @@ def test_rate_limit_answers_429_per_client_and_consumes_nothing(tmp_path: Path) 
     limited = client.post(f"/credentials/{secret_id}", headers=REVEAL, environ_base=here)
     assert limited.status_code == 429 and "Retry-After" in limited.headers
     assert_secure(limited)
-    assert store.secret_row(secret_id).state == "sealed"
+    assert store.secret_row(link_digest(secret_id)).state == "sealed"
     # Without a trusted proxy, X-Forwarded-For is the client's own claim and is ignored.
     spoofed = client.post(
         f"/credentials/{secret_id}", headers={**REVEAL, "X-Forwarded-For": "203.0.113.9"}, environ_base=here
@@ -264,3 +268,15 @@ def test_slack_events_refuses_unsigned_or_oversized_bodies_before_parsing_them(w
         },
     )
     assert signed.status_code == 200 and signed.get_json() == {"challenge": "c-123"}
+
+
+def test_what_a_copy_of_the_database_holds_can_neither_reveal_nor_burn_a_link(web) -> None:
+    """README: a stolen database cannot burn or read a link. The copy's ids are digests."""
+    app, store, services, _ = web
+    client = app.test_client()
+    link_id, _ = seal_one(store, services)
+    (stored_id,) = [row[0] for row in store.db.conn.execute("SELECT id FROM secrets")]
+    assert stored_id == link_digest(link_id) and link_id not in stored_id
+    assert client.post(f"/credentials/{stored_id}", headers=REVEAL).status_code == 410
+    assert store.secret_row(stored_id).state == "sealed"
+    assert client.post(f"/credentials/{link_id}", headers=REVEAL).status_code == 200

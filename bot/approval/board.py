@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 
 from cachetools import LRUCache
@@ -26,6 +27,7 @@ from bot.storage.base import Store
 # Slack allows about one chat.update a second per channel; progress lines need no more.
 PROGRESS_EVERY_SECONDS = 1.0
 CACHED_REQUESTS = 1000
+LOCK_STRIPES = 64  # refreshes of one request share a lock; of different ones rarely wait on each other
 
 
 class ApprovalBoard:
@@ -34,14 +36,22 @@ class ApprovalBoard:
     Args:
         channel: ``APPROVAL_CHANNEL_ID``.
         pending_ttl_seconds: ``PENDING_REQUEST_TTL_SECONDS``, for the "expires" line.
+        executor: where progress updates run (default: their own thread; inline on AWS Lambda).
     """
 
-    def __init__(self, store: Store, messenger: Messenger, channel: str, pending_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        messenger: Messenger,
+        channel: str,
+        pending_ttl_seconds: int,
+        executor: Executor | None = None,
+    ) -> None:
         self.store = store
         self.messenger = messenger
         self.channel = channel
         self.pending_ttl_seconds = pending_ttl_seconds
-        self._locks: LRUCache[str, threading.Lock] = LRUCache(CACHED_REQUESTS)
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._shown: LRUCache[str, float] = LRUCache(CACHED_REQUESTS)
         # The CLI lines of a request depend only on its stored review and its approver: build the
         # plan once, not on every progress line.
@@ -49,7 +59,7 @@ class ApprovalBoard:
         self._guard = threading.Lock()
         # Progress updates go through their own thread: a slow or rate-limited chat.update must
         # never hold up the IAM steps (or the lease they renew).
-        self._progress_pool = logs.ContextExecutor(max_workers=1, thread_name_prefix="progress")
+        self._progress_pool = executor or logs.ContextExecutor(max_workers=1, thread_name_prefix="progress")
 
     def expires_at(self, request: OnboardingRequest) -> datetime:
         """When a pending request expires: ``PENDING_REQUEST_TTL_SECONDS`` after filing."""
@@ -124,8 +134,5 @@ class ApprovalBoard:
         self._progress_pool.shutdown(wait=False, cancel_futures=True)
 
     def _lock(self, request_id: str) -> threading.Lock:
-        with self._guard:
-            lock = self._locks.get(request_id)
-            if lock is None:
-                lock = self._locks[request_id] = threading.Lock()
-            return lock
+        """The lock of ``request_id``'s stripe: never evicted, always the same for one request."""
+        return self._locks[hash(request_id) % LOCK_STRIPES]

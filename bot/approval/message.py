@@ -30,13 +30,15 @@ from slack_sdk.models.views import View
 
 from bot.domain import plan_text
 from bot.domain.limits import MESSAGE_BLOCKS_MAX, MESSAGE_CODE_CHARS, SECTION_TEXT_MAX
-from bot.domain.models import OnboardingRequest, PermissionExpansion, PermissionMode, Review
+from bot.domain.models import OnboardingRequest, PermissionExpansion, PermissionMode, RemoveMode, Review, UserHoldings
 from bot.domain.plan import build_plan
 from bot.domain.plan_text import Script
+from bot.domain.removal import removal_plan
 from bot.domain.states import RequestStatus
 from bot.slack.blocks import escape, mention, slack_date, truncate
 from bot.slack.code_blocks import script_blocks
 from bot.slack.request_blocks import code_list, decision_buttons, summary_text
+from bot.slack.wording import removal_verb, status_words
 
 DENY_CALLBACK_ID = "deny_reason"
 APPROVER_PLACEHOLDER = "<approver>"
@@ -47,9 +49,12 @@ APPROVER_PLACEHOLDER = "<approver>"
 
 def cli_script_for(request: OnboardingRequest, expansion: PermissionExpansion) -> Script:
     """The ``aws iam …`` script (:mod:`bot.domain.plan_text`) of the plan :func:`bot.domain.plan.build_plan`
-    makes from the stored expansion; empty when the expansion could not be read."""
+    (or, for a removal, :func:`bot.domain.removal.removal_plan`) makes from the stored expansion;
+    empty when the expansion could not be read."""
     if expansion.error:
         return Script()
+    if request.form.is_removal:
+        return plan_text.preview(removal_plan(expansion.holdings, RemoveMode(str(request.form.remove_mode))))
     try:
         steps = build_plan(
             request,
@@ -111,7 +116,27 @@ def _cli_blocks(request: OnboardingRequest, script: Script, budget: int) -> list
 # -- the content ----------------------------------------------------------------------------------
 
 
+def _holding_line(held: UserHoldings) -> str:
+    things = held.left()
+    return f"• `{escape(held.user_name)}` (owner {mention(held.owner)}): " + (
+        "; ".join(escape(t) for t in things) if things else "nothing but the user"
+    )
+
+
+def _holdings(expansion: PermissionExpansion) -> str:
+    """What each user of a removal holds now (read from IAM when it was filed)."""
+    lines = ["*What the users hold now*"]
+    if expansion.error:
+        lines.append(f":x: could not be read from IAM: {escape(expansion.error)}")
+    lines += [_holding_line(held) for held in expansion.holdings]
+    for group in expansion.groups:
+        lines.append(f"• group `{escape(group.name)}` grants {code_list([p.name for p in group.managed_policies])}")
+    return "\n".join(lines)
+
+
 def _permissions(request: OnboardingRequest, expansion: PermissionExpansion) -> str:
+    if request.form.is_removal:
+        return _holdings(expansion)
     form = request.form
     lines: list[str] = []
     if form.permission_mode is PermissionMode.COPY_USER:
@@ -180,6 +205,8 @@ def outcome_line(
         return f":hourglass: Expired without a decision {slack_date(request.updated_at)}"
     approvers = list(review.approvers) if review and review.approvals else [request.decided_by]
     approved = f":white_check_mark: Approved by {' and '.join(mention(a) for a in approvers)} {when}"
+    if request.form.is_removal:
+        return approved + _removal_outcome(request, progress)
     if status is RequestStatus.APPROVED:
         return approved + "\n:hourglass_flowing_sand: Provisioning is about to start…"
     if status is RequestStatus.PROVISIONING:
@@ -191,6 +218,18 @@ def outcome_line(
     return (
         approved + f"\n:x: Provisioning failed, {request.failure_outcome}: {escape(request.error or 'unknown error')}"
     )
+
+
+def _removal_outcome(request: OnboardingRequest, progress: tuple[int, int] | None) -> str:
+    """The line after "Approved by …" on a removal request."""
+    if request.status is RequestStatus.APPROVED:
+        return "\n:hourglass_flowing_sand: The removal is about to start…"
+    if request.status is RequestStatus.PROVISIONING:
+        steps = f" ({progress[0]} of {progress[1]} IAM steps done)" if progress else ""
+        return f"\n:gear: Removing the IAM users…{steps}"
+    if request.status is RequestStatus.PROVISIONED:
+        return f"\n:wastebasket: IAM users {removal_verb(request)} {slack_date(request.updated_at)}"
+    return f"\n:x: The removal failed: {escape(request.error or 'unknown error')}"
 
 
 def approval_message(
@@ -211,7 +250,8 @@ def approval_message(
     Buttons ``approve_request`` / ``deny_request`` (value: the request id) are shown only while
     the request is pending; Approve is left out when IAM could not be read.
     """
-    head: list[Block] = [HeaderBlock(block_id="title", text=truncate(f"IAM user request {request.id}", 150))]
+    kind = "IAM user removal" if request.form.is_removal else "IAM user request"
+    head: list[Block] = [HeaderBlock(block_id="title", text=truncate(f"{kind} {request.id}", 150))]
     if flags := _flags(review):
         head += _sections(flags, "flags")
     head += _sections(summary_text(request), "summary")
@@ -229,7 +269,7 @@ def approval_message(
     if len(blocks) > MESSAGE_BLOCKS_MAX:  # only with absurd content: keep the decision part visible
         blocks = blocks[: MESSAGE_BLOCKS_MAX - len(tail)] + tail
     sensitive = " [sensitive]" if review.sensitive else ""
-    text = f"IAM user request {request.id}{sensitive} from {mention(request.requester)}: {request.status.words}"
+    text = f"{kind} {request.id}{sensitive} from {mention(request.requester)}: {status_words(request)}"
     return text, blocks
 
 

@@ -22,11 +22,12 @@ from bot.domain.ids import is_request_id
 from bot.domain.models import OnboardingRequest, RequestForm, Review
 from bot.domain.records import ApprovalVerdict
 from bot.domain.states import RequestEvent, RequestStatus
+from bot.lifecycle.offboarding import Offboarding
 from bot.provisioning.service import Provisioning
 from bot.slack.blocks import mention, untrusted_id
 from bot.slack.messenger import Messenger
 from bot.slack.people import People
-from bot.slack.wording import decision_verb, requester_notice
+from bot.slack.wording import decision_verb, requester_notice, status_words
 from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class Approvals:
         iam: reads what a request grants (after filing; never in a click path).
         sensitive_permissions / sensitive_approvals: ``SENSITIVE_PERMISSIONS`` and
             ``SENSITIVE_APPROVALS_REQUIRED``.
-        board: the approvers' message; provisioning: started on the final approval.
+        board: the approvers' message; provisioning: started on the final approval of a new
+            user request, offboarding on that of a removal request (``/iam-user remove``).
     """
 
     store: Store
@@ -63,6 +65,7 @@ class Approvals:
     board: ApprovalBoard
     changes: Changes
     provisioning: Provisioning
+    offboarding: Offboarding
     sensitive_permissions: tuple[str, ...]
     sensitive_approvals: int
 
@@ -87,12 +90,14 @@ class Approvals:
         """Read what ``request`` grants from IAM, flag its risks and store both, once.
 
         Slow (IAM reads): runs after the filing's ack, before the approval message is posted, so
-        approvers never see (and clicks never wait for) an unexpanded request. A failed read is
-        stored too: the request is then shown as unreadable and cannot be approved.
+        approvers never see (and clicks never wait for) an unexpanded request. A removal request
+        is read as what its users hold (a sensitive permission among them makes it sensitive). A
+        failed read is stored too: the request is then shown as unreadable and cannot be approved.
         """
         if (stored := self.store.get_review(request.id)) is not None:
             return stored
-        expansion = self.iam.read_expansion(request.form)
+        form = request.form
+        expansion = self.offboarding.read(form) if form.is_removal else self.iam.read_expansion(form)
         flags = risk.assess(request.form, expansion, self.sensitive_permissions)
         required = risk.approvals_required(flags, self.sensitive_approvals)
         eligible = self.people.approvers() - {request.requester, *request.form.recipients}
@@ -209,6 +214,9 @@ class Approvals:
                 tell=True,
             )
         self.messenger.dm(current.requester, requester_notice(current))
+        if current.form.is_removal:
+            self.offboarding.start(request_id)
+            return Outcome(True, f"Approved `{request_id}`; removing the IAM users now.")
         self.provisioning.start(request_id)
         return Outcome(True, f"Approved `{request_id}`; creating the IAM users now.")
 
@@ -251,8 +259,9 @@ class Approvals:
             self.store.audit("refused_cancel", request_id=request_id, actor=actor, detail=detail)
             return Outcome(
                 False,
-                f"Request `{request_id}` is {current.status.words}, so it can no longer be cancelled. "
+                f"Request `{request_id}` is {status_words(current)}, so it can no longer be cancelled. "
                 "Nothing was changed.",
             )
         self.changes.request_moved(moved)
-        return Outcome(True, f"Cancelled request `{request_id}`. Nothing was created in IAM; the approvers see it.")
+        done = "removed" if moved.form.is_removal else "created"
+        return Outcome(True, f"Cancelled request `{request_id}`. Nothing was {done} in IAM; the approvers see it.")

@@ -27,7 +27,7 @@ from bot.domain.models import (
     RequestForm,
     UserPermissions,
 )
-from bot.domain.plan import policy_document_sha256
+from bot.domain.plan import MANAGED_TAG, policy_document_sha256
 from bot.domain.quotas import AccountQuotas
 from bot.domain.risk import allows_everything
 from bot.domain.rules import PasswordPolicy
@@ -261,6 +261,29 @@ class IamGateway:
                 return None
             raise as_iam_error(error) from None
         return {tag["Key"]: tag["Value"] for tag in pages}
+
+    def require_managed(self, user_name: str, operation: str, *, delays: Sequence[float] = ()) -> None:
+        """Refuse, before any write, to touch a user that lacks ``iam-user-bot:managed=true``.
+
+        The bot's IAM policy allows writes only on such users (contract, sections 4 and 7); the
+        code keeps to the same rule, whatever policy is attached, and says why in words. A user
+        that does not exist passes (the write itself then reports ``NoSuchEntity``).
+
+        Args:
+            operation: the IAM call about to be made (named in the error).
+            delays: retry ``NoSuchEntity`` this way first, for a user that should exist.
+
+        Raises:
+            IamError: ``NotManaged`` when the user exists without the tag; a read was refused.
+        """
+        tags = self.tags_of(user_name, delays=delays)
+        if tags is not None and tags.get(MANAGED_TAG) != "true":
+            raise IamError(
+                "NotManaged",
+                f"the IAM user {user_name} was not created by this bot (it has no {MANAGED_TAG}=true tag), "
+                "so the bot leaves it alone",
+                operation,
+            )
 
     # -- a request's permissions, made concrete ----------------------------------------------------
 

@@ -1,10 +1,14 @@
 """Taking IAM users apart: everything IAM requires gone first, in its order, then the user; and
-the bot-managed policies a failed request made. The writes of rollback (and offboarding).
+the bot-managed policies a failed request made. The writes of rollback and of offboarding's last
+step (which sweeps up whatever appeared after its plan was made).
 
-IAM's order (user guide, "Deleting an IAM user"): login profile, access keys, MFA devices
-(deactivated, then deleted), inline policies, managed policies, group memberships, then the
-user. Anything left makes ``DeleteUser`` fail with ``DeleteConflict``. ``NoSuchEntity`` at any
-point counts as done.
+IAM's order (user guide, "Deleting an IAM user"): login profile, access keys, signing
+certificates, SSH public keys, service-specific credentials, MFA devices (deactivated, then a
+virtual one deleted), inline policies, managed policies, group memberships, then the user.
+Anything left makes ``DeleteUser`` fail with ``DeleteConflict``; a permissions boundary
+does not (it goes with the user), so the bot never removes one and its policy denies it.
+``NoSuchEntity`` at any point counts as done. Only users tagged ``iam-user-bot:managed=true``
+are touched (:meth:`~bot.aws.iam.IamGateway.require_managed`), as the bot's policy allows.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from botocore.exceptions import ClientError
 from bot.aws.clients import CONSISTENCY_DELAYS, as_iam_error, error_code, gone, retry_on
 from bot.aws.iam import IamGateway
 from bot.domain.plan import MANAGED_TAG, REQUEST_ID_TAG
+from bot.domain.removal import is_virtual_mfa
 
 DELETE_CONFLICT_DELAYS = (0.5, 1, 2, 4, 8)
 
@@ -39,7 +44,7 @@ class Remover:
             IamError: a delete was refused for good.
         """
         tags = self.gateway.tags_of(user_name, delays=CONSISTENCY_DELAYS if expect_exists else (0.5, 1))
-        if tags is None or tags.get(REQUEST_ID_TAG) != request_id:
+        if tags is None or tags.get(REQUEST_ID_TAG) != request_id or tags.get(MANAGED_TAG) != "true":
             return False
         self.delete_user_completely(user_name)
         return True
@@ -47,14 +52,17 @@ class Remover:
     def delete_user_completely(self, user_name: str) -> None:
         """Remove a user and everything attached to it, in the order IAM requires.
 
-        Order: login profile, access keys (every status), MFA devices, inline policies,
-        managed policies, groups, permissions boundary, user. ``NoSuchEntity`` counts as
+        Order: login profile, access keys (every status), signing certificates, SSH public keys,
+        service-specific credentials, MFA devices, inline policies, managed policies, groups,
+        user (its boundary goes with it). ``NoSuchEntity`` counts as
         done. ``DeleteConflict`` on the user (something appeared that a list did not show yet:
         eventual consistency) repeats the whole pass with backoff.
 
         Raises:
-            IamError: IAM refused a delete for good.
+            IamError: ``NotManaged`` before any write when the user lacks the managed tag; IAM
+                refused a delete for good.
         """
+        self.gateway.require_managed(user_name, "DeleteUser")
 
         def one_pass() -> None:
             if self._strip_user(user_name):
@@ -69,7 +77,7 @@ class Remover:
         """Remove what hangs off a user; False when the user is gone."""
         iam = self.iam
         try:
-            user = iam.get_user(UserName=user_name)["User"]
+            iam.get_user(UserName=user_name)
         except ClientError as error:
             if error_code(error) == "NoSuchEntity":
                 return False
@@ -77,24 +85,29 @@ class Remover:
         gone(lambda: iam.delete_login_profile(UserName=user_name))
         for key in self.gateway.list("list_access_keys", "AccessKeyMetadata", UserName=user_name):
             gone(lambda k=key: iam.delete_access_key(UserName=user_name, AccessKeyId=k["AccessKeyId"]))
+        for cert in self.gateway.list("list_signing_certificates", "Certificates", UserName=user_name):
+            gone(lambda c=cert: iam.delete_signing_certificate(UserName=user_name, CertificateId=c["CertificateId"]))
+        for ssh in self.gateway.list("list_ssh_public_keys", "SSHPublicKeys", UserName=user_name):
+            gone(lambda k=ssh: iam.delete_ssh_public_key(UserName=user_name, SSHPublicKeyId=k["SSHPublicKeyId"]))
+        # Not paginated: IAM allows two service-specific credentials per service and user.
+        for credential in iam.list_service_specific_credentials(UserName=user_name)["ServiceSpecificCredentials"]:
+            credential_id = credential["ServiceSpecificCredentialId"]
+            gone(
+                lambda c=credential_id: iam.delete_service_specific_credential(
+                    UserName=user_name, ServiceSpecificCredentialId=c
+                )
+            )
         for device in self.gateway.list("list_mfa_devices", "MFADevices", UserName=user_name):
             serial = device["SerialNumber"]
             gone(lambda s=serial: iam.deactivate_mfa_device(UserName=user_name, SerialNumber=s))
-            gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
+            if is_virtual_mfa(serial):  # a hardware device is only deactivated: it is no IAM resource
+                gone(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
         for policy_name in self.gateway.list("list_user_policies", "PolicyNames", UserName=user_name):
             gone(lambda p=policy_name: iam.delete_user_policy(UserName=user_name, PolicyName=p))
         for policy in self.gateway.list("list_attached_user_policies", "AttachedPolicies", UserName=user_name):
             gone(lambda p=policy: iam.detach_user_policy(UserName=user_name, PolicyArn=p["PolicyArn"]))
         for group in self.gateway.list("list_groups_for_user", "Groups", UserName=user_name):
             gone(lambda g=group: iam.remove_user_from_group(UserName=user_name, GroupName=g["GroupName"]))
-        if user.get("PermissionsBoundary"):
-            try:
-                gone(lambda: iam.delete_user_permissions_boundary(UserName=user_name))
-            except ClientError as error:
-                # A bot policy may forbid removing boundaries (docs/bot-iam-policy.json); deleting
-                # the user removes the boundary with it, so carry on.
-                if error_code(error) != "AccessDenied":
-                    raise
         return True
 
     def delete_bot_policy_if_unused(self, arn: str, request_id: str) -> bool:

@@ -7,11 +7,24 @@ Answers are plain facts; :mod:`bot.ops.check_aws` words them as check lines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
+)
+from botocore.exceptions import ConnectionError as NoConnection
 
 from bot.aws.clients import error_code
 
@@ -19,6 +32,41 @@ from bot.aws.clients import error_code
 CHECK_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
 # What identity() and probe() may raise or meet: IAM's refusal, or no answer at all.
 AwsFailure = (ClientError, BotoCoreError)
+# Error codes with which AWS turns down the credentials themselves (unknown, disabled, expired,
+# wrongly signed), as opposed to a call they may not make.
+REJECTED_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "RequestExpired",
+    }
+)
+
+
+class Failure(StrEnum):
+    """Why an AWS call of ``check`` failed; each has its own fix."""
+
+    UNREACHABLE = "unreachable"  # no answer: network, DNS, TLS, proxy, or a wrong AWS_ENDPOINT_URL
+    NO_CREDENTIALS = "no credentials"  # boto3 found none, or the named profile does not exist
+    REJECTED = "rejected"  # AWS answered: the credentials are unknown, disabled or expired
+    DENIED = "denied"  # AWS answered: valid credentials, but this call is not allowed
+    OTHER = "other"
+
+
+def classify(error: BaseException) -> Failure:
+    """The :class:`Failure` of an exception raised by a boto3 call."""
+    if isinstance(error, NoConnection | HTTPClientError):
+        return Failure.UNREACHABLE
+    missing = (NoCredentialsError, PartialCredentialsError, ProfileNotFound, CredentialRetrievalError, SSOError)
+    if isinstance(error, (*missing, TokenRetrievalError)):
+        return Failure.NO_CREDENTIALS
+    if isinstance(error, ClientError):
+        return Failure.REJECTED if error_code(error) in REJECTED_CODES else Failure.DENIED
+    return Failure.OTHER
 
 
 def check_client(service: str) -> Any:
@@ -51,11 +99,66 @@ def simulate(iam: Any, principal: str, actions: Sequence[str]) -> list[dict[str,
     return results
 
 
-def probe(iam: Any) -> tuple[int, list[str]]:
-    """Read-only calls the bot makes, each once: ``(how many were tried, the actions refused)``.
+# The writes that take a user over (a key, a password): allowed on the bot's users only.
+TAKEOVER_ACTIONS = ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile")
+PROBE_USER = "iam-user-bot-check-probe"  # never created: simulation needs only its ARN
 
-    No custom password policy (``NoSuchEntity``) is not a refusal.
-    """
+
+@dataclass(frozen=True)
+class Scoping:
+    """What simulating the bot's policy on users found: the takeover writes allowed on a user
+    tagged managed (should be all), allowed on a user without the tag (should be none), and
+    whether removing a managed user's boundary is allowed (should not be)."""
+
+    allowed_on_managed: tuple[str, ...]
+    allowed_on_unmanaged: tuple[str, ...]
+    boundary_removal_allowed: bool
+
+
+def simulate_scoping(iam: Any, principal: str, account: str, user_path: str) -> Scoping | None:
+    """``iam:SimulatePrincipalPolicy`` of the takeover writes on a (never created) user under
+    ``user_path`` tagged ``iam-user-bot:managed=true``, the same on one without the tag at ``/``,
+    and ``DeleteUserPermissionsBoundary`` on the managed one. None when the call is refused or
+    not supported (moto)."""
+    managed_arn = f"arn:aws:iam::{account}:user{user_path}{PROBE_USER}"
+    other_arn = f"arn:aws:iam::{account}:user/{PROBE_USER}"
+    tagged = [
+        {
+            "ContextKeyName": "aws:ResourceTag/iam-user-bot:managed",
+            "ContextKeyValues": ["true"],
+            "ContextKeyType": "string",
+        }
+    ]
+
+    def allowed(actions: Sequence[str], resource: str, context: list[dict[str, Any]]) -> tuple[str, ...]:
+        answer = iam.simulate_principal_policy(
+            PolicySourceArn=principal, ActionNames=list(actions), ResourceArns=[resource], ContextEntries=context
+        )
+        return tuple(sorted(r["EvalActionName"] for r in answer["EvaluationResults"] if r["EvalDecision"] == "allowed"))
+
+    try:
+        return Scoping(
+            allowed_on_managed=allowed(TAKEOVER_ACTIONS, managed_arn, tagged),
+            allowed_on_unmanaged=allowed(TAKEOVER_ACTIONS, other_arn, []),
+            boundary_removal_allowed=bool(allowed(["iam:DeleteUserPermissionsBoundary"], managed_arn, tagged)),
+        )
+    except Exception:  # refused, or not supported by this endpoint: the caller says it could not check
+        return None
+
+
+@dataclass(frozen=True)
+class Probes:
+    """What the read-only probes found: how many ran, the actions refused, and when IAM did not
+    answer at all, that error in words (the probes stop there)."""
+
+    tried: int
+    refused: list[str]
+    unreachable: str | None = None
+
+
+def probe(iam: Any) -> Probes:
+    """Read-only calls the bot makes, each once. No custom password policy (``NoSuchEntity``) is
+    not a refusal; an endpoint that does not answer stops the probes."""
     probes = {
         "iam:ListUsers": lambda: iam.list_users(MaxItems=1),
         "iam:ListGroups": lambda: iam.list_groups(MaxItems=1),
@@ -71,6 +174,8 @@ def probe(iam: Any) -> tuple[int, list[str]]:
         except ClientError as error:
             if error_code(error) != "NoSuchEntity":
                 refused.append(action)
-        except (BotoCoreError, ValueError):  # unreachable endpoint, unparsable answer
+        except (BotoCoreError, ValueError) as error:  # no answer, or an unparsable one
+            if classify(error) is Failure.UNREACHABLE:
+                return Probes(len(probes), refused, str(error))
             refused.append(action)
-    return len(probes), refused
+    return Probes(len(probes), refused)

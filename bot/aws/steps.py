@@ -1,10 +1,14 @@
-"""Running one plan step against IAM: the provisioning writes, one runner per step kind.
+"""Running one plan step against IAM: the provisioning and removal writes, one runner per step kind.
+
+Every step on an existing user first confirms it carries ``iam-user-bot:managed=true``
+(:meth:`~bot.aws.iam.IamGateway.require_managed`), as the bot's IAM policy requires.
 
 Every step is idempotent, so a step the journal shows as started (the process died during the
 call) can simply run again: a user that exists with this request's provenance tag is this
 request's user; group membership and policy attachment are checked before adding; a login
 profile that exists gets a new password; access keys of an interrupted step are deleted and one
-new key made (the secret of a key made before a crash is lost for good).
+new key made (the secret of a key made before a crash is lost for good); a removal step whose
+target is gone already (``NoSuchEntity``) is done.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from bot.aws.clients import IamError, as_iam_error, error_code, gone
+from bot.aws.clients import CONSISTENCY_DELAYS, IamError, as_iam_error, error_code, gone
 from bot.aws.iam import IamGateway
+from bot.aws.removal import Remover
 from bot.domain.plan import (
     BOT_POLICY_DESCRIPTIONS,
     BOT_POLICY_SHORT_NAMES,
     MANAGED_TAG,
     REQUEST_ID_TAG,
+    STEP_KINDS,
+    USER_PATH,
     Step,
     StepKind,
     bot_policy_arn,
@@ -90,9 +97,16 @@ class StepRunner:
             journal.
 
         Raises:
-            IamError: IAM refused the call for good (after bounded ``NoSuchEntity`` retries).
+            IamError: ``NotManaged`` before any write when a step would touch an existing user
+                without ``iam-user-bot:managed=true``; IAM refused the call for good (after
+                bounded ``NoSuchEntity`` retries).
         """
         try:
+            if step.user_name and step.kind is not StepKind.CREATE_USER:
+                operation = "".join(word.capitalize() for word in step.kind.value.split("_"))
+                # A user being taken apart exists for good; one just created may not be visible yet.
+                delays = () if STEP_KINDS[step.kind].removes else CONSISTENCY_DELAYS
+                self.gateway.require_managed(step.user_name, operation, delays=delays)
             return RUNNERS[step.kind](self, step, context, rerun)
         except ClientError as error:
             raise as_iam_error(error) from None
@@ -138,10 +152,11 @@ class StepRunner:
         return StepResult(record={"policy_arn": arn, "created": True})
 
     def create_user(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
-        """``CreateUser`` with tags and boundary; an existing user is this run's only if it carries
-        this request's id tag (an interrupted attempt), else the step fails."""
+        """``CreateUser`` under :data:`USER_PATH` with tags and boundary; an existing user is this
+        run's only if it carries this request's id tag (an interrupted attempt), else the step fails."""
         name = step.user_name
-        params: dict[str, Any] = {"UserName": name, "Tags": [{"Key": t.key, "Value": t.value} for t in step.tags]}
+        tags = [{"Key": t.key, "Value": t.value} for t in step.tags]
+        params: dict[str, Any] = {"UserName": name, "Path": USER_PATH, "Tags": tags}
         if step.permissions_boundary_arn:
             params["PermissionsBoundary"] = step.permissions_boundary_arn
         try:
@@ -227,6 +242,46 @@ class StepRunner:
         )
         return StepResult()
 
+    def remove(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """One removal call (:data:`REMOVAL_CALLS`) on the step's user; ``NoSuchEntity`` (taken
+        away already, by an earlier attempt or by hand) counts as done."""
+        method, target, extra = REMOVAL_CALLS[step.kind]
+        params: dict[str, Any] = {"UserName": step.user_name, **extra}
+        if target:
+            params[target] = step.target
+        gone(lambda: getattr(self.iam, method)(**params))
+        return StepResult(record={"removed": step.target or step.kind.value})
+
+    def delete_virtual_mfa_device(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``DeleteVirtualMFADevice`` of a device the previous step deactivated."""
+        gone(lambda: self.iam.delete_virtual_mfa_device(SerialNumber=step.target))
+        return StepResult(record={"removed": step.target})
+
+    def delete_user(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
+        """``DeleteUser``, after sweeping up anything that appeared since the plan was made, in
+        IAM's order (:meth:`~bot.aws.removal.Remover.delete_user_completely`)."""
+        Remover(self.gateway).delete_user_completely(step.user_name)
+        return StepResult(record={"deleted": step.user_name})
+
+
+# The IAM call of each single-call removal step kind: (client method, the parameter that takes the
+# step's target or None, fixed parameters). IAM API reference of each action.
+REMOVAL_CALLS: Mapping[StepKind, tuple[str, str | None, dict[str, str]]] = {
+    StepKind.DEACTIVATE_ACCESS_KEY: ("update_access_key", "AccessKeyId", {"Status": "Inactive"}),
+    StepKind.DELETE_LOGIN_PROFILE: ("delete_login_profile", None, {}),
+    StepKind.DELETE_ACCESS_KEY: ("delete_access_key", "AccessKeyId", {}),
+    StepKind.DELETE_SIGNING_CERTIFICATE: ("delete_signing_certificate", "CertificateId", {}),
+    StepKind.DELETE_SSH_PUBLIC_KEY: ("delete_ssh_public_key", "SSHPublicKeyId", {}),
+    StepKind.DELETE_SERVICE_SPECIFIC_CREDENTIAL: (
+        "delete_service_specific_credential",
+        "ServiceSpecificCredentialId",
+        {},
+    ),
+    StepKind.DEACTIVATE_MFA_DEVICE: ("deactivate_mfa_device", "SerialNumber", {}),
+    StepKind.DELETE_USER_POLICY: ("delete_user_policy", "PolicyName", {}),
+    StepKind.DETACH_USER_POLICY: ("detach_user_policy", "PolicyArn", {}),
+    StepKind.REMOVE_USER_FROM_GROUP: ("remove_user_from_group", "GroupName", {}),
+}
 
 # The runner's table: the IAM work of each step kind (a test checks none is missing).
 RUNNERS: Mapping[StepKind, Runner] = {
@@ -237,4 +292,7 @@ RUNNERS: Mapping[StepKind, Runner] = {
     StepKind.ADD_USER_TO_GROUP: StepRunner.add_user_to_group,
     StepKind.ATTACH_USER_POLICY: StepRunner.attach_user_policy,
     StepKind.PUT_USER_POLICY: StepRunner.put_user_policy,
+    **{kind: StepRunner.remove for kind in REMOVAL_CALLS},
+    StepKind.DELETE_VIRTUAL_MFA_DEVICE: StepRunner.delete_virtual_mfa_device,
+    StepKind.DELETE_USER: StepRunner.delete_user,
 }

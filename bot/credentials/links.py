@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from bot.config import Settings
 from bot.credentials import messages
 from bot.credentials.vault import credentials_plaintext, seal
+from bot.domain.ids import link_digest
 from bot.domain.models import CreatedCredentials
 from bot.domain.records import NewSecret, SecretRow
 from bot.slack.messenger import Messenger
@@ -23,7 +24,9 @@ from bot.storage.base import Store
 
 @dataclass(frozen=True)
 class IssuedLink:
-    """A sealed secret's link (``PUBLIC_BASE_URL/credentials/<id>#<key>``: never log it)."""
+    """A sealed secret's link (``PUBLIC_BASE_URL/credentials/<id>#<key>``: never log it) and the
+    ``secret_id`` the store, the audit log and Slack's buttons know it by: the digest of the link
+    id (:func:`bot.domain.ids.link_digest`), which cannot reveal or burn it."""
 
     secret_id: str
     expires_at: datetime
@@ -62,9 +65,10 @@ class Links:
         """
         sealed = seal(credentials_plaintext(credentials))
         expires_at = self.store.clock() + timedelta(seconds=self.settings.credential_link_ttl_seconds)
+        secret_id = link_digest(sealed.secret_id)
         self.store.put_secret(
             NewSecret(
-                secret_id=sealed.secret_id,
+                secret_id=secret_id,
                 request_id=request_id,
                 recipient=recipient,
                 user_name=credentials.user_name,
@@ -76,7 +80,7 @@ class Links:
                 replaces=replaces,
             )
         )
-        return IssuedLink(sealed.secret_id, expires_at, self.settings.credential_link(sealed.secret_id, sealed.key))
+        return IssuedLink(secret_id, expires_at, self.settings.credential_link(sealed.secret_id, sealed.key))
 
     def deliver(
         self, request_id: str, recipient: str, user_name: str, console_url: str | None, issued: IssuedLink

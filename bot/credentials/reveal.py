@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.credentials import messages
 from bot.credentials.links import Links
 from bot.domain.changes import Changes
+from bot.domain.ids import link_digest
 from bot.domain.records import SecretRow
 from bot.domain.states import SecretState
 from bot.slack.messenger import Messenger
@@ -39,13 +40,17 @@ class Reveals:
     approval_channel: str
     executor: Executor
 
-    def reveal(self, secret_id: str) -> tuple[bytes, bytes] | None:
+    def reveal(self, link_id: str) -> tuple[bytes, bytes] | None:
         """Hand out ``(nonce, ciphertext)`` once, or None (the caller answers 410).
 
-        Fast: the database step only. Afterwards, on :attr:`executor`: a successful reveal
-        updates the recipient's notice; a refused attempt on an already revealed secret raises
+        ``link_id`` is the ``<id>`` of ``/credentials/<id>``; the store knows the secret only by
+        its digest (:func:`bot.domain.ids.link_digest`). Fast: the database step only.
+        Afterwards, on :attr:`executor`: a successful reveal
+        updates the recipient's notice and tells :attr:`changes` (a key rotation waiting for this
+        link finishes there); a refused attempt on an already revealed secret raises
         the interception alert (once per secret).
         """
+        secret_id = link_digest(link_id)
         claimed = self.store.claim_secret(secret_id)
         self.executor.submit(self._logged, self._after_reveal if claimed else self._after_refused, secret_id)
         return claimed
@@ -61,7 +66,7 @@ class Reveals:
         row = self.store.secret_row(secret_id)
         if row is not None and row.revealed_at is not None:
             self.links.update_notice(row, messages.revealed_words(row.revealed_at))
-            self.changes.request_updated(row.request_id)
+            self.changes.link_revealed(row)
 
     def _after_refused(self, secret_id: str) -> None:
         row = self.store.secret_row(secret_id)

@@ -1,9 +1,11 @@
-"""Who hears that a request changed: the views that show it (the approvers' message, the App Home).
+"""Who hears that a request changed: the views that show it (the approvers' message, the App Home),
+and the lifecycle stage when a rotated key's link is revealed.
 
 Stages report changes through this protocol, and the composition root (:mod:`bot.app`) decides
 who listens, so a stage lower in the flow (provisioning, credentials) never imports the one that
-renders the approvers' message. Every method returns at once; slow work is the listener's to
-hand to its own thread.
+renders the approvers' message. ``request_moved`` updates the approvers' message in the caller's
+thread (one ``chat.update``, so the message is current when the action that moved the request
+answers); everything else is handed to the listeners' own threads and returns at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.domain.models import OnboardingRequest
+from bot.domain.records import SecretRow
 
 
 class Changes(Protocol):
@@ -27,4 +30,9 @@ class Changes(Protocol):
     def request_updated(self, request_id: str) -> None:
         """Something people see of the request changed without a move (it was announced, one of
         its one-time links was revealed, replaced or expired): Homes refresh."""
+        ...
+
+    def link_revealed(self, row: SecretRow) -> None:
+        """A one-time link was revealed: the Homes of its request refresh, and a key rotation
+        waiting for this link switches the old key off."""
         ...

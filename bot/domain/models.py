@@ -28,6 +28,14 @@ class PermissionMode(enum.StrEnum):
     POLICIES = "policies"
 
 
+class RemoveMode(enum.StrEnum):
+    """``/iam-user remove`` (contract, section 5): ``disable`` switches every credential off and
+    keeps the user; ``delete`` removes everything IAM requires gone first, then the user."""
+
+    DISABLE = "disable"
+    DELETE = "delete"
+
+
 def utcnow() -> datetime:
     """Timezone-aware now in UTC (the store keeps ISO-8601 UTC strings)."""
     return datetime.now(UTC)
@@ -64,9 +72,17 @@ class RequestForm(BaseModel):
     mfa_required: bool = False
     self_manage_credentials: bool = False
     justification: str = ""
-    # A custom password only ever sealed (bot.sealing): AES-256-GCM under a key derived from a
+    # A custom password only ever sealed (bot.credentials.sealing): AES-256-GCM under a key derived from a
     # server-side secret that is not in the database. Never the plaintext.
     custom_password_sealed: str | None = Field(default=None, repr=False)
+    # Set on a removal request (``/iam-user remove``): ``user_names`` are the users to take away and
+    # ``recipients`` their owners (their ``iam-user-bot:owner`` tags; "" for a user without one).
+    remove_mode: RemoveMode | None = None
+
+    @property
+    def is_removal(self) -> bool:
+        """Whether this form asks to disable or delete existing users rather than create them."""
+        return self.remove_mode is not None
 
     @property
     def console(self) -> bool:
@@ -194,13 +210,57 @@ class InlinePolicyCopy(BaseModel):
     broad: bool = False
 
 
+class UserHoldings(BaseModel):
+    """What an existing IAM user holds that ``DeleteUser`` refuses to delete past, read from the
+    API for a removal request (IAM user guide, "Deleting an IAM user"): its login profile, access
+    keys as ``(id, status)``, signing certificates, SSH public keys, service-specific credentials,
+    MFA devices (serial numbers; a virtual device's is its ARN), inline policy names, attached
+    managed policies and groups; plus its ``owner`` tag (None without one)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_name: str
+    owner: str | None = None
+    login_profile: bool = False
+    access_keys: tuple[tuple[str, str], ...] = ()
+    signing_certificates: tuple[str, ...] = ()
+    ssh_public_keys: tuple[str, ...] = ()
+    service_credentials: tuple[str, ...] = ()
+    mfa_devices: tuple[str, ...] = ()
+    inline_policies: tuple[str, ...] = ()
+    managed_policies: tuple[AttachedPolicy, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def left(self) -> list[str]:
+        """What the user still holds, in words (empty: nothing but the user itself)."""
+        parts = [
+            ("login profile", ["console password"] if self.login_profile else []),
+            ("access keys", [f"{key} ({status})" for key, status in self.access_keys]),
+            ("signing certificates", list(self.signing_certificates)),
+            ("SSH public keys", list(self.ssh_public_keys)),
+            ("service-specific credentials", list(self.service_credentials)),
+            ("MFA devices", list(self.mfa_devices)),
+            ("inline policies", list(self.inline_policies)),
+            ("managed policies", [p.name for p in self.managed_policies]),
+            ("groups", list(self.groups)),
+        ]
+        return [f"{label}: {', '.join(items)}" for label, items in parts if items]
+
+    def active_credentials(self) -> list[str]:
+        """The credentials that still let someone in: active access keys and a console password."""
+        active = [key for key, status in self.access_keys if status == "Active"]
+        return active + (["console password"] if self.login_profile else [])
+
+
 class PermissionExpansion(BaseModel):
     """What a request would grant, made concrete from IAM after it is filed.
 
     Groups come with their attached policies; "copy from user" is replaced by what the source
     user holds. ``account_id`` and ``users_may_change_password`` are the two other inputs of
     :func:`bot.domain.plan.build_plan`, so the approval message renders the exact plan without I/O.
-    ``error`` is set (and the rest may be empty) when IAM could not be read.
+    ``error`` is set (and the rest may be empty) when IAM could not be read. For a removal
+    request, ``holdings`` is what each user holds now, and ``groups`` / ``managed_policies`` what
+    they hold between them (so a sensitive permission makes the removal sensitive too).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -212,6 +272,7 @@ class PermissionExpansion(BaseModel):
     copy_source: UserPermissions | None = None
     account_id: str = ""
     users_may_change_password: bool = True
+    holdings: tuple[UserHoldings, ...] = ()
     error: str | None = None
 
 

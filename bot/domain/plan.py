@@ -26,6 +26,9 @@ OWNER_TAG = "iam-user-bot:owner"
 PROVENANCE_TAG_KEYS = ("iam-user-bot:request-id", "iam-user-bot:requested-by", "iam-user-bot:approved-by")
 REQUEST_ID_TAG = PROVENANCE_TAG_KEYS[0]
 BOT_TAG_KEYS = (MANAGED_TAG, OWNER_TAG, *PROVENANCE_TAG_KEYS)
+# The IAM path of every user the bot creates. The bot's policy lets it create and tag users only
+# here (bot.domain.bot_policy), which keeps its managed tag off every user it did not create.
+USER_PATH = "/iam-user-bot/"
 # Bot-managed customer managed policies (documents in bot/policies/, reasoning in docs/).
 MFA_POLICY_NAME = "iam-user-bot-require-mfa"
 SELF_MANAGE_POLICY_NAME = "iam-user-bot-self-manage-credentials"
@@ -49,6 +52,19 @@ class StepKind(enum.StrEnum):
     ADD_USER_TO_GROUP = "add_user_to_group"
     ATTACH_USER_POLICY = "attach_user_policy"
     PUT_USER_POLICY = "put_user_policy"  # copies an inline policy of the source user
+    # Taking an existing user apart (/iam-user remove; bot.domain.removal builds these plans).
+    DEACTIVATE_ACCESS_KEY = "deactivate_access_key"  # update_access_key --status Inactive
+    DELETE_LOGIN_PROFILE = "delete_login_profile"
+    DELETE_ACCESS_KEY = "delete_access_key"
+    DELETE_SIGNING_CERTIFICATE = "delete_signing_certificate"
+    DELETE_SSH_PUBLIC_KEY = "delete_ssh_public_key"
+    DELETE_SERVICE_SPECIFIC_CREDENTIAL = "delete_service_specific_credential"
+    DEACTIVATE_MFA_DEVICE = "deactivate_mfa_device"
+    DELETE_VIRTUAL_MFA_DEVICE = "delete_virtual_mfa_device"
+    DELETE_USER_POLICY = "delete_user_policy"
+    DETACH_USER_POLICY = "detach_user_policy"
+    REMOVE_USER_FROM_GROUP = "remove_user_from_group"
+    DELETE_USER = "delete_user"
 
 
 @dataclass(frozen=True)
@@ -58,12 +74,17 @@ class KindRules:
     ``account_wide``: runs once before every user's steps (``user_name`` empty).
     ``makes_secret``: its output (a password, a secret access key) lives only in the memory of
     the run that made it, so after a crash the step runs again. ``quota``: the
-    ``get_account_summary`` quota that counts this kind per user, and its words.
+    ``get_account_summary`` quota that counts this kind per user, and its words. ``removes``:
+    it takes something away from an existing user (a removal plan's step).
     """
 
     account_wide: bool = False
     makes_secret: bool = False
     quota: tuple[str, str] | None = None
+    removes: bool = False
+
+
+REMOVES = KindRules(removes=True)
 
 
 # The plan's table: every StepKind has its rules here (a test checks none is missing).
@@ -75,17 +96,32 @@ STEP_KINDS: Mapping[StepKind, KindRules] = {
     StepKind.ADD_USER_TO_GROUP: KindRules(quota=("GroupsPerUserQuota", "groups")),
     StepKind.ATTACH_USER_POLICY: KindRules(quota=("AttachedPoliciesPerUserQuota", "managed policies")),
     StepKind.PUT_USER_POLICY: KindRules(),
+    StepKind.DEACTIVATE_ACCESS_KEY: REMOVES,
+    StepKind.DELETE_LOGIN_PROFILE: REMOVES,
+    StepKind.DELETE_ACCESS_KEY: REMOVES,
+    StepKind.DELETE_SIGNING_CERTIFICATE: REMOVES,
+    StepKind.DELETE_SSH_PUBLIC_KEY: REMOVES,
+    StepKind.DELETE_SERVICE_SPECIFIC_CREDENTIAL: REMOVES,
+    StepKind.DEACTIVATE_MFA_DEVICE: REMOVES,
+    StepKind.DELETE_VIRTUAL_MFA_DEVICE: REMOVES,
+    StepKind.DELETE_USER_POLICY: REMOVES,
+    StepKind.DETACH_USER_POLICY: REMOVES,
+    StepKind.REMOVE_USER_FROM_GROUP: REMOVES,
+    StepKind.DELETE_USER: REMOVES,
 }
 
 
 class Step(BaseModel):
     """One IAM call.
 
-    ``target`` is the group name (``add_user_to_group``), the policy ARN
-    (``attach_user_policy``), the inline policy name (``put_user_policy``) or the bot policy
-    name (``ensure_bot_policy``). ``source_user`` is the user an inline policy is copied from.
-    ``user_name`` is empty for account-wide steps. ``document_sha256`` is the digest of the
-    copied inline policy's document as the approvers saw it (:func:`policy_document_sha256`).
+    ``target`` is the group name (``add_user_to_group``, ``remove_user_from_group``), the policy
+    ARN (``attach_user_policy``, ``detach_user_policy``), the inline policy name
+    (``put_user_policy``, ``delete_user_policy``), the bot policy name (``ensure_bot_policy``), or
+    the id of what a removal step takes away (an access key id, a certificate or SSH key id, a
+    service-specific credential id, an MFA device's serial number). ``source_user`` is the user an
+    inline policy is copied from. ``user_name`` is empty for account-wide steps.
+    ``document_sha256`` is the digest of the copied inline policy's document as the approvers saw
+    it (:func:`policy_document_sha256`).
     ``policy_arn`` and ``tags`` of ``ensure_bot_policy``: the ARN the policy gets, and the tags
     it is created with (the managed marker and the request id), so the CLI preview can make it
     exactly as the bot does (plans stored before they existed leave them empty).

@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.domain.plan import BOT_POLICY_DESCRIPTIONS, BOT_POLICY_SHORT_NAMES, Step, StepKind
+from bot.domain.plan import BOT_POLICY_DESCRIPTIONS, BOT_POLICY_SHORT_NAMES, STEP_KINDS, USER_PATH, Step, StepKind
 
 PASSWORD_VARIABLE = "PASSWORD"  # noqa: S105 - a shell variable's name, not a password
 
@@ -77,7 +77,7 @@ def _ensure_bot_policy(step: Step) -> list[str]:
 
 
 def _create_user(step: Step) -> list[str]:
-    words = ["aws", "iam", "create-user", *_option("--user-name", step.user_name)]
+    words = ["aws", "iam", "create-user", *_option("--user-name", step.user_name), "--path", USER_PATH]
     if step.permissions_boundary_arn:
         words += ["--permissions-boundary", step.permissions_boundary_arn]
     if step.tags:
@@ -120,6 +120,22 @@ def _put_user_policy(step: Step) -> list[str]:
     return [put + f' --policy-document "$({read})"']
 
 
+def _removal(subcommand: str, target_option: str | None = None, *extra: str) -> Callable[[Step], list[str]]:
+    """``aws iam <subcommand> --user-name U [<target_option> <target>] [extra…]`` for a removal step."""
+
+    def line(step: Step) -> list[str]:
+        words = ["aws", "iam", subcommand, *_option("--user-name", step.user_name)]
+        if target_option:
+            words += _option(target_option, step.target or "")
+        return [_command(*words, *extra)]
+
+    return line
+
+
+def _delete_virtual_mfa_device(step: Step) -> list[str]:
+    return [_command("aws", "iam", "delete-virtual-mfa-device", *_option("--serial-number", step.target or ""))]
+
+
 # The CLI preview's table: the ``aws iam …`` lines of each step kind (a test checks none is missing).
 CLI_COMMANDS: Mapping[StepKind, Callable[[Step], list[str]]] = {
     StepKind.ENSURE_BOT_POLICY: _ensure_bot_policy,
@@ -129,11 +145,26 @@ CLI_COMMANDS: Mapping[StepKind, Callable[[Step], list[str]]] = {
     StepKind.ADD_USER_TO_GROUP: _add_user_to_group,
     StepKind.ATTACH_USER_POLICY: _attach_user_policy,
     StepKind.PUT_USER_POLICY: _put_user_policy,
+    StepKind.DEACTIVATE_ACCESS_KEY: _removal("update-access-key", "--access-key-id", "--status", "Inactive"),
+    StepKind.DELETE_LOGIN_PROFILE: _removal("delete-login-profile"),
+    StepKind.DELETE_ACCESS_KEY: _removal("delete-access-key", "--access-key-id"),
+    StepKind.DELETE_SIGNING_CERTIFICATE: _removal("delete-signing-certificate", "--certificate-id"),
+    StepKind.DELETE_SSH_PUBLIC_KEY: _removal("delete-ssh-public-key", "--ssh-public-key-id"),
+    StepKind.DELETE_SERVICE_SPECIFIC_CREDENTIAL: _removal(
+        "delete-service-specific-credential", "--service-specific-credential-id"
+    ),
+    StepKind.DEACTIVATE_MFA_DEVICE: _removal("deactivate-mfa-device", "--serial-number"),
+    StepKind.DELETE_VIRTUAL_MFA_DEVICE: _delete_virtual_mfa_device,
+    StepKind.DELETE_USER_POLICY: _removal("delete-user-policy", "--policy-name"),
+    StepKind.DETACH_USER_POLICY: _removal("detach-user-policy", "--policy-arn"),
+    StepKind.REMOVE_USER_FROM_GROUP: _removal("remove-user-from-group", "--group-name"),
+    StepKind.DELETE_USER: _removal("delete-user"),
 }
 
 # The review's table: under which heading of "Each user gets" a step kind's target is listed,
 # or None where the review shows the kind elsewhere (the users list and their access, the
-# boundary and tags of create_user, the "Also" line of the bot-managed policies).
+# boundary and tags of create_user, the "Also" line of the bot-managed policies; the removal
+# steps, which the wizard's review never shows).
 REVIEW_HEADINGS: Mapping[StepKind, str | None] = {
     StepKind.ENSURE_BOT_POLICY: None,
     StepKind.CREATE_USER: None,
@@ -142,6 +173,7 @@ REVIEW_HEADINGS: Mapping[StepKind, str | None] = {
     StepKind.ADD_USER_TO_GROUP: "Groups",
     StepKind.ATTACH_USER_POLICY: "Managed policies",
     StepKind.PUT_USER_POLICY: "Inline policies",
+    **{kind: None for kind in StepKind if STEP_KINDS[kind].removes},
 }
 
 

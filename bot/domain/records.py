@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.domain.models import OnboardingRequest
-from bot.domain.states import SecretState, StepState
+from bot.domain.states import FindingState, RotationState, SecretState, StepState
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class SecretRow:
 @dataclass(frozen=True)
 class NewSecret:
     """A freshly sealed secret as the store receives it: AES-GCM ``nonce`` and ``ciphertext`` (with
-    its tag), and the metadata. The key is never given to the store."""
+    its tag), and the metadata. ``secret_id`` is the digest of the link id
+    (:func:`bot.domain.ids.link_digest`); neither the link id nor the key is given to the store."""
 
     secret_id: str
     request_id: str
@@ -98,3 +99,40 @@ class Lease:
 
     owner: str
     until: datetime
+
+
+@dataclass(frozen=True)
+class RotationRow:
+    """The key rotation record of one IAM user (:data:`bot.domain.states.ROTATION_MOVES`).
+
+    ``old_key_id``: the key being replaced (deactivated once the new link is revealed);
+    ``kept_key_ids``: the user's other keys when the rotation started (a recovery never deletes
+    them); ``new_key_id`` and ``secret_id`` (the digest of the new link) once made; ``request_id``:
+    the request that created the user (the link belongs to it). Times are aware UTC.
+    """
+
+    user_name: str
+    state: RotationState
+    old_key_id: str
+    owner: str
+    request_id: str
+    started_at: datetime
+    updated_at: datetime
+    kept_key_ids: tuple[str, ...] = ()
+    new_key_id: str | None = None
+    secret_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lifecycle finding: ``kind`` (:mod:`bot.domain.lifecycle`, e.g. ``rotation_due``) about
+    ``subject`` (an access key id, a Slack user id…), with non-secret ``detail`` (user name,
+    owner, age in days…). Opened once; resolved when what it reports is gone."""
+
+    kind: str
+    subject: str
+    state: FindingState
+    created_at: datetime
+    detail: dict[str, object] = field(default_factory=dict)
+    resolved_at: datetime | None = None

@@ -72,7 +72,9 @@ def assess(form: RequestForm, expansion: PermissionExpansion, sensitive: tuple[s
     Flags: ``unreadable`` (IAM could not be read: nobody can see what would be granted, so the
     request cannot be approved), ``sensitive`` (one per sensitive grant, directly, through a
     group or through "copy from user"), ``no_boundary`` (no permissions boundary caps the users),
-    ``console_without_mfa`` (console access without the MFA-enforcing policy).
+    ``console_without_mfa`` (console access without the MFA-enforcing policy). A removal request
+    is judged on what its users hold: removing a user who holds a sensitive permission is
+    sensitive too, and ``irreversible`` marks a ``delete``.
     """
     flags: list[RiskFlag] = []
     if expansion.error:
@@ -83,10 +85,18 @@ def assess(form: RequestForm, expansion: PermissionExpansion, sensitive: tuple[s
                 sensitive=True,
             )
         )
+    held = "Sensitive: removes users holding " if form.is_removal else "Sensitive: "
     flags.extend(
-        RiskFlag(code="sensitive", text=f"Sensitive: {hit}", sensitive=True)
+        RiskFlag(code="sensitive", text=f"{held}{hit}", sensitive=True)
         for hit in dict.fromkeys(_sensitive_hits(expansion, sensitive))
     )
+    if form.is_removal:
+        # Taking access away needs no boundary or MFA; deleting cannot be undone.
+        if form.remove_mode == "delete":
+            flags.append(
+                RiskFlag(code="irreversible", text="Deletes the users and their credentials: this cannot be undone.")
+            )
+        return tuple(flags)
     if not expansion.permissions_boundary_arn:
         flags.append(RiskFlag(code="no_boundary", text="No permissions boundary caps what these users can do."))
     if form.console and not form.mfa_required:
@@ -107,11 +117,15 @@ def fingerprint(form: RequestForm, expansion: PermissionExpansion) -> str:
     Canonical: keys sorted, no whitespace, sets as sorted lists (pydantic's JSON mode), so the
     same request always gives the same digest in any process.
     """
+    # Fields a form or an expansion gained later are left out at their defaults, so a request
+    # approved before an upgrade keeps the fingerprint it was approved with.
+    form_left_out = SECRET_FORM_FIELDS | ({"remove_mode"} if form.remove_mode is None else set())
+    expansion_left_out = {"error"} | ({"holdings"} if not expansion.holdings else set())
     document = {
         # A custom password (if a form ever holds one) is no part of the plan and must not be
         # hashed into a stored value: an unsalted sha256 of a short secret can be guessed.
-        "form": form.model_dump(mode="json", exclude=SECRET_FORM_FIELDS),
-        "expansion": expansion.model_dump(mode="json", exclude={"error"}),
+        "form": form.model_dump(mode="json", exclude=form_left_out),
+        "expansion": expansion.model_dump(mode="json", exclude=expansion_left_out),
         "expansion_failed": expansion.error is not None,
     }
     document["form"]["access_types"] = sorted(document["form"]["access_types"])

@@ -26,6 +26,18 @@ Provisioning steps (the journal)::
     (none) ──step_started──▶ started ──step_done──▶ done
                                │  └──step_failed──▶ failed
     started, done ──step_started──▶ started      (a re-run after a crash)
+
+Key rotations, one record per IAM user (the owner's **Rotate** click; :mod:`bot.lifecycle.rotation`)::
+
+    (none), completed, failed, delivered ──rotation_started──▶ started
+    started ──rotation_key_created──▶ key_created ──rotation_delivered──▶ delivered
+    delivered ──rotation_completed──▶ completed          (the new link revealed, the old key off)
+    started, key_created ──rotation_failed──▶ failed      (IAM refused, or the run was interrupted)
+
+Lifecycle findings, one per ``(kind, subject)``: a key due for rotation, an owner who left, an
+unused credential. Opening one is what makes its notice go out exactly once::
+
+    (none) ──finding_opened──▶ open ──finding_resolved──▶ resolved
 """
 
 from __future__ import annotations
@@ -148,6 +160,64 @@ STEP_MOVES: Mapping[tuple[StepState | None, StepEvent], StepState] = {
 }
 
 
+class RotationState(enum.StrEnum):
+    """A key rotation's life (one record per IAM user)."""
+
+    STARTED = "started"  # the owner clicked; no new key yet
+    KEY_CREATED = "key_created"  # the new key exists (its id is recorded); its link is not out yet
+    DELIVERED = "delivered"  # the new key's one-time link is out; the old key still works
+    COMPLETED = "completed"  # the link was revealed and the old key deactivated
+    FAILED = "failed"  # IAM refused, or the run was interrupted; what it made was deleted again
+
+
+class RotationEvent(enum.StrEnum):
+    """What moves a key rotation; the value is the audit event written with the move."""
+
+    STARTED = "rotation_started"
+    KEY_CREATED = "rotation_key_created"
+    DELIVERED = "rotation_delivered"
+    COMPLETED = "rotation_completed"
+    FAILED = "rotation_failed"
+
+
+R, RE = RotationState, RotationEvent
+ROTATION_MOVES: Mapping[tuple[RotationState | None, RotationEvent], RotationState] = {
+    (None, RE.STARTED): R.STARTED,
+    (R.COMPLETED, RE.STARTED): R.STARTED,
+    (R.FAILED, RE.STARTED): R.STARTED,
+    # A new click while the previous link waits (lost, or expired unopened): its key is replaced.
+    (R.DELIVERED, RE.STARTED): R.STARTED,
+    (R.STARTED, RE.KEY_CREATED): R.KEY_CREATED,
+    (R.KEY_CREATED, RE.DELIVERED): R.DELIVERED,
+    (R.DELIVERED, RE.COMPLETED): R.COMPLETED,
+    (R.STARTED, RE.FAILED): R.FAILED,
+    (R.KEY_CREATED, RE.FAILED): R.FAILED,
+}
+del R, RE
+# A rotation in one of these is under way: another click waits for it to end.
+ROTATION_RUNNING = (RotationState.STARTED, RotationState.KEY_CREATED)
+
+
+class FindingState(enum.StrEnum):
+    """A lifecycle finding's life: open until what it reports is gone."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class FindingEvent(enum.StrEnum):
+    """What moves a finding; the value is the audit event written with the move."""
+
+    OPENED = "finding_opened"
+    RESOLVED = "finding_resolved"
+
+
+FINDING_MOVES: Mapping[tuple[FindingState | None, FindingEvent], FindingState] = {
+    (None, FindingEvent.OPENED): FindingState.OPEN,
+    (FindingState.OPEN, FindingEvent.RESOLVED): FindingState.RESOLVED,
+}
+
+
 def request_sources(event: RequestEvent) -> tuple[RequestStatus, ...]:
     """The statuses ``event`` may move a request from (the compare-and-set's expected values)."""
     return tuple(now for now, happened in REQUEST_MOVES if happened is event)
@@ -167,3 +237,14 @@ def secret_sources(event: SecretEvent) -> tuple[SecretState, ...]:
 def step_sources(event: StepEvent) -> tuple[StepState | None, ...]:
     """The states ``event`` may move a journaled step from (None: not journaled yet)."""
     return tuple(now for now, happened in STEP_MOVES if happened is event)
+
+
+def rotation_sources(event: RotationEvent) -> tuple[RotationState | None, ...]:
+    """The states ``event`` may move a rotation from (None: no record yet)."""
+    return tuple(now for now, happened in ROTATION_MOVES if happened is event)
+
+
+def rotation_target(event: RotationEvent) -> RotationState:
+    """The state ``event`` moves a rotation to (one per event)."""
+    (target,) = {after for (_, happened), after in ROTATION_MOVES.items() if happened is event}
+    return target

@@ -6,57 +6,48 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.aws.selfcheck import AwsFailure, identity, probe, simulate
+from bot.aws.selfcheck import (
+    TAKEOVER_ACTIONS,
+    AwsFailure,
+    Failure,
+    Probes,
+    Scoping,
+    classify,
+    identity,
+    probe,
+    simulate,
+    simulate_scoping,
+)
+from bot.domain.bot_policy import READ_ACTIONS, WRITE_ACTIONS
+from bot.domain.plan import USER_PATH
 from bot.ops.report import CheckLine
 
-# Every IAM action the bot calls (docs/bot-iam-policy.json allows exactly these; a test keeps
-# the two in step). sts:GetCallerIdentity needs no permission and is not listed.
-READ_ACTIONS = (
-    "iam:GetAccountPasswordPolicy",
-    "iam:GetAccountSummary",
-    "iam:GetGroup",
-    "iam:GetPolicy",
-    "iam:GetUser",
-    "iam:GetUserPolicy",
-    "iam:ListAccessKeys",
-    "iam:ListAccountAliases",
-    "iam:ListAttachedGroupPolicies",
-    "iam:ListAttachedUserPolicies",
-    "iam:ListGroupPolicies",
-    "iam:ListGroups",
-    "iam:ListGroupsForUser",
-    "iam:ListMFADevices",
-    "iam:ListPolicies",
-    "iam:ListUserPolicies",
-    "iam:ListUserTags",
-    "iam:ListUsers",
-    "iam:SimulatePrincipalPolicy",
-)
-WRITE_ACTIONS = (
-    "iam:AddUserToGroup",
-    "iam:AttachUserPolicy",
-    "iam:CreateAccessKey",
-    "iam:CreateLoginProfile",
-    "iam:CreatePolicy",
-    "iam:CreateUser",
-    "iam:DeactivateMFADevice",
-    "iam:DeleteAccessKey",
-    "iam:DeleteLoginProfile",
-    "iam:DeletePolicy",
-    "iam:DeleteUser",
-    "iam:DeleteUserPermissionsBoundary",
-    "iam:DeleteUserPolicy",
-    "iam:DeleteVirtualMFADevice",
-    "iam:DetachUserPolicy",
-    "iam:PutUserPolicy",
-    "iam:RemoveUserFromGroup",
-    "iam:TagPolicy",
-    "iam:TagUser",
-    "iam:UpdateAccessKey",
-    "iam:UpdateLoginProfile",
-)
+# Every IAM action the bot calls (bot.domain.bot_policy allows exactly these; a test keeps the
+# code in step). sts:GetCallerIdentity needs no permission and is not listed.
 REQUIRED_ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 POLICY_HINT = "attach docs/bot-iam-policy.json to the bot's role or user"
+# Why sts:GetCallerIdentity failed → how to fix it (bot.aws.selfcheck.Failure).
+UNREACHABLE_FIX = (
+    "let the bot reach AWS over HTTPS (firewall, DNS, HTTPS_PROXY for a proxy); if AWS_ENDPOINT_URL is set, "
+    "check that it points at a live endpoint"
+)
+IDENTITY_FIXES = {
+    Failure.UNREACHABLE: UNREACHABLE_FIX,
+    Failure.NO_CREDENTIALS: "configure AWS credentials (AWS_PROFILE, an instance or task role, or AWS_ACCESS_KEY_ID)",
+    Failure.REJECTED: "the credentials are unknown, disabled or expired: renew the session, or set a valid "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+    Failure.DENIED: "sts:GetCallerIdentity needs no permission, so an explicit deny (an SCP or a VPC endpoint "
+    "policy) blocks it: ask your AWS administrator",
+    Failure.OTHER: "configure AWS credentials (AWS_PROFILE, an instance or task role, or AWS_ACCESS_KEY_ID)",
+}
+IDENTITY_WORDS = {
+    Failure.UNREACHABLE: "cannot reach AWS",
+    Failure.NO_CREDENTIALS: "no AWS credentials",
+    Failure.REJECTED: "AWS refused the credentials",
+    Failure.DENIED: "AWS denied sts:GetCallerIdentity",
+    Failure.OTHER: "sts:GetCallerIdentity failed",
+}
+SCOPING_HINT = "replace the bot's policy with the output of `iam-user-bot policy bot --account …` (docs/deploy.md)"
 
 
 def role_arn(caller_arn: str) -> str | None:
@@ -78,14 +69,8 @@ def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
     try:
         caller = identity(make_client("sts"))
     except AwsFailure as error:
-        return [
-            CheckLine(
-                "aws identity",
-                False,
-                str(error),
-                "configure AWS credentials (AWS_PROFILE, an instance or task role, or AWS_ACCESS_KEY_ID)",
-            )
-        ]
+        kind = classify(error)
+        return [CheckLine("aws identity", False, f"{IDENTITY_WORDS[kind]}: {error}", IDENTITY_FIXES[kind])]
     arn = caller["Arn"]
     lines = [CheckLine("aws identity", True, f"{arn} in account {caller['Account']}")]
     principal = role_arn(arn)
@@ -98,13 +83,51 @@ def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
         return lines
     iam = make_client("iam")
     results = simulate(iam, principal, REQUIRED_ACTIONS)
-    lines.append(simulation_line(results, principal) if results is not None else probe_line(iam))
+    if results is not None:
+        lines.append(simulation_line(results, principal))
+    else:
+        found = probe(iam)
+        lines.append(probe_line(found))
+        if found.unreachable is not None:
+            return lines  # no scoping line: IAM did not answer, which the line above says
+    lines.append(scoping_line(simulate_scoping(iam, principal, caller["Account"], USER_PATH), principal))
     return lines
+
+
+def scoping_line(scoping: Scoping | None, principal: str) -> CheckLine:
+    """One line: whether the deployed policy keeps the bot to its own users (simulated), or
+    that it could not be checked (no ``iam:SimulatePrincipalPolicy`` here: moto, or refused)."""
+    name = "iam scoping"
+    if scoping is None:
+        return CheckLine(
+            name,
+            True,
+            "could not check that writes stay on the bot's own users: iam:SimulatePrincipalPolicy is not available",
+            "allow iam:SimulatePrincipalPolicy on the bot's own ARN (docs/bot-iam-policy.json does)",
+            warn=True,
+        )
+    problems = []
+    if scoping.allowed_on_unmanaged:
+        problems.append(f"{', '.join(scoping.allowed_on_unmanaged)} allowed on a user the bot did not create")
+    if scoping.boundary_removal_allowed:
+        problems.append("iam:DeleteUserPermissionsBoundary allowed")
+    missing = sorted(set(TAKEOVER_ACTIONS) - set(scoping.allowed_on_managed))
+    if problems:
+        return CheckLine(name, False, "; ".join(problems), SCOPING_HINT)
+    if missing:
+        return CheckLine(name, False, f"{', '.join(missing)} denied even on the bot's own users", SCOPING_HINT)
+    return CheckLine(
+        name,
+        True,
+        "key and password writes allowed on a managed user, denied on a user the bot did not create; "
+        f"boundary removal denied (simulated for {principal})",
+    )
 
 
 def simulation_line(results: list[dict[str, Any]], principal: str) -> CheckLine:
     """The permissions line from ``iam:SimulatePrincipalPolicy`` results: denied actions fail it;
-    actions allowed only under a condition (missing context values) are named."""
+    actions allowed only under a condition (missing context values: the managed tag, the
+    boundary, the policy allow-list) are named; :func:`scoping_line` checks those conditions."""
     denied = sorted(
         r["EvalActionName"] for r in results if r["EvalDecision"] != "allowed" and not r.get("MissingContextValues")
     )
@@ -115,18 +138,19 @@ def simulation_line(results: list[dict[str, Any]], principal: str) -> CheckLine:
         return CheckLine("iam permissions", False, "not allowed: " + ", ".join(denied), POLICY_HINT)
     detail = f"all {len(REQUIRED_ACTIONS)} actions allowed (simulated for {principal})"
     if conditional:
-        detail += "; allowed only under a condition (the permissions boundary): " + ", ".join(conditional)
+        detail += "; allowed only under a condition (managed tag, boundary, allow-list): " + ", ".join(conditional)
     return CheckLine("iam permissions", True, detail)
 
 
-def probe_line(iam: Any) -> CheckLine:
+def probe_line(found: Probes) -> CheckLine:
     """The permissions line from read-only probes (when simulation is not allowed)."""
-    tried, refused = probe(iam)
-    if refused:
-        return CheckLine("iam permissions", False, "refused: " + ", ".join(refused), POLICY_HINT)
+    if found.unreachable is not None:
+        return CheckLine("iam permissions", False, f"cannot reach IAM: {found.unreachable}", UNREACHABLE_FIX)
+    if found.refused:
+        return CheckLine("iam permissions", False, "refused: " + ", ".join(found.refused), POLICY_HINT)
     return CheckLine(
         "iam permissions",
         True,
-        f"read-only probes passed ({tried}); writes unverified because iam:SimulatePrincipalPolicy "
+        f"read-only probes passed ({found.tried}); writes unverified because iam:SimulatePrincipalPolicy "
         "is not allowed on the bot's own ARN (allow it to have them checked)",
     )

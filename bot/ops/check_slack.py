@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.ops.report import CheckLine, Inputs
+from bot.slack.manifest import ManifestError
 from bot.slack.selfcheck import UNREACHABLE, SlackProbe
 
 MAX_PEOPLE_CHECKED = 50  # users.info calls at most; Slack's tier-4 limit is 100 a minute
@@ -27,7 +28,10 @@ def check_scopes(headers: dict[str, Any]) -> CheckLine:
     if isinstance(granted_text, list):
         granted_text = ",".join(granted_text)
     granted = {s.strip() for s in str(granted_text).split(",") if s.strip()}
-    needed = manifest_scopes()
+    try:
+        needed = manifest_scopes()
+    except ManifestError as error:
+        return CheckLine("slack scopes", False, str(error), "reinstall the bot from a wheel built with its setup.py")
     missing, extra = sorted(needed - granted), sorted(granted - needed)
     if missing:
         return CheckLine(

@@ -56,7 +56,9 @@ class PeriodicJobs:
         for job in self.jobs:
             # Left out, next_run_time is one interval from now; None would add the job paused.
             first = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
-            scheduler.add_job(self.run, "interval", args=[job], id=job.name, seconds=job.interval_seconds, **first)
+            scheduler.add_job(
+                self.run, "interval", args=[job], id=job.name, name=job.name, seconds=job.interval_seconds, **first
+            )
         scheduler.start()
         self._scheduler = scheduler
 

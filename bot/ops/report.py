@@ -15,16 +15,25 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 @dataclass(frozen=True)
 class CheckLine:
-    """One check's outcome: ``ok``, what was found, and (when not ok) how to fix it."""
+    """One check's outcome: ``ok``, what was found, and (when not ok) how to fix it.
+
+    ``skipped``: the check did not run because an earlier problem must be fixed first (it
+    counts as ok for the exit status; that problem has its own FAIL line).
+    ``warn``: passed, but something deserves a look (shown as ``warn`` with its fix; the exit
+    status stays 0).
+    """
 
     name: str
     ok: bool
     detail: str
     fix: str = ""
+    skipped: bool = False
+    warn: bool = False
 
     def render(self) -> str:
-        mark = "ok  " if self.ok else "FAIL"
-        return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if self.fix and not self.ok else "")
+        mark = "skip" if self.skipped else "FAIL" if not self.ok else "warn" if self.warn else "ok  "
+        shown = self.fix and (self.warn or not self.ok)
+        return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if shown else "")
 
 
 def _ids(text: str) -> tuple[str, ...]:

@@ -270,7 +270,8 @@ class Provisioner:
         if previous is not None and previous.state is StepState.DONE and not STEP_KINDS[step.kind].makes_secret:
             return StepResult()
         first = previous is None
-        self.store.start_step(request_id, index, step.label)
+        if not self.store.start_step(request_id, index, step.label):
+            raise ProvisioningFailed(f"{step.label}: the journal refuses to run a failed step again")
         if first:
             exit_for_test(f"{index}:before")
         try:

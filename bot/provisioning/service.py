@@ -80,6 +80,9 @@ class Provisioning:
         deleted again. Returns the request as it ends, or None when another process has it or it
         is not approved.
         """
+        current = self.store.get_request(request_id)
+        if current is None or current.form.is_removal:
+            return None  # a removal is run by bot.lifecycle.offboarding
         request = self.store.move_request(
             request_id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=self.leases.lease()
         )
@@ -100,10 +103,14 @@ class Provisioning:
         """
         handled: list[str] = []
         for request in self.store.requests_where(statuses=[RequestStatus.APPROVED], limit=1000):
+            if request.form.is_removal:
+                continue  # offboarding's (bot.lifecycle.offboarding)
             with logs.log_context(request_id=request.id):
                 if self.provision(request.id) is not None:
                     handled.append(request.id)
         for request in self.store.requests_where(statuses=[RequestStatus.PROVISIONING], limit=1000):
+            if request.form.is_removal:
+                continue
             if not self.store.claim_lease(request.id, self.leases.lease(), self.leases.is_gone):
                 continue
             with logs.log_context(request_id=request.id):

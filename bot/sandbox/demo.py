@@ -7,7 +7,7 @@ Every step is driven through the public interface (signed Slack payloads, the co
 and action_ids, the link's wire format) and verified where it lands: in moto, in what Slack was
 sent, and by decrypting the revealed ciphertext and signing in to STS with the revealed key.
 
-The transcript shows secrets only masked (first four characters and ``****``), and the demo
+The transcript shows secrets only masked (their length, not one character), and the demo
 checks that no secret reached a Slack message, the bot's log, its database file or the
 transcript itself. Exit status: 0 when every step really happened, 1 when one did not (the temp
 directory with the bot's and moto's logs is then kept), 2 when moto server is not installed,
@@ -38,6 +38,7 @@ from bot.sandbox.demo_checks import (
     check_iam_user,
     check_link_message,
     check_no_leaks,
+    check_reuse_alert,
     reveal_link,
 )
 from bot.sandbox.demo_form import DemoFailed, NarratedFormFiller, Transcript, blocks_as_text, mrkdwn_to_text
@@ -258,6 +259,7 @@ class _Demo:
         t.heading("5. The link: previews consume nothing; Reveal works once")
         self.revealed = reveal_link(t, link)
         check_credentials(t, self.moto, link, self.revealed, NEW_USER, self.access_key_ids)
+        check_reuse_alert(t, self.slack, APPROVAL_CHANNEL, RECIPIENT, NAMES)
 
     # -- 5. no leaks, audit ----------------------------------------------------------------------
 

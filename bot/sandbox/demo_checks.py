@@ -16,7 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from bot.sandbox.demo_form import DemoFailed, Names, Transcript, blocks_as_text, mask
+from bot.domain.plan import USER_PATH
+from bot.sandbox.demo_form import DemoFailed, Names, Transcript, blocks_as_text, mask, mrkdwn_to_text
 from bot.sandbox.processes import http
 
 LINK_RE = re.compile(r"https?://[^\s\"'<>|]+/credentials/[A-Za-z0-9_-]+#[A-Za-z0-9_-]+")
@@ -58,7 +59,7 @@ def check_link_message(t: Transcript, args: dict[str, Any], names: Names, public
     shown = blocks_as_text(args.get("blocks"), names) or args.get("text", "")
     links = sorted(set(LINK_RE.findall(json.dumps(args))))
     for found in links:
-        shown = shown.replace(found, found.split("#", 1)[0] + "#****")
+        shown = shown.replace(found, found.split("#", 1)[0] + "#" + mask(found.split("#", 1)[1]))
     t.say(shown, indent=6)
     t.check(len(links) == 1, "the message holds exactly one one-time link", f"found {len(links)}")
     link = links[0]
@@ -111,7 +112,7 @@ def check_credentials(
 ) -> None:
     """Show the revealed credentials masked, sign in to STS with them, and check the link is now spent."""
     page_url = link.split("#", 1)[0]
-    t.say("Decrypted in the 'browser' (here: bot.vault.open_sealed, the same AES-256-GCM):", indent=2)
+    t.say("Decrypted in the 'browser' (here: bot.credentials.vault.open_sealed, the same AES-256-GCM):", indent=2)
     t.say(f"user name          {plain.get('user_name')}", indent=4)
     t.say(f"console sign-in    {plain.get('console_url')}", indent=4)
     t.say(f"password           {mask(plain.get('password'))}", indent=4)
@@ -127,11 +128,33 @@ def check_credentials(
     )
     arn = sts.get_caller_identity()["Arn"]
     t.say(f"sts get-caller-identity with the revealed key -> {arn}", indent=2)
-    t.check(arn.endswith(f":user/{user_name}"), "the revealed access key signs in as the new user")
+    t.check(arn.endswith(f":user{USER_PATH}{user_name}"), "the revealed access key signs in as the new user")
     again = http("POST", page_url, headers={"X-Requested-With": "reveal"})
     message = (again.json() or {}).get("message", "") if again.body else ""
     t.say(f"Reveal again -> HTTP {again.status} {message}", indent=2)
     t.check(again.status == 410, "a second reveal gets 410 Gone: the ciphertext was destroyed")
+
+
+def check_reuse_alert(t: Transcript, slack: Any, approval_channel: str, recipient: str, names: Names) -> None:
+    """After a second reveal: show and check the approvers' alert (with **Rotate credentials**) and the
+    recipient's DM, as the stand-in received them."""
+
+    def alert(call: Any) -> bool:
+        return call.args.get("channel") == approval_channel and "reuse_alert" in json.dumps(call.args.get("blocks"))
+
+    def warning(call: Any) -> bool:
+        return call.args.get("channel") == f"D{recipient}" and "tried to open" in str(call.args.get("text"))
+
+    try:
+        posted = slack.wait_for("chat.postMessage", alert, timeout=10)[0]
+        told = slack.wait_for("chat.postMessage", warning, timeout=10)[0]
+    except AssertionError as missing:
+        raise DemoFailed(f"the second reveal raised no alert: {missing}") from None
+    t.say(f"The approvers' channel #{names.get(approval_channel, approval_channel)} gets an alert:", indent=2)
+    t.say(blocks_as_text(posted.args.get("blocks"), names) or posted.args.get("text", ""), indent=4)
+    t.check(posted.ok, "the approvers are alerted to a possible interception, with Rotate credentials")
+    t.say(f"DM to @{names.get(recipient, recipient)}: {mrkdwn_to_text(told.args.get('text', ''), names)}", indent=4)
+    t.check(told.ok, "the recipient is told that someone tried the link again")
 
 
 def check_no_leaks(t: Transcript, secrets_found: Mapping[str, str], places: Mapping[str, str]) -> None:

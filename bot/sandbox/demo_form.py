@@ -26,10 +26,46 @@ class DemoFailed(Exception):
 
 
 def mask(value: str | None) -> str:
-    """A secret shown as its first four characters and ``****`` (``-`` when absent)."""
+    """A secret shown as its length only, ``[hidden: 40 characters]`` (``-`` when absent): no
+    character of it, not even the first few, which would narrow down a guess."""
     if not value:
         return "-"
-    return value[:4] + "****" if len(value) > 8 else "****"
+    return f"[hidden: {len(value)} characters]"
+
+
+# Slack's emoji codes in the bot's messages, as the characters Slack draws for them
+# (tests/sandbox/test_demo.py checks that every code the bot writes is here).
+EMOJI = {
+    "alarm_clock": "\N{ALARM CLOCK}",
+    "bust_in_silhouette": "\N{BUST IN SILHOUETTE}",
+    "gear": "\N{GEAR}\ufe0f",
+    "heavy_multiplication_x": "\N{HEAVY MULTIPLICATION X}\ufe0f",
+    "hourglass": "\N{HOURGLASS}",
+    "hourglass_flowing_sand": "\N{HOURGLASS WITH FLOWING SAND}",
+    "key": "\N{KEY}",
+    "no_entry": "\N{NO ENTRY}",
+    "rotating_light": "\N{POLICE CARS REVOLVING LIGHT}",
+    "tada": "\N{PARTY POPPER}",
+    "warning": "\N{WARNING SIGN}\ufe0f",
+    "wastebasket": "\N{WASTEBASKET}\ufe0f",
+    "white_check_mark": "\N{WHITE HEAVY CHECK MARK}",
+    "x": "\N{CROSS MARK}",
+    "zzz": "\N{SLEEPING SYMBOL}",
+}
+_EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
+
+
+def for_terminal(line: str, encoding: str | None) -> str:
+    """``line`` as a terminal with ``encoding`` can show it: emoji it cannot encode become
+    ``[name]`` (``[warning]``), any other such character ``?``."""
+    encoding = encoding or "utf-8"
+    try:
+        line.encode(encoding)
+        return line
+    except (UnicodeEncodeError, LookupError):
+        for name, char in EMOJI.items():
+            line = line.replace(char, f"[{name}]")
+        return line.encode(encoding, "replace").decode(encoding, "replace")
 
 
 @dataclass
@@ -42,7 +78,7 @@ class Transcript:
 
     def say(self, text: str = "", indent: int = 0) -> None:
         for line in text.splitlines() or [""]:
-            line = " " * indent + line
+            line = for_terminal(" " * indent + line, getattr(self.out, "encoding", None))
             self.lines.append(line)
             if self.out is None:
                 continue
@@ -71,7 +107,9 @@ class Transcript:
 
 
 def mrkdwn_to_text(text: str, names: Names = NO_NAMES) -> str:
-    """Slack mrkdwn made readable in a terminal: mentions to names, date tokens to their fallback."""
+    """Slack mrkdwn made readable in a terminal: mentions to names, date tokens to their fallback,
+    emoji codes to the characters Slack draws (:data:`EMOJI`; unknown codes stay as they are)."""
+    text = _EMOJI_CODE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
     text = re.sub(r"<@([A-Z0-9]+)>", lambda m: "@" + names.get(m.group(1), m.group(1)), text)
     text = re.sub(
         r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or names.get(m.group(1), m.group(1))), text

@@ -7,8 +7,10 @@ request to either. Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -65,7 +67,8 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None,
 
 
 class MotoServer:
-    """moto's HTTP server in a subprocess, with AWS managed policies loaded."""
+    """moto server in a subprocess (one request at a time: :mod:`bot.sandbox.moto_serial`), with AWS
+    managed policies loaded."""
 
     def __init__(self, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -77,7 +80,7 @@ class MotoServer:
         env = {**os.environ, **MOTO_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
         out = open(self._log_path, "wb") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)],
+            [sys.executable, "-m", "bot.sandbox.moto_serial", "-H", LOOPBACK, "-p", str(self.port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -122,12 +125,18 @@ class MotoServer:
 
 @dataclass
 class BotProcess:
-    """``iam-user-bot serve`` in a subprocess, logging to ``log_path``."""
+    """``iam-user-bot serve`` in a subprocess, logging to ``log_path``.
+
+    ``command`` runs the CLI (default: this interpreter's ``bot.cli``; an installed
+    ``…/bin/iam-user-bot`` to run a package), in ``cwd`` (default: the current folder).
+    """
 
     env: dict[str, str]
     log_path: Path
     workers: int = 1
     port: int = field(default_factory=free_port)
+    command: tuple[str, ...] = (sys.executable, "-m", "bot.cli")
+    cwd: Path | None = None
     _process: subprocess.Popen | None = None
 
     @property
@@ -145,10 +154,12 @@ class BotProcess:
             env = {**os.environ, **self.env, "PORT": str(self.port)}
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv
-                [sys.executable, "-m", "bot.cli", "serve", "--host", LOOPBACK, "--workers", str(self.workers)],
+                [*self.command, "serve", "--host", LOOPBACK, "--workers", str(self.workers)],
                 env=env,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                cwd=self.cwd,
+                start_new_session=True,  # its own process group: kill() takes the workers too
             )
             try:
                 wait_http(f"{self.url}/healthz", timeout=timeout, process=self._process, need_ok=True)
@@ -164,10 +175,13 @@ class BotProcess:
         raise AssertionError("unreachable")
 
     def stop(self, kill: bool = False) -> None:
+        """Stop gracefully (SIGTERM to the master), or with ``kill`` as a host that loses power:
+        SIGKILL to the master and every worker at once."""
         if self._process is None:
             return
         if kill:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
         else:
             self._process.terminate()
         try:

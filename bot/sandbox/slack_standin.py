@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.sandbox.slack_rules import Answer, Args, _SlackError
 from bot.sandbox.slack_workspace import SlackWorkspace
+
+if TYPE_CHECKING:
+    from bot.sandbox.socket_mode_server import SocketModeServer
 
 
 @dataclass
@@ -84,7 +87,9 @@ class SlackStandIn(SlackWorkspace):
     Methods: those of :class:`~bot.sandbox.slack_workspace.SlackWorkspace` (auth.test, conversations.open,
     chat.*, views.*, users.*, usergroups.users.list, apps.connections.open with ``app_token``); anything
     else answers ``unknown_method``. Requests must carry ``bot_token``
-    (``Authorization: Bearer`` or a ``token`` argument).
+    (``Authorization: Bearer`` or a ``token`` argument). With ``socket_mode`` (a started
+    :class:`~bot.sandbox.socket_mode_server.SocketModeServer`), ``apps.connections.open`` hands out
+    its one-time websocket URLs, so an app can really connect in Socket Mode.
     """
 
     def __init__(
@@ -97,12 +102,14 @@ class SlackStandIn(SlackWorkspace):
         trigger_ttl: float = 3.0,
         scopes: Sequence[str] | None = None,
         app_token: str | None = None,
+        socket_mode: SocketModeServer | None = None,
     ) -> None:
         self.bot_token, self.host, self.port = bot_token, host, port
         # Like Slack, every answer names the token's scopes in X-OAuth-Scopes (when ``scopes`` is given).
         self.scopes = None if scopes is None else list(scopes)
         # The app-level token (xapp-) that apps.connections.open takes, for Socket Mode set-ups.
         self.app_token = app_token
+        self.socket_mode = socket_mode
         super().__init__(bot_user_id, team_id, trigger_ttl)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -142,6 +149,9 @@ class SlackStandIn(SlackWorkspace):
         if self._server is None:
             raise RuntimeError("SlackStandIn is not started")
         return f"http://{self.host}:{self.port}/api/"
+
+    def socket_mode_url(self) -> str:
+        return self.socket_mode.new_url() if self.socket_mode is not None else super().socket_mode_url()
 
     def fail_next(self, method: str, error: str) -> None:
         """Answer the next call of ``method`` (after the auth check) with ``error``; calls queue up."""

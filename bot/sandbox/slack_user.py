@@ -49,8 +49,14 @@ class SlackUser:
 
     def slash_command(self, user_id: str, text: str, channel_id: str = "C0GENERAL1") -> tuple[HttpAnswer, str]:
         """``/iam-user <text>``; returns the answer and the trigger_id Slack would have issued."""
+        form = self.command_payload(user_id, text, channel_id)
+        return self.post(urllib.parse.urlencode(form), "application/x-www-form-urlencoded"), form["trigger_id"]
+
+    def command_payload(self, user_id: str, text: str, channel_id: str = "C0GENERAL1") -> dict[str, str]:
+        """The fields of ``/iam-user <text>`` (a form over HTTP, a JSON ``payload`` in Socket Mode),
+        with a fresh ``trigger_id``."""
         trigger_id = make_trigger_id()
-        form = {
+        return {
             "token": "legacy-verification-token-unused",
             "team_id": self.team_id,
             "team_domain": "standin",
@@ -65,7 +71,6 @@ class SlackUser:
             "response_url": "https://hooks.slack.invalid/commands/T0STANDIN/1/abc",
             "trigger_id": trigger_id,
         }
-        return self.post(urllib.parse.urlencode(form), "application/x-www-form-urlencoded"), trigger_id
 
     def interaction(self, payload: dict[str, Any]) -> HttpAnswer:
         """An interactivity payload (form field ``payload`` holding JSON), as Slack sends them."""
@@ -74,20 +79,22 @@ class SlackUser:
 
     def view_submission(self, user_id: str, view: dict[str, Any], values: dict[str, Any]) -> HttpAnswer:
         """Submit ``view`` (as views.open returned it) with ``state.values``."""
+        return self.interaction(self.view_submission_payload(user_id, view, values))
+
+    def view_submission_payload(self, user_id: str, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """The interactivity payload of submitting ``view`` with ``state.values``."""
         submitted = {**view, "state": {"values": values}}
-        return self.interaction(
-            {
-                "type": "view_submission",
-                "team": {"id": self.team_id, "domain": "standin"},
-                "user": self._user(user_id),
-                "api_app_id": "A0IAMUSERBOT",
-                "token": "legacy-verification-token-unused",
-                "trigger_id": make_trigger_id(),
-                "view": submitted,
-                "response_urls": [],
-                "is_enterprise_install": False,
-            }
-        )
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "standin"},
+            "user": self._user(user_id),
+            "api_app_id": "A0IAMUSERBOT",
+            "token": "legacy-verification-token-unused",
+            "trigger_id": make_trigger_id(),
+            "view": submitted,
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
 
     def block_action(
         self, user_id: str, action_id: str, value: str, *, channel: str, message_ts: str, block_id: str = "decision"

@@ -68,8 +68,12 @@ class SlackWorkspace:
             "users.info": lambda a: {"ok": True, "user": self._user(_str(a, "user"))},
             "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
-            "apps.connections.open": lambda a: {"ok": True, "url": "wss://wss.standin.slack.invalid/link/"},
+            "apps.connections.open": lambda a: {"ok": True, "url": self.socket_mode_url()},
         }
+
+    def socket_mode_url(self) -> str:
+        """The websocket URL ``apps.connections.open`` hands out (one that leads nowhere, by default)."""
+        return "wss://wss.standin.slack.invalid/link/"
 
     def _init_state(self) -> None:
         self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
@@ -84,6 +88,13 @@ class SlackWorkspace:
         """Make ``user_id`` known to users.info, users.lookupByEmail, conversations.open, postEphemeral."""
         with self._cond:
             self._add_user(user_id, name, email, real_name or name, is_bot=is_bot)
+
+    def deactivate_user(self, user_id: str) -> dict[str, Any]:
+        """Deactivate a member, as a workspace admin does: users.info answers ``deleted: true`` from
+        now on. Returns the user object a ``user_change`` event carries."""
+        with self._cond:
+            self._users[user_id]["deleted"] = True
+            return copy.deepcopy(self._users[user_id])
 
     def add_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
         """Members of ``usergroup_id`` (an ``S...`` id) as usergroups.users.list answers them."""

@@ -1,5 +1,5 @@
-"""The self-service words, parsed: ``status``, ``status <id>``, ``pending``, ``cancel <id>``, ``help``
-(and ``new``). Pure: no I/O.
+"""The self-service words, parsed: ``status``, ``status <id>``, ``pending``, ``cancel <id>``, ``keys``,
+``help`` (and ``new``, ``remove``, which open forms). Pure: no I/O.
 
 The same words work in a direct message to the bot and after ``/iam-user``.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bot.domain.ids import REQUEST_ID_PATTERN
 
-VERBS = frozenset({"new", "status", "pending", "cancel", "help"})
+VERBS = frozenset({"new", "status", "pending", "cancel", "keys", "remove", "help"})
 # Characters people wrap an id in when they paste it: code spans, bold, quotes, punctuation.
 ID_WRAPPING = "`*_~'\"<>()[]{}.,;:!?"
 

@@ -1,4 +1,4 @@
-"""Self-service answers: ``status``, ``status <id>``, ``pending``, ``cancel <id>``, ``help``.
+"""Self-service answers: ``status``, ``status <id>``, ``pending``, ``cancel <id>``, ``keys``, ``help``.
 
 The words are parsed by :mod:`bot.selfservice.commands`; :class:`StatusDesk` looks things up and
 decides who may see what:
@@ -9,7 +9,8 @@ decides who may see what:
 - anyone else learns nothing, not even whether a request id exists.
 
 State changes (``cancel``) go through :meth:`bot.approval.service.Approvals.cancel`; this module
-never moves a request.
+never moves a request. ``keys`` (the asker's bot-made users and their access keys) is read from IAM
+by :class:`bot.lifecycle.keysdesk.KeyDesk`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.approval.service import Approvals, Outcome
 from bot.domain.access import may_decide
 from bot.domain.models import OnboardingRequest
 from bot.domain.states import RequestStatus
+from bot.lifecycle.keysdesk import KeyDesk
 from bot.selfservice import messages as status_blocks
 from bot.selfservice.commands import parse_command
 from bot.selfservice.messages import QueueItem
@@ -45,13 +47,14 @@ class StatusDesk:
     Args:
         people: the approvers, resolved at question time.
         messenger: ``chat.getPermalink`` of approval messages (cached).
-        approvals: ``cancel``.
+        approvals: ``cancel``; keys: ``keys``.
     """
 
     store: Store
     people: People
     messenger: Messenger
     approvals: Approvals
+    keys: KeyDesk
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -79,8 +82,11 @@ class StatusDesk:
             if command.request_id is None:
                 return self._bad_id(command.argument)
             return self.cancel(user_id, command.request_id).message
-        if command.verb == "new":
-            return "`/iam-user new` opens the request form (a form cannot be opened from a message)."
+        if command.verb == "keys":
+            return self.keys.reply(user_id)
+        if command.verb in ("new", "remove"):
+            form = "request" if command.verb == "new" else "removal"
+            return f"`/iam-user {command.verb}` opens the {form} form (a form cannot be opened from a message)."
         return status_blocks.HINT
 
     def status(self, user_id: str, request_id: str | None = None) -> str:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_sdk.models.views import View
 
 from bot.domain.models import OnboardingRequest
 from bot.domain.states import RequestStatus
+from bot.lifecycle.keysdesk import KeyDesk
 from bot.selfservice import messages as status_blocks
 from bot.selfservice.desk import StatusDesk
 from bot.selfservice.messages import HOME_OWN_MAX, HOME_QUEUE_MAX, HOME_RECEIVED_MAX, HOME_SECRETS_MAX, HomeContent
@@ -28,6 +29,8 @@ from bot.slack.people import People
 from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
+
+HOME_LIFECYCLE_MAX = 20  # blocks of the viewer's keys (and, for approvers, keys due and owners gone)
 
 # States a request can reach only from pending (or pending itself): entering one of them
 # changes the approvers' queue. approved → provisioning → provisioned/failed does not.
@@ -47,15 +50,27 @@ class HomeTab:
 
     Args:
         desk: the status rules (queue, permalinks) shared with DM answers.
+        keys: the viewer's users and keys read from IAM (and the approvers' lifecycle findings).
         people: the approvers (whose Homes show the queue).
+        executor: where refreshes run (default: one background thread).
     """
 
-    def __init__(self, store: Store, desk: StatusDesk, people: People, messenger: Messenger) -> None:
+    def __init__(
+        self,
+        store: Store,
+        desk: StatusDesk,
+        keys: KeyDesk,
+        people: People,
+        messenger: Messenger,
+        executor: Executor | None = None,
+    ) -> None:
         self.store = store
         self.desk = desk
+        self.keys = keys
         self.people = people
         self.messenger = messenger
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")
+        # One thread, so refreshes of one Home publish in order (inline on AWS Lambda).
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="home")
         self._queued: set[str] = set()
         self._lock = threading.Lock()
 
@@ -76,6 +91,7 @@ class HomeTab:
             queue=queue,
             queue_more=queue_more,
             now=self.store.clock(),
+            lifecycle=self.keys.home_blocks(user_id, approver=queue is not None, limit=HOME_LIFECYCLE_MAX),
         )
 
     def view(self, user_id: str) -> View:

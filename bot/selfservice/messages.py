@@ -34,7 +34,7 @@ from bot.domain.records import SecretRow
 from bot.domain.states import RequestStatus
 from bot.slack.blocks import escape, mention, slack_date, truncate, user_names
 from bot.slack.request_blocks import decision_buttons, request_summary
-from bot.slack.wording import acted
+from bot.slack.wording import acted, status_words
 
 HOME_BLOCKS_MAX = VIEW_BLOCKS_MAX  # Slack: a Home tab view holds at most 100 blocks
 HOME_QUEUE_MAX = 15  # 3 blocks each
@@ -50,13 +50,15 @@ HELP_TEXT = (
     "• `status R-XXXXXXXX`: one request in full.\n"
     "• `pending` (approvers): the requests waiting for a decision.\n"
     "• `cancel R-XXXXXXXX`: withdraw your request while it waits for approval.\n"
+    "• `keys` (DM me, or `/iam-user keys`): your IAM users and their access keys, with their age.\n"
+    "• `/iam-user remove`: ask to disable or delete IAM users I made (approved like a new user).\n"
     "• `help`: this message.\n"
     "New users get their credentials through a one-time link in a private message from me; "
     "my App Home tab lists links you have not opened yet."
 )
 HINT = (
-    "I answer `status`, `status <request id>`, `pending`, `cancel <request id>` and `help`. "
-    "`/iam-user new` files a request."
+    "I answer `status`, `status <request id>`, `pending`, `cancel <request id>`, `keys` and `help`. "
+    "`/iam-user new` files a request, `/iam-user remove` a removal."
 )
 NO_SUCH_REQUEST = "I know of no request `{request_id}` of yours. `status` lists the ones I can show you."
 NOT_AN_APPROVER = "Only approvers have a queue of pending requests. `status` shows your own."
@@ -65,7 +67,7 @@ NOT_AN_APPROVER = "Only approvers have a queue of pending requests. `status` sho
 def request_line(request: OnboardingRequest) -> str:
     """One of the asker's own requests on one line: id, users, state in words, times."""
     return (
-        f"• `{request.id}` {user_names(request)}: *{request.status.words}*. "
+        f"• `{request.id}` {user_names(request)}: *{status_words(request)}*. "
         f"Filed {slack_date(request.created_at)}; {acted(request)}."
     )
 
@@ -80,7 +82,7 @@ def recipient_line(request: OnboardingRequest, recipient: str) -> str:
     """A request seen by one of its recipients: only their own IAM user(s), the state, who acted."""
     names = ", ".join(f"`{name}`" for name in own_user_names(request, recipient))
     return (
-        f"• {names} (request `{request.id}` from {mention(request.requester)}): *{request.status.words}*; "
+        f"• {names} (request `{request.id}` from {mention(request.requester)}): *{status_words(request)}*; "
         f"{acted(request)}."
     )
 
@@ -125,7 +127,7 @@ def request_detail(
     now: datetime,
 ) -> str:
     """One request in full, for its requester or an approver: summary, state, who acted, links."""
-    parts = [request_summary(request), f"*State* {request.status.words}: {acted(request)}."]
+    parts = [request_summary(request), f"*State* {status_words(request)}: {acted(request)}."]
     if request.status is RequestStatus.DENIED and request.reason:
         parts.append(f"*Reason* {escape(request.reason)}")
     if request.status is RequestStatus.FAILED and request.error:
@@ -142,9 +144,10 @@ def request_detail(
 def recipient_detail(request: OnboardingRequest, recipient: str) -> str:
     """One request for a recipient who did not file it: their IAM user(s) and the state only."""
     names = ", ".join(f"`{name}`" for name in own_user_names(request, recipient))
+    does = f"would {request.form.remove_mode} your IAM user {names}" if request.form.is_removal else ""
     return (
-        f"Request `{request.id}` from {mention(request.requester)} creates IAM user {names} for you.\n"
-        f"*State* {request.status.words}: {acted(request)}."
+        f"Request `{request.id}` from {mention(request.requester)} {does or f'creates IAM user {names} for you'}.\n"
+        f"*State* {status_words(request)}: {acted(request)}."
     )
 
 
@@ -203,6 +206,7 @@ class HomeContent:
     secrets: Sequence[SecretRow]
     queue: Sequence[QueueItem] | None
     now: datetime
+    lifecycle: Sequence[Block] = ()  # the viewer's keys with Rotate; for approvers keys due, owners gone
     own_more: int = 0
     received_more: int = 0
     queue_more: int = 0
@@ -214,7 +218,9 @@ def home_view(content: HomeContent) -> View:
     Sections, each only when it has something: the approver's queue with Approve/Deny
     (``approve_request`` / ``deny_request``, value = request id, block ``queue_<id>``); the
     viewer's unopened one-time links with **Send a new link** (``resend_credential_link``,
-    value = secret id); the viewer's own requests; IAM users others requested for them.
+    value = secret id); the viewer's users and access keys with **Rotate** (``rotate_access_key``)
+    and, for approvers, keys due for rotation and owners who left; the viewer's own requests; IAM
+    users others requested for them.
     At most :data:`HOME_BLOCKS_MAX` blocks whatever the counts.
     """
     blocks: list[Block] = [HeaderBlock(block_id="home_header", text="IAM user requests")]
@@ -257,6 +263,8 @@ def home_view(content: HomeContent) -> View:
             )
         blocks += _more(len(content.secrets) - HOME_SECRETS_MAX, "Open the links you have first.")
         blocks.append(DividerBlock())
+    if content.lifecycle:
+        blocks += [*content.lifecycle, DividerBlock()]
     blocks.append(_section("*Your requests*", "own"))
     if content.own:
         for request in content.own[:HOME_OWN_MAX]:

@@ -1,8 +1,8 @@
 """The Slack app manifest, filled in for one deployment (``iam-user-bot manifest``).
 
-The template is the repository's top-level ``manifest.yml``; ``bot/slack/manifest.yml`` links to it so
-the package ships a copy and an installed bot can print it. Its request URLs use the placeholder
-``https://bot.example.com``. In HTTP mode every URL
+The template is the repository's top-level ``manifest.yml``; building a wheel copies it into the
+package as ``bot/slack/manifest.yml`` (``setup.py``), so an installed bot can print it. Its request
+URLs use the placeholder ``https://bot.example.com``. In HTTP mode every URL
 becomes ``<base>/slack/events``, the bot's single Slack endpoint (contract, section 2); in Socket
 Mode the URLs are removed and ``socket_mode_enabled`` is set, since Slack then pushes over the
 websocket the bot opens with ``SLACK_APP_TOKEN``.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,16 +39,31 @@ class ManifestError(ValueError):
     """A bad ``--url`` or a template that breaks Slack's manifest rules; the message says which."""
 
 
+def template_text() -> str:
+    """The template's text: the copy inside an installed package, else (a source checkout) the
+    repository's top-level ``manifest.yml``.
+
+    Raises:
+        ManifestError: neither exists (a package built without ``setup.py``'s copy step).
+    """
+    packaged = resources.files("bot.slack").joinpath("manifest.yml")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parents[2] / "manifest.yml"
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    raise ManifestError("the Slack app manifest is missing from this installation (bot/slack/manifest.yml)")
+
+
 def load_template() -> Manifest:
     """The manifest template as plain data (dicts, lists, strings, numbers, booleans).
 
     Raises:
-        ManifestError: the template is not a YAML mapping.
+        ManifestError: the template is missing or not a YAML mapping.
     """
-    text = resources.files("bot.slack").joinpath("manifest.yml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.safe_load(template_text())
     if not isinstance(data, dict):
-        raise ManifestError("bot/slack/manifest.yml must be a YAML mapping")
+        raise ManifestError("the Slack app manifest template must be a YAML mapping")
     return data
 
 

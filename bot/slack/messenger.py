@@ -122,12 +122,13 @@ class Messenger:
         channel = self.dm_channel(user_id)
         return self.ephemeral(channel, user_id, text, blocks) if channel else False
 
-    def user_info(self, user_id: str) -> dict | None:
+    def user_info(self, user_id: str, *, fresh: bool = False) -> dict | None:
         """A Slack user's ``users.info`` object (needs ``users:read``; the e-mail needs
-        ``users:read.email``), cached for five minutes. When Slack refuses, ``{"error": code}``
+        ``users:read.email``), cached for five minutes; ``fresh`` asks Slack again (whether an
+        account was deactivated meanwhile: ``deleted``). When Slack refuses, ``{"error": code}``
         (not cached), so callers can tell ``user_not_found`` from a passing failure."""
         with self._lock:
-            cached = self._users.get(user_id)
+            cached = None if fresh else self._users.get(user_id)
         if cached is not None:
             return cached
         try:

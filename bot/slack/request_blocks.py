@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject
 
 from bot.domain.limits import SECTION_TEXT_MAX
-from bot.domain.models import OnboardingRequest, PermissionMode, Review
+from bot.domain.models import OnboardingRequest, PermissionMode, RemoveMode, Review
+from bot.domain.removal import MODE_WORDS
 from bot.slack.blocks import escape, mention, slack_date, truncate
 
 
@@ -17,7 +18,29 @@ def code_list(items: Sequence[str]) -> str:
     return ", ".join(f"`{escape(i)}`" for i in items) or "none"
 
 
+def removal_summary(request: OnboardingRequest) -> str:
+    """A removal request (``/iam-user remove``): who asks, which users (and whose), how, why."""
+    form = request.form
+    users = "\n".join(
+        f"• `{name}` (owner {mention(owner or None)})"
+        for name, owner in zip(form.user_names, form.recipients, strict=True)
+    )
+    justification = "\n".join(f">{escape(line)}" for line in form.justification.splitlines() or [""])
+    mode = MODE_WORDS.get(RemoveMode(str(form.remove_mode)), str(form.remove_mode))
+    return "\n".join(
+        [
+            f"*Removal requested by* {mention(request.requester)} · request `{request.id}` "
+            f"· filed {slack_date(request.created_at)}",
+            f"*IAM users*\n{users}",
+            f"*How* {mode}",
+            f"*Justification*\n{justification}",
+        ]
+    )
+
+
 def summary_text(request: OnboardingRequest) -> str:
+    if request.form.is_removal:
+        return removal_summary(request)
     form = request.form
     users = "\n".join(
         f"• `{name}` for {mention(recipient)}" for name, recipient in zip(form.user_names, form.recipients, strict=True)
@@ -48,6 +71,8 @@ def request_summary(request: OnboardingRequest) -> str:
     """A request in mrkdwn for status replies and the App Home: who, for whom, what access, the
     permission choice as filed (the approval message shows it expanded from IAM instead), why."""
     form = request.form
+    if form.is_removal:
+        return truncate(removal_summary(request), SECTION_TEXT_MAX)
     if form.permission_mode is PermissionMode.COPY_USER:
         chosen = f"copied from IAM user `{escape(form.copy_from_user or '')}`"
     elif form.permission_mode is PermissionMode.POLICIES:
@@ -68,6 +93,10 @@ def decision_buttons(request: OnboardingRequest, review: Review | None, block_id
         more = ""
         if review is not None and review.approvals_required > 1:
             more = f" It needs {review.approvals_required} distinct approvers; yours counts as one."
+        title, does = "Create these IAM users?", f"This creates {count} IAM user(s) in AWS"
+        if request.form.is_removal:
+            verb = str(request.form.remove_mode).capitalize()
+            title, does = f"{verb} these IAM users?", f"This will {request.form.remove_mode} {count} IAM user(s)"
         elements.append(
             ButtonElement(
                 action_id="approve_request",
@@ -75,8 +104,8 @@ def decision_buttons(request: OnboardingRequest, review: Review | None, block_id
                 value=request.id,
                 style="primary",
                 confirm=ConfirmObject(
-                    title="Create these IAM users?",
-                    text=truncate(f"This creates {count} IAM user(s) in AWS, exactly as shown.{more}", 300),
+                    title=title,
+                    text=truncate(f"{does}, exactly as shown.{more}", 300),
                     confirm="Approve",
                     deny="Back",
                 ),

@@ -3,11 +3,13 @@
 websocket URL; nothing connects to it).
 
 Each answer is ``(value, problem)``: Slack's answer, or why there is none (Slack's error code, or
-the network error in words). :mod:`bot.ops.check_slack` words them as check lines.
+the network error in words). :mod:`bot.ops.check_slack` words them as check lines, and
+:mod:`bot.ops.startup` as the one line that stops ``serve``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_sdk import WebClient
@@ -15,6 +17,10 @@ from slack_sdk.errors import SlackApiError
 
 Answer = tuple[Any, str | None]
 UNREACHABLE = "unreachable: "  # how a problem that is no answer from Slack begins
+# The probes' own logger: slack_sdk would log each failed call at ERROR, next to the one line
+# ``check`` or ``serve`` prints about it.
+_QUIET = logging.getLogger(__name__ + ".sdk")
+_QUIET.disabled = True
 
 
 class SlackProbe:
@@ -25,7 +31,8 @@ class SlackProbe:
     """
 
     def __init__(self, token: str, base_url: str) -> None:
-        self.client = WebClient(token=token, base_url=base_url, timeout=10)
+        # No retries: a probe reports what it found at once, and says so in one line.
+        self.client = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[], logger=_QUIET)
 
     def _ask(self, call: Any, **args: Any) -> Answer:
         try:

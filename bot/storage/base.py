@@ -3,8 +3,9 @@
 Rules every backend keeps (the contract tests in ``tests/storage/`` check them on each):
 
 - A status changes only through ``move_request``, ``move_secret``-like claims (``claim_secret``,
-  ``claim_expiry``, ``claim_reissue``, ``discard_unsent_links``) and the journal's
-  ``start_step`` / ``finish_step`` / ``fail_step``, each one compare-and-set on the status the
+  ``claim_expiry``, ``claim_reissue``, ``discard_unsent_links``), the journal's
+  ``start_step`` / ``finish_step`` / ``fail_step``, the key rotations' ``start_rotation`` /
+  ``move_rotation`` and the findings' ``open_finding`` / ``resolve_finding``, each one compare-and-set on the status the
   table of :mod:`bot.domain.states` allows, with its audit row in the same transaction: of two
   concurrent callers (threads, processes, hosts) exactly one wins, and a loser changes nothing.
 - The audit log is append-only.
@@ -21,8 +22,8 @@ from typing import Protocol
 
 from bot.domain.models import AuditEvent, OnboardingRequest, PermissionExpansion, RequestForm, Review, RiskFlag
 from bot.domain.plan import Step
-from bot.domain.records import ApprovalResult, JournalEntry, Lease, NewSecret, SecretRow
-from bot.domain.states import RequestEvent, RequestStatus
+from bot.domain.records import ApprovalResult, Finding, JournalEntry, Lease, NewSecret, RotationRow, SecretRow
+from bot.domain.states import RequestEvent, RequestStatus, RotationEvent, RotationState
 
 
 class Store(Protocol):
@@ -115,7 +116,8 @@ class Store(Protocol):
 
     def claim_lease(self, request_id: str, lease: Lease, is_gone: Callable[[str], bool]) -> bool:
         """Take the lease of a ``provisioning`` request if it is free (none, expired, or its owner
-        ``is_gone``); True when taken. Never taken from the same owner."""
+        ``is_gone``); True when taken. A live owner's unexpired lease is not free, even to itself
+        (that process may be running the request on another thread)."""
         ...
 
     def renew_lease(self, request_id: str, lease: Lease) -> bool:
@@ -138,8 +140,9 @@ class Store(Protocol):
         """Every journaled step of a request, by step index."""
         ...
 
-    def start_step(self, request_id: str, index: int, label: str) -> None:
-        """Journal step ``index`` as started (a re-run counts another attempt), audited ``step_started``."""
+    def start_step(self, request_id: str, index: int, label: str) -> bool:
+        """Journal step ``index`` as started (a re-run from started or done counts another attempt),
+        audited ``step_started``; False (nothing written) when the state table refuses it (failed)."""
         ...
 
     def finish_step(self, request_id: str, index: int, label: str, detail: dict) -> bool:
@@ -156,6 +159,8 @@ class Store(Protocol):
         ...
 
     # -- one-time secrets ------------------------------------------------------------------------
+    # A secret's id here is the digest of its link id (bot.domain.ids.link_digest), never the
+    # link id itself: the store cannot address or burn a link, and neither can a copy of it.
 
     def put_secret(self, secret: NewSecret) -> None:
         """Store a sealed secret (audited ``link_issued``, or ``link_reissued`` when it replaces one)."""
@@ -204,6 +209,64 @@ class Store(Protocol):
 
     def release_reissue(self, secret_id: str, actor: str, error: str) -> None:
         """Give a re-issue claim back after IAM refused (audited ``reissue_failed``)."""
+        ...
+
+    # -- lifecycle: key rotations (one record per IAM user) and findings ---------------------------
+
+    def start_rotation(
+        self,
+        user_name: str,
+        *,
+        old_key_id: str,
+        owner: str,
+        request_id: str,
+        kept_key_ids: Sequence[str],
+        actor: str | None,
+    ) -> RotationRow | None:
+        """Begin a rotation of ``user_name``'s key ``old_key_id``: (no record), completed, failed or
+        delivered → started (the state table's ``rotation_started``), the new key, link and error
+        of any earlier rotation cleared; audited with the request id. None (nothing written) while
+        another rotation of the user is started or has its key created."""
+        ...
+
+    def move_rotation(
+        self,
+        user_name: str,
+        event: RotationEvent,
+        *,
+        actor: str | None,
+        detail: dict | None = None,
+        new_key_id: str | None = None,
+        secret_id: str | None = None,
+        error: str | None = None,
+    ) -> RotationRow | None:
+        """Any other move of the rotation table (key created, delivered, completed, failed), one
+        compare-and-set with its audit row (detail ``user_name``, ``from``, ``to`` and ``detail``);
+        the given ids and error are stored with it. The row after the move, or None when the
+        rotation was not in a state the event leaves."""
+        ...
+
+    def get_rotation(self, user_name: str) -> RotationRow | None:
+        """The rotation record of ``user_name`` (the latest rotation), or None."""
+        ...
+
+    def rotations_in(self, states: Iterable[RotationState], *, limit: int = 500) -> list[RotationRow]:
+        """Rotations now in one of ``states``, least recently moved first (periodic recovery)."""
+        ...
+
+    def open_finding(self, kind: str, subject: str, *, detail: dict, actor: str | None = None) -> bool:
+        """(none) → open, audited ``finding_opened`` (detail ``kind``, ``subject`` and ``detail``);
+        True only for the one caller that opened it: what it reports is told exactly once."""
+        ...
+
+    def resolve_finding(self, kind: str, subject: str, *, actor: str | None = None, detail: dict | None = None) -> bool:
+        """open → resolved, audited ``finding_resolved``; False when it was not open."""
+        ...
+
+    def get_finding(self, kind: str, subject: str) -> Finding | None: ...
+
+    def open_findings(self, kind: str, *, limit: int = 50) -> list[Finding]:
+        """The open findings of ``kind``, newest first."""
         ...
 
     # -- wizard drafts and Slack event ids --------------------------------------------------------

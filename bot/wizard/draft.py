@@ -27,7 +27,6 @@ from bot.domain.quotas import AccountQuotas
 from bot.domain.rules import PasswordPolicy
 from bot.domain.states import RequestStatus
 
-StateValues = dict[str, dict[str, dict[str, Any]]]
 PREVIEW_REQUEST_ID = "<request id>"
 PREVIEW_APPROVER = "<approver>"
 PREVIEW_ACCOUNT = "<account id>"  # when the catalog could not read it (sts:GetCallerIdentity refused)
@@ -115,46 +114,6 @@ class ViewResult:
     errors: dict[str, str] = field(default_factory=dict)
     password: str | None = field(default=None, repr=False)
     password_policy: PasswordPolicy | None = None
-
-
-# -- reading view.state.values ----------------------------------------------------------------
-
-
-def _element(values: StateValues, block_id: str) -> dict[str, Any]:
-    """The single element state of an input block (its action_id is ours to choose)."""
-    block = values.get(block_id) or {}
-    return next(iter(block.values()), {}) if block else {}
-
-
-def text_value(values: StateValues, block_id: str) -> str:
-    """The text of a plain-text input, trimmed; empty when absent."""
-    return (_element(values, block_id).get("value") or "").strip()
-
-
-def raw_text_value(values: StateValues, block_id: str) -> str:
-    """The text as typed (no trimming: a password's spaces count)."""
-    return _element(values, block_id).get("value") or ""
-
-
-def selected_values(values: StateValues, block_id: str) -> list[str]:
-    """Values of checkboxes / multi selects (``selected_options``), de-duplicated, order kept."""
-    return list(dict.fromkeys(opt["value"] for opt in _element(values, block_id).get("selected_options") or []))
-
-
-def selected_value(values: StateValues, block_id: str) -> str | None:
-    """Value of a radio group or single select (``selected_option``), or None."""
-    option = _element(values, block_id).get("selected_option") or {}
-    return option.get("value")
-
-
-def selected_users(values: StateValues, block_id: str) -> list[str]:
-    """Users of a multi users select, de-duplicated, order kept."""
-    return list(dict.fromkeys(_element(values, block_id).get("selected_users") or []))
-
-
-def ticked(values: StateValues, block_id: str) -> bool:
-    """Whether the single checkbox of ``block_id`` (value = block_id) is ticked."""
-    return block_id in selected_values(values, block_id)
 
 
 # -- the plan a draft makes ---------------------------------------------------------------------

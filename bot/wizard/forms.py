@@ -24,6 +24,15 @@ from bot.domain.rules import (
     user_names_error,
 )
 from bot.domain.tags import parse_tags
+from bot.slack.view_state import (
+    StateValues,
+    raw_text_value,
+    selected_users,
+    selected_value,
+    selected_values,
+    text_value,
+    ticked,
+)
 from bot.wizard.draft import (
     DETAILS,
     PERMISSIONS,
@@ -31,15 +40,8 @@ from bot.wizard.draft import (
     TAGS,
     Draft,
     Lookup,
-    StateValues,
     ViewResult,
     attached_policy_counts,
-    raw_text_value,
-    selected_users,
-    selected_value,
-    selected_values,
-    text_value,
-    ticked,
 )
 
 JUSTIFICATION_MIN = 10

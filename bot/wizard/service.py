@@ -38,6 +38,7 @@ from bot.domain.models import AccessType, OnboardingRequest, PasswordMode, Reque
 from bot.domain.quotas import AccountQuotas
 from bot.domain.rules import MAX_RECIPIENTS, PasswordPolicy, suggest_user_name
 from bot.domain.states import OPEN_STATUSES
+from bot.slack.view_state import selected_users, selected_value, selected_values, ticked
 from bot.storage.base import Store
 from bot.wizard import review, views
 from bot.wizard.draft import (
@@ -48,10 +49,6 @@ from bot.wizard.draft import (
     Draft,
     ViewResult,
     preview_plan,
-    selected_users,
-    selected_value,
-    selected_values,
-    ticked,
 )
 from bot.wizard.forms import (
     copy_source_errors,
@@ -65,6 +62,7 @@ from bot.wizard.forms import (
 log = logging.getLogger(__name__)
 
 DRAFT_TOKEN_BYTES = 12
+FILED_SUFFIX = "/filed"  # the draft key under which a filed request's id is kept for the work after the ack
 EXPIRED_NOTICE = "This form was open too long (or was started elsewhere), so it starts again. Sorry!"
 
 
@@ -303,7 +301,27 @@ class Wizard:
         # Claim the draft first: of two concurrent submissions only one files.
         if not self.store.delete_draft(key):
             return WizardAnswer(view=views.message_view("This request was already submitted."))
-        return WizardAnswer(request=self.file(user_id, draft.form()))
+        request = self.file(user_id, draft.form())
+        # What the work after the ack (announcing it) finds from the same submission payload.
+        self.store.put_draft(f"{key}{FILED_SUFFIX}", user_id, request.id)
+        return WizardAnswer(request=request)
+
+    def filed_request(self, user_id: str, view: Mapping[str, Any]) -> OnboardingRequest | None:
+        """The request the submission of ``view`` by ``user_id`` filed, or None (it filed none).
+
+        The ack of the last view files the request; the slow work after it (posting it to the
+        approvers) runs apart (a lazy listener, on AWS Lambda another invocation) and finds it here
+        from the same payload, once: a second call (Slack delivering the submission again) gets None.
+        """
+        token = views.read_metadata(view.get("private_metadata")).get("draft")
+        if not token:
+            return None
+        key = f"{view.get('id') or ''}/{token}{FILED_SUFFIX}"
+        request_id = self.store.get_draft(key, user_id)
+        # Taken once: a repeated delivery of the same submission must not announce it again.
+        if not request_id or not self.store.delete_draft(key):
+            return None
+        return self.store.get_request(request_id)
 
 
 def unchecked(error: IamError) -> str:

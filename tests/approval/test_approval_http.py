@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.sandbox.slack_user import SlackUser
-from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.support import wizard_driver as wiz
 from tests.support.flow import wait_catalog
@@ -48,11 +49,11 @@ def file_request(bot, slack, requester: str, user_name: str, groups: Sequence[st
 
 
 def status_of(bot, request_id: str) -> str:
-    return str(SqliteStore(bot.database_path).get_request(request_id).status)
+    return str(bot.store().get_request(request_id).status)
 
 
 def audit(bot, request_id: str | None = None):
-    return SqliteStore(bot.database_path).audit_events(request_id=request_id)
+    return bot.store().audit_events(request_id=request_id)
 
 
 def ephemeral_to(slack, user: str, needle: str) -> str:
@@ -83,11 +84,12 @@ def click(bot, who: str, action: str, request_id: str, ts: str):
     return answer
 
 
-def test_authorisation_matrix(start_bot, slack, iam) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_authorisation_matrix(start_bot, slack, iam, store: str) -> None:
     # Roles: the requester and a recipient are approvers too (by user group and by id), so the
     # refusals below come from the four-eyes rules, not from "not an approver".
     slack.add_usergroup(APPROVER_GROUP, [REQUESTER, SECOND_APPROVER])
-    bot = start_bot(APPROVER_USER_IDS=f"{APPROVER},{RECIPIENT}", APPROVER_USERGROUP_ID=APPROVER_GROUP)
+    bot = start_bot(store=store, APPROVER_USER_IDS=f"{APPROVER},{RECIPIENT}", APPROVER_USERGROUP_ID=APPROVER_GROUP)
     refusals = {
         REQUESTER: "You filed this request",
         RECIPIENT: "You would receive credentials",
@@ -167,12 +169,12 @@ def test_only_listed_people_may_request(start_bot, slack) -> None:
     )
     assert forged.json()["response_action"] == "update"
     assert "not on the list of people who may request" in json.dumps(forged.json()["view"])
-    assert SqliteStore(bot.database_path).requests_where() == []
+    assert bot.store().requests_where() == []
     assert [c for c in slack.calls("views.open") if c.args.get("trigger_id") == stranger_trigger] == []
     assert {e.actor for e in audit(bot) if e.event == "refused_request"} == {STRANGER}
     # A member of the requester user group may file.
     file_request(bot, slack, SECOND_APPROVER, "group.member")
-    assert [r.requester for r in SqliteStore(bot.database_path).requests_where()] == [SECOND_APPROVER]
+    assert [r.requester for r in bot.store().requests_where()] == [SECOND_APPROVER]
 
 
 def test_twenty_concurrent_approvals_on_two_workers_create_one_user(start_bot, slack, iam) -> None:
@@ -188,7 +190,7 @@ def test_twenty_concurrent_approvals_on_two_workers_create_one_user(start_bot, s
     assert len(iam.list_access_keys(UserName="race.winner")["AccessKeyMetadata"]) == 1
     # Clicks are acked before they are handled: wait until every loser has been told (each is
     # audited before it is told), then count.
-    winner = SqliteStore(bot.database_path).get_request(request_id).decided_by
+    winner = bot.store().get_request(request_id).decided_by
     losers = slack.wait_for(
         "chat.postEphemeral",
         lambda c: f"already approved by <@{winner}>" in c.args.get("text", ""),
@@ -217,8 +219,9 @@ class RetriedSlack(SlackUser):
         return super().post(body, content_type, {**(extra_headers or {}), **retry})
 
 
-def test_retried_deliveries_decide_once(start_bot, slack, iam) -> None:
-    bot = start_bot()
+@pytest.mark.parametrize("store", ["sqlite", "dynamodb"])
+def test_retried_deliveries_decide_once(start_bot, slack, iam, store: str) -> None:
+    bot = start_bot(store=store)
     ts, request_id = file_request(bot, slack, REQUESTER, "retry.user")
     click(bot, APPROVER, "approve_request", request_id, ts)
     for n in (1, 2):

@@ -50,7 +50,7 @@ def test_a_forged_request_id_is_not_echoed_in_full(tmp_path) -> None:
 
     store = SqliteStore(tmp_path / "bot.db")
     # Only the refusal path: no IAM, no Slack, no provisioning.
-    approvals = Approvals(store, None, People(None, ("U2",)), None, None, None, None, (), 1)  # type: ignore[arg-type]
+    approvals = Approvals(store, None, People(None, ("U2",)), None, None, None, None, None, (), 1)  # type: ignore[arg-type]
     forged = "R-" + "<!channel>" * 500
     with logs.log_context(request_id="-", slack_user="-"):
         outcome = approvals.decide(forged, "U2", approve=True)

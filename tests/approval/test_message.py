@@ -118,7 +118,9 @@ def test_pending_message_shows_everything_an_approver_judges() -> None:
 
 def test_cli_lines_follow_the_plan() -> None:
     lines = cli_script_for(request(), EXPANSION).lines
-    assert lines[0].startswith("aws iam create-user --user-name nina --permissions-boundary " + BOUNDARY)
+    assert lines[0].startswith(
+        "aws iam create-user --user-name nina --path /iam-user-bot/ --permissions-boundary " + BOUNDARY
+    )
     assert '{"Key":"iam-user-bot:approved-by","Value":"<approver>"}' in lines[0]  # not decided yet
     assert "aws iam create-login-profile --user-name nina" in lines[1] and "--password-reset-required" in lines[1]
     assert '--password="$PASSWORD"' in lines[1]

@@ -23,6 +23,7 @@ from bot.aws.iam import IamGateway
 from bot.config import Settings, load_settings
 from bot.credentials.links import IssuedLink
 from bot.credentials.vault import b64url_decode, open_sealed
+from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm
 from bot.services import Services
 from bot.slack.messenger import make_web_client
@@ -76,7 +77,7 @@ def world(moto_server, iam, slack, tmp_path: Path, clock: Clock):
 
 def make_user(world: World, name: str) -> CreatedCredentials:
     """An IAM user with a login profile and an access key, as provisioning leaves it."""
-    world.iam.create_user(UserName=name)
+    world.iam.create_user(UserName=name, Tags=[{"Key": "iam-user-bot:managed", "Value": "true"}])
     world.iam.create_login_profile(UserName=name, Password="Initial-Passw0rd!xyzXYZ", PasswordResetRequired=True)
     key = world.iam.create_access_key(UserName=name)["AccessKey"]
     return CreatedCredentials(
@@ -240,7 +241,7 @@ def test_send_a_new_link_mints_new_credentials_and_kills_the_old_link(world: Wor
     old_notice = next(m for m in world.slack.messages(f"D{RECIPIENT}") if m["ts"] == old.notice_ts)
     assert "resend_credential_link" not in json.dumps(old_notice["blocks"])
     assert not world.services.reissues.resend(issued.secret_id, RECIPIENT).ok
-    new_id = new_link.rsplit("/", 1)[1].split("#")[0]
+    new_id = link_digest(new_link.rsplit("/", 1)[1].split("#")[0])
     assert world.store.secret_row(new_id).replaces == issued.secret_id
     refused = world.services.reissues.resend(new_id, RECIPIENT)
     assert not refused.ok and "already revealed" in refused.message
@@ -309,8 +310,11 @@ def test_second_reveal_attempt_alerts_once_and_approver_rotates(world: World) ->
 def test_links_are_decryptable_only_with_their_fragment(world: World) -> None:
     credentials, issued = issue(world, "kim.key")
     secret_id, key = issued.link.rsplit("/", 1)[1].split("#", 1)
+    assert issued.secret_id == link_digest(secret_id) != secret_id
     with world.store.transaction() as conn:
-        nonce, ciphertext = conn.execute("SELECT nonce, ciphertext FROM secrets WHERE id = ?", (secret_id,)).fetchone()
+        nonce, ciphertext = conn.execute(
+            "SELECT nonce, ciphertext FROM secrets WHERE id = ?", (issued.secret_id,)
+        ).fetchone()
     assert len(b64url_decode(key)) == 32 and len(nonce) == 12
     assert json.loads(open_sealed(secret_id, key, nonce, ciphertext))["user_name"] == "kim.key"
     other_key = issue(world, "kim.other")[1].link.split("#", 1)[1]

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot.credentials.vault import b64url_decode, credentials_plaintext, open_sealed, seal
+from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
 from bot.domain.records import NewSecret
 from bot.domain.rules import PasswordPolicy, generate_password
@@ -58,7 +59,7 @@ def seed(bot, credentials: CreatedCredentials) -> tuple[str, str]:
     sealed = seal(credentials_plaintext(credentials))
     store.put_secret(
         NewSecret(
-            secret_id=sealed.secret_id,
+            secret_id=link_digest(sealed.secret_id),
             request_id=request.id,
             recipient=RECIPIENT,
             user_name=credentials.user_name,
@@ -73,8 +74,8 @@ def seed(bot, credentials: CreatedCredentials) -> tuple[str, str]:
     return sealed.secret_id, f"{bot.url}/credentials/{sealed.secret_id}#{sealed.key}"
 
 
-def state(bot, secret_id: str) -> str:
-    return SqliteStore(bot.database_path).secret_row(secret_id).state
+def state(bot, link_id: str) -> str:
+    return SqliteStore(bot.database_path).secret_row(link_digest(link_id)).state
 
 
 def assert_csv_reads_right(csv_text: str, credentials: CreatedCredentials) -> None:
@@ -237,6 +238,7 @@ def test_database_holds_no_plaintext_and_nothing_that_decrypts_without_the_fragm
             ("password", credentials.password),
             ("secret access key", credentials.secret_access_key),
             ("link key (base64url)", key),
+            ("link id", secret_id),
         )
         if value in text
     ]
@@ -244,7 +246,9 @@ def test_database_holds_no_plaintext_and_nothing_that_decrypts_without_the_fragm
     assert leaks == []
 
     with SqliteStore(module_bot.database_path).transaction() as conn:
-        nonce, ciphertext = conn.execute("SELECT nonce, ciphertext FROM secrets WHERE id = ?", (secret_id,)).fetchone()
+        nonce, ciphertext = conn.execute(
+            "SELECT nonce, ciphertext FROM secrets WHERE id = ?", (link_digest(secret_id),)
+        ).fetchone()
     aad = secret_id.encode()
     assert json.loads(open_sealed(secret_id, key, nonce, ciphertext))["user_name"] == "dana.database"  # control
     # Nothing in the files works as the key: try every 32-byte window (and base64url words) on it.
@@ -261,13 +265,15 @@ def test_database_holds_no_plaintext_and_nothing_that_decrypts_without_the_fragm
     # Once revealed, the ciphertext is gone from the row.
     assert http("POST", link.split("#")[0], headers=REVEAL).status == 200
     with SqliteStore(module_bot.database_path).transaction() as conn:
-        row = conn.execute("SELECT nonce, ciphertext, state FROM secrets WHERE id = ?", (secret_id,)).fetchone()
+        row = conn.execute(
+            "SELECT nonce, ciphertext, state FROM secrets WHERE id = ?", (link_digest(secret_id),)
+        ).fetchone()
     assert row == (None, None, "revealed")
 
 
 def test_send_a_new_link_button_in_slack_mints_new_credentials(module_bot, module_slack, iam) -> None:
     bot = module_bot
-    iam.create_user(UserName="noel.newlink")
+    iam.create_user(UserName="noel.newlink", Tags=[{"Key": "iam-user-bot:managed", "Value": "true"}])
     iam.create_login_profile(UserName="noel.newlink", Password="Old-Passw0rd!abcdefXYZ", PasswordResetRequired=True)
     old_key = iam.create_access_key(UserName="noel.newlink")["AccessKey"]
     credentials = fake_credentials("noel.newlink", old_key["AccessKeyId"])
@@ -275,7 +281,11 @@ def test_send_a_new_link_button_in_slack_mints_new_credentials(module_bot, modul
 
     # A stranger clicks it (say, in their App Home, which has no channel): refused by DM, nothing changes.
     refused = bot.user.home_block_action(
-        STRANGER, "resend_credential_link", secret_id, view={"id": "V0HOME", "type": "home"}, block_id="links"
+        STRANGER,
+        "resend_credential_link",
+        link_digest(secret_id),
+        view={"id": "V0HOME", "type": "home"},
+        block_id="links",
     )
     assert refused.status == 200
     module_slack.wait_for(
@@ -284,7 +294,7 @@ def test_send_a_new_link_button_in_slack_mints_new_credentials(module_bot, modul
     assert state(bot, secret_id) == "sealed"
 
     clicked = bot.user.block_action(
-        RECIPIENT, "resend_credential_link", secret_id, channel=f"D{RECIPIENT}", message_ts="1.000002"
+        RECIPIENT, "resend_credential_link", link_digest(secret_id), channel=f"D{RECIPIENT}", message_ts="1.000002"
     )
     assert clicked.status == 200
     ephemeral = module_slack.wait_for(

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.credentials.sealing import PasswordSealer, SealError, sealer_from_bot_token
+from bot.credentials.sealing import PasswordSealer, SealError, sealer_from_secrets
 
 SECRET = b"xoxb-0000-1111-server-side-secret"
 
@@ -37,8 +37,33 @@ def test_each_seal_is_fresh_and_bound_to_requester_and_secret() -> None:
 
 
 def test_sealer_never_shows_its_secret() -> None:
-    sealer = sealer_from_bot_token(SECRET.decode())
+    sealer = sealer_from_secrets(SECRET.decode())
     assert SECRET.decode() not in repr(sealer)
     with pytest.raises(SealError) as caught:
         sealer.open("v1.AAAA.AAAA.AAAA", "U0REQ")
     assert SECRET.decode() not in str(caught.value) and "file the request again" in str(caught.value)
+
+
+SEALING_KEY = "a-dedicated-sealing-key-of-43-random-characters"
+
+
+def test_with_a_dedicated_key_a_slack_token_rotation_keeps_pending_passwords() -> None:
+    before = sealer_from_secrets("xoxb-the-token-before-rotation", SEALING_KEY)
+    token = before.seal("Pending-Passw0rd!", "U0REQ")
+    after = sealer_from_secrets("xoxb-the-token-after-rotation", SEALING_KEY)
+    assert after.open(token, "U0REQ") == "Pending-Passw0rd!"
+    # The dedicated key is what seals: the bot token alone does not open it.
+    with pytest.raises(SealError):
+        sealer_from_secrets("xoxb-the-token-before-rotation").open(token, "U0REQ")
+
+
+def test_setting_the_key_keeps_what_the_token_sealed_and_without_it_rotation_breaks() -> None:
+    token_only = sealer_from_secrets("xoxb-the-token-before-rotation")
+    sealed_by_token = token_only.seal("Older-Passw0rd!", "U0REQ")
+    # The operator adds CUSTOM_PASSWORD_SEALING_KEY: requests sealed before still open.
+    assert sealer_from_secrets("xoxb-the-token-before-rotation", SEALING_KEY).open(sealed_by_token, "U0REQ") == (
+        "Older-Passw0rd!"
+    )
+    # Without a dedicated key (the fallback), a new bot token cannot open them: file again.
+    with pytest.raises(SealError, match="file the request again"):
+        sealer_from_secrets("xoxb-the-token-after-rotation").open(sealed_by_token, "U0REQ")

@@ -67,6 +67,17 @@ def test_csv_export_and_since_in_any_time_zone(db, capsys: pytest.CaptureFixture
     assert [r["event"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))] == ["approved"]
 
 
+def test_a_file_that_is_not_the_bots_database_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not an SQLite file" * 100)
+    for path in (garbage, tmp_path):  # random bytes; a directory
+        monkeypatch.setenv("DATABASE_PATH", str(path))
+        assert main(["audit"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("audit: cannot read the audit log at") and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
 def test_bad_since_and_missing_database_exit_2(db, tmp_path: Path, monkeypatch, capsys) -> None:
     assert main(["audit", "--since", "yesterday"]) == 2
     assert "ISO-8601" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def policy_actions(document: dict) -> set[str]:
     return actions
 
 
-def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_check(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_", "APPROV", "PUBLIC_", "DATABASE"))
     }
@@ -48,6 +48,7 @@ def run_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -78,10 +79,13 @@ def test_check_passes_against_moto_and_the_stand_in(check_env) -> None:
         "ok   slack people",
         "ok   aws identity",
         "ok   iam permissions",
+        "warn iam scoping",
     ]
-    assert "in account 123456789012" in lines[-2]
-    # moto does not implement SimulatePrincipalPolicy: the read-only probes ran, and say so.
-    assert "read-only probes passed" in lines[-1] and "writes unverified" in lines[-1]
+    assert "in account 123456789012" in lines[-3]
+    # moto does not implement SimulatePrincipalPolicy: the read-only probes ran, and say so; the
+    # policy's scoping to the bot's own users could not be checked, and the line says that.
+    assert "read-only probes passed" in lines[-2] and "writes unverified" in lines[-2]
+    assert "could not check that writes stay on the bot's own users" in lines[-1]
 
 
 def test_check_names_what_is_wrong_and_the_fix_without_printing_secrets(check_env) -> None:
@@ -100,7 +104,7 @@ def test_check_names_what_is_wrong_and_the_fix_without_printing_secrets(check_en
     lines = result.stdout.splitlines()
     assert result.returncode == 1
     assert lines[0].startswith("FAIL configuration: APPROVAL_CHANNEL_ID is required")
-    assert lines[-1].startswith("ok   iam permissions")  # AWS is still checked
+    assert lines[-2].startswith("ok   iam permissions")  # AWS is still checked
 
 
 def test_role_arn_for_simulation() -> None:
@@ -116,12 +120,12 @@ def test_role_arn_for_simulation() -> None:
 
 def test_bot_iam_policy_allows_exactly_the_listed_actions() -> None:
     document = json.loads((ROOT / "docs" / "bot-iam-policy.json").read_text())
-    assert policy_actions(document) == set(REQUIRED_ACTIONS)
-    boundary = [s for s in document["Statement"] if "iam:PermissionsBoundary" in json.dumps(s.get("Condition", {}))]
-    assert [s["Action"] for s in boundary] == [["iam:CreateUser"]]
-    assert not [
-        s for s in document["Statement"] if s["Effect"] == "Allow" and "*" in policy_actions({"Statement": [s]})
-    ]
+    allows = [s for s in document["Statement"] if s["Effect"] == "Allow"]
+    assert policy_actions({"Statement": allows}) == set(REQUIRED_ACTIONS)
+    assert not [s for s in allows if "*" in policy_actions({"Statement": [s]})]
+    # What is denied is never called: removing or changing a boundary, untagging the bot's tags.
+    denies = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+    assert policy_actions({"Statement": denies}) & set(REQUIRED_ACTIONS) == {"iam:TagUser"}
 
 
 def test_every_iam_call_the_bot_makes_is_in_its_policy(moto_server, slack, iam, tmp_path) -> None:
@@ -202,3 +206,61 @@ def test_simulation_reports_denied_and_conditional_actions() -> None:
             " — fix: attach docs/bot-iam-policy.json to the bot's role or user"
         )
         assert simulate(iam, principal, REQUIRED_ACTIONS) is None  # not allowed to simulate: probes run instead
+
+
+def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_removal() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from bot.aws.selfcheck import TAKEOVER_ACTIONS, simulate_scoping
+    from bot.ops.check_aws import scoping_line
+
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    principal = "arn:aws:iam::123456789012:role/iam-user-bot"
+    managed = "arn:aws:iam::123456789012:user/iam-user-bot/iam-user-bot-check-probe"
+    other = "arn:aws:iam::123456789012:user/iam-user-bot-check-probe"
+    tag = [
+        {
+            "ContextKeyName": "aws:ResourceTag/iam-user-bot:managed",
+            "ContextKeyValues": ["true"],
+            "ContextKeyType": "string",
+        }
+    ]
+
+    def answer(actions, allowed: set[str]) -> dict:
+        rows = [{"EvalActionName": a, "EvalDecision": "allowed" if a in allowed else "implicitDeny"} for a in actions]
+        return {"EvaluationResults": rows, "IsTruncated": False}
+
+    def expect(stub, actions, resource, context, allowed: set[str]) -> None:
+        params = {
+            "PolicySourceArn": principal,
+            "ActionNames": list(actions),
+            "ResourceArns": [resource],
+            "ContextEntries": context,
+        }
+        stub.add_response("simulate_principal_policy", answer(actions, allowed), params)
+
+    boundary = ["iam:DeleteUserPermissionsBoundary"]
+    with Stubber(iam) as stub:
+        # The scoped policy: allowed on the managed user only; boundary removal denied.
+        expect(stub, TAKEOVER_ACTIONS, managed, tag, set(TAKEOVER_ACTIONS))
+        expect(stub, TAKEOVER_ACTIONS, other, [], set())
+        expect(stub, boundary, managed, tag, set())
+        # The old, unscoped policy: keys for anyone, boundary removal allowed.
+        expect(stub, TAKEOVER_ACTIONS, managed, tag, set(TAKEOVER_ACTIONS))
+        expect(stub, TAKEOVER_ACTIONS, other, [], {"iam:CreateAccessKey", "iam:UpdateLoginProfile"})
+        expect(stub, boundary, managed, tag, set(boundary))
+        stub.add_client_error("simulate_principal_policy", "AccessDenied")
+        ok = scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
+        bad = scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
+        unknown = scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
+    assert ok.render() == (
+        "ok   iam scoping: key and password writes allowed on a managed user, denied on a user the bot did not "
+        f"create; boundary removal denied (simulated for {principal})"
+    )
+    assert not bad.ok and bad.render().startswith(
+        "FAIL iam scoping: iam:CreateAccessKey, iam:UpdateLoginProfile allowed on a user the bot did not create; "
+        "iam:DeleteUserPermissionsBoundary allowed — fix: replace the bot's policy with the output of "
+        "`iam-user-bot policy bot"
+    )
+    assert unknown.ok and unknown.warn and unknown.render().startswith("warn iam scoping: could not check")

@@ -22,7 +22,7 @@ def runner():
     with mock_aws():
         iam = boto3.client("iam", region_name="us-east-1")
         iam.create_user(UserName="template")
-        iam.create_user(UserName="nina")
+        iam.create_user(UserName="nina", Tags=[{"Key": "iam-user-bot:managed", "Value": "true"}])
         yield iam, StepRunner(IamGateway(iam, boto3.client("sts", region_name="us-east-1"), sleep=lambda s: None))
 
 

@@ -19,6 +19,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from bot.aws.removal import Remover
 from bot.credentials.vault import open_sealed
+from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.plan import MANAGED_TAG, MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
 from bot.domain.states import RequestEvent, RequestStatus, StepState
@@ -474,10 +475,11 @@ def test_crash_while_sending_links_is_resumed_and_the_recipient_gets_a_working_l
     ]
     assert len(links) == 2  # the dead run's link, then the resumed run's
     stale_id = links[0].split("#")[0].rsplit("/", 1)[1]
-    assert second.store.claim_secret(stale_id) is None  # its credentials were replaced: 410
+    assert second.store.secret_row(link_digest(stale_id)).state == "superseded"
+    assert second.store.claim_secret(link_digest(stale_id)) is None  # its credentials were replaced: 410
     page, key = links[1].split("#", 1)
     secret_id = page.rsplit("/", 1)[1]
-    claimed = second.store.claim_secret(secret_id)
+    claimed = second.store.claim_secret(link_digest(secret_id))
     assert claimed is not None
     creds = json.loads(open_sealed(secret_id, key, *claimed))
     assert [creds["access_key_id"]] == user_state(iam, "nina.newhire")["access_keys"]

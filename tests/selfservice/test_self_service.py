@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+from bot.domain.ids import link_digest
 from bot.sandbox.processes import http
 from bot.sandbox.slack_workspace import WORKSPACE_URL
 from bot.storage.sqlite import SqliteStore
@@ -270,7 +271,9 @@ def test_home_per_role_and_refreshed_on_every_change(start_bot, slack, iam) -> N
     )[-1]
     resend = [b for b in buttons(refreshed.response["view"]) if b["action_id"] == "resend_credential_link"]
     assert [b["value"] for b in resend] == [sealed[0].id]
-    assert sealed[0].id in link  # the button names the secret the recipient was sent
+    # The button names the secret the recipient was sent, by the digest of its link id (the id
+    # itself, which could burn the link, is in the link only).
+    assert sealed[0].id == link_digest(link.split("#")[0].rsplit("/", 1)[1]) and sealed[0].id not in link
     # ...and the requester's and the approver's were republished too (no queue item left).
     for person in (REQUESTER, APPROVER, SECOND_APPROVER):
         slack.wait_for(
@@ -280,10 +283,14 @@ def test_home_per_role_and_refreshed_on_every_change(start_bot, slack, iam) -> N
     assert all(b["value"] != request_id for b in buttons(home_of(bot, slack, APPROVER)))
     assert "done" in text_of(home_of(bot, slack, REQUESTER))
 
-    # Once the link is used, the Home no longer offers a new one.
+    # Once the link is used, the Home no longer offers a new one; it offers Rotate on the key the
+    # recipient owns now, and nothing else.
     page_url = link.split("#", 1)[0]
     assert http("POST", page_url, headers={"X-Requested-With": "reveal"}).status == 200
-    assert buttons(home_of(bot, slack, RECIPIENT)) == []
+    (key,) = iam.list_access_keys(UserName="nina.newhire")["AccessKeyMetadata"]
+    assert [(b["action_id"], b["value"]) for b in buttons(home_of(bot, slack, RECIPIENT))] == [
+        ("rotate_access_key", f"nina.newhire|{key['AccessKeyId']}")
+    ]
 
 
 def test_home_buttons_refuse_non_approvers_by_dm(start_bot, slack, iam) -> None:

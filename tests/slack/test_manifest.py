@@ -66,12 +66,14 @@ EVENT_SUBSCRIPTIONS: dict[str, set[str]] = {
     "message": {"message.im"},
     "app_home_opened": {"app_home_opened"},
     "app_mention": {"app_mention"},
+    "user_change": {"user_change"},
 }
 # Scopes each event subscription needs (Slack's event reference pages).
 EVENT_SCOPES: dict[str, set[str]] = {
     "message.im": {"im:history"},
     "app_home_opened": set(),
     "app_mention": {"app_mentions:read"},
+    "user_change": {"users:read"},  # a member's profile changed, or their account was deactivated
 }
 API_METHODS = {name for name in vars(WebClient) if not name.startswith("_")}
 
@@ -255,8 +257,20 @@ def test_cli_prints_yaml_and_json_that_parse_back() -> None:
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_top_level_manifest_is_the_packaged_template() -> None:
-    # The fixed layout keeps manifest.yml at the top (what a person pastes); the package ships it too.
-    root = Path(__file__).resolve().parents[2]
-    assert (root / "manifest.yml").read_text() == (root / "bot" / "slack" / "manifest.yml").read_text()
-    assert not (root / "manifest.yml").is_symlink()
+def test_the_top_level_manifest_is_the_only_copy_in_the_source_tree() -> None:
+    # The fixed layout keeps manifest.yml at the top (what a person pastes), a real file; wheels get a
+    # copy made at build time (setup.py; tests/test_package.py checks the built wheel).
+    assert (ROOT / "manifest.yml").is_file() and not (ROOT / "manifest.yml").is_symlink()
+    assert not (ROOT / "bot" / "slack" / "manifest.yml").exists()
+    assert manifest.template_text() == (ROOT / "manifest.yml").read_text()
+
+
+def test_a_package_without_the_manifest_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a wheel built without setup.py's copy step would be (the FileNotFoundError traceback of old).
+    from bot.ops.check_slack import check_scopes
+
+    monkeypatch.setattr(manifest, "__file__", "/nowhere/bot/slack/manifest.py")
+    with pytest.raises(manifest.ManifestError, match="missing from this installation"):
+        manifest.load_template()
+    line = check_scopes({"X-OAuth-Scopes": "chat:write"})
+    assert not line.ok and line.render().startswith("FAIL slack scopes: the Slack app manifest is missing")

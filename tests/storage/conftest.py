@@ -14,20 +14,25 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.storage.base import Store
+from bot.storage.dynamodb import DynamoStore
 from bot.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from tests.conftest import Clock
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "dynamodb"]
 
 StoreFactory = Callable[[], Store]
 
 
-def _open(backend: str, tmp_path: Path, clock: Clock) -> Store:
+def _open(backend: str, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest) -> Store:
     """One new store instance of ``backend`` over this test's backing data."""
     if backend == "sqlite":
         return SqliteStore(tmp_path / "contract.db", clock=clock)
+    if backend == "dynamodb":
+        # One table per test on moto server (as in production, several instances share it).
+        table = request.getfixturevalue("dynamodb_table")
+        return DynamoStore(table, clock=clock, client=request.getfixturevalue("moto_server").boto3_client("dynamodb"))
     raise ValueError(f"no such storage backend: {backend}")
 
 
@@ -37,7 +42,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) 
     opened: list[Store] = []
 
     def make() -> Store:
-        store = _open(request.param, tmp_path, clock)
+        store = _open(request.param, tmp_path, clock, request)
         opened.append(store)
         return store
 

@@ -12,7 +12,7 @@ import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
@@ -83,17 +83,22 @@ def always_gone(owner: str) -> bool:
     return True
 
 
-def path_to(status: RequestStatus) -> list[RequestEvent]:
-    """The events that take a new (pending) request to ``status``, read off the state table."""
-    paths: dict[RequestStatus, list[RequestEvent]] = {RequestStatus.PENDING: []}
-    frontier = [RequestStatus.PENDING]
+def shortest_path(moves: Mapping[tuple[Any, Any], Any], start: Any, goal: Any) -> list[Any]:
+    """The fewest events of the state table ``moves`` that take ``start`` to ``goal`` (breadth first)."""
+    paths: dict[Any, list[Any]] = {start: []}
+    frontier = [start]
     while frontier:
         now = frontier.pop(0)
-        for (source, event), target in REQUEST_MOVES.items():
+        for (source, event), target in moves.items():
             if source is now and target not in paths:
                 paths[target] = [*paths[now], event]
                 frontier.append(target)
-    return paths[status]
+    return paths[goal]
+
+
+def path_to(status: RequestStatus) -> list[RequestEvent]:
+    """The events that take a new (pending) request to ``status``, read off the state table."""
+    return shortest_path(REQUEST_MOVES, RequestStatus.PENDING, status)
 
 
 def request_in(
@@ -306,7 +311,7 @@ def test_step_table_walk(store: Store, clock: Clock, state: StepState | None, ev
         assert entry.state is STEP_MOVES[state, event] and entry.label == LABEL and entry.index == 0
         previous = journal_before[0].attempts if journal_before else 0
         if event is StepEvent.STARTED:
-            assert returned is None
+            assert returned is True
             assert entry.attempts == previous + 1
         else:
             assert returned is True

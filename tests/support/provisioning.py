@@ -21,6 +21,7 @@ from bot.app import build_services
 from bot.aws.iam import IamGateway
 from bot.config import load_settings
 from bot.credentials.vault import open_sealed
+from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
 from bot.domain.plan import StepKind
 from bot.domain.records import ApprovalVerdict
@@ -159,8 +160,17 @@ class Harness:
         return self.services.provisioning.leases
 
 
-def make_harness(moto_server: Any, slack: Any, db: Path, journal_owner: str | None = None, **lease_kw: Any) -> Harness:
-    """The services as one bot process would build them (``journal_owner`` names the process)."""
+def make_harness(
+    moto_server: Any,
+    slack: Any,
+    db: Path,
+    journal_owner: str | None = None,
+    store: Store | None = None,
+    background: Any | None = None,
+    **lease_kw: Any,
+) -> Harness:
+    """The services as one bot process would build them (``journal_owner`` names the process), on
+    the SQLite file ``db`` or on ``store``."""
     settings = load_settings(
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret="s" * 32,
@@ -174,7 +184,7 @@ def make_harness(moto_server: Any, slack: Any, db: Path, journal_owner: str | No
     recorder = Recorder()
     client.meta.events.register("before-parameter-build.iam", recorder)
     gateway = IamGateway(client, moto_server.boto3_client("sts"), sleep=lambda _seconds: None)
-    store = SqliteStore(db)
+    store = store or SqliteStore(db)
     if journal_owner is not None:
         lease_kw["owner"] = journal_owner
     services = build_services(
@@ -184,6 +194,7 @@ def make_harness(moto_server: Any, slack: Any, db: Path, journal_owner: str | No
         client=make_web_client(BOT_TOKEN, slack.base_url),
         leases=Leases(clock=store.clock, **lease_kw),
         executor=ThreadPoolExecutor(max_workers=1),
+        background=background,
     )
     OPEN.append(services)
     return Harness(services, store, gateway, recorder)
@@ -212,7 +223,7 @@ def revealed_credentials(slack: Any, store: Store, recipient: str) -> list[dict[
                 if "/credentials/" in element.get("url", ""):
                     page, key = element["url"].split("#", 1)
                     secret_id = page.rsplit("/", 1)[1]
-                    claimed = store.claim_secret(secret_id)
+                    claimed = store.claim_secret(link_digest(secret_id))
                     assert claimed is not None, "a delivered link must be revealable once"
                     revealed.append(json.loads(open_sealed(secret_id, key, *claimed)))
     return revealed

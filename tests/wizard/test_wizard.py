@@ -174,7 +174,11 @@ def test_copy_user_is_expanded_into_what_iam_holds_and_filed_on_review(wizard: W
     [filed] = store.requests_where()
     assert filed.form.user_names == ("ana", "bo") and filed.form.copy_from_user == "template.dev"
     assert filed.form.tags[0].key == "team" and filed.form.mfa_required
-    assert store.get_draft(run.draft_key, REQUESTER) is None and drafts(store) == []
+    # The draft is gone; what is left is the filed request's id, for the work after the ack.
+    assert store.get_draft(run.draft_key, REQUESTER) is None and drafts(store) == [filed.id]
+    assert wizard.filed_request(REQUESTER, run.view) == filed  # run.view: the review view just submitted
+    assert wizard.filed_request("U0SOMEONE9", run.view) is None  # nobody else's submission filed it
+    assert wizard.filed_request(REQUESTER, run.view) is None  # taken once: a repeat announces nothing
 
 
 def test_custom_password_is_sealed_in_the_draft_and_the_request(wizard: Wizard, store: SqliteStore) -> None:

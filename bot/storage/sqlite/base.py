@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -22,12 +23,15 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.domain.ids import link_digest
 from bot.domain.models import AuditEvent, utcnow
 from bot.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("bot.storage")
 
 BUSY_TIMEOUT_MS = 15_000
+# The database file and its -wal and -shm files: readable and writable by the bot's user only.
+FILE_MODE = 0o600
 
 
 def iso(value: datetime | None) -> str | None:
@@ -44,6 +48,38 @@ def in_list(values: Sequence[Enum | str | None]) -> tuple[str, list[str]]:
     """``(placeholders, values)`` for ``… IN (?, ?)`` over statuses (None values are left out)."""
     wanted = [str(v) for v in values if v is not None]
     return ", ".join("?" * len(wanted)), wanted
+
+
+def _digest_or_none(value: object) -> str | None:
+    return link_digest(str(value)) if value is not None else None
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files created inside get no group or other bits (umask 077). The umask is per process, so
+    threads take turns (a lock), and the previous one is always put back."""
+    with _UMASK_LOCK:
+        previous = os.umask(0o077)
+        try:
+            yield
+        finally:
+            os.umask(previous)
+
+
+def create_private(path: Path) -> None:
+    """Create the database file with mode 0600 if it does not exist yet (an existing file keeps
+    its mode: ``iam-user-bot check`` warns when others may read it)."""
+    if path.exists():
+        return
+    try:
+        with private_umask():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:  # another process made it a moment ago
+        return
+    os.close(fd)
 
 
 def loggable(detail: dict[str, object]) -> str:
@@ -68,6 +104,7 @@ class SqliteBase:
         self.path = Path(path)
         self.clock = clock
         self._local = threading.local()
+        create_private(self.path)
         self.migrate()
 
     @property
@@ -75,15 +112,24 @@ class SqliteBase:
         """This thread's connection (sqlite3 objects must not cross threads)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            # WAL pages hold ciphertext only, but a deleted secret should not linger in free pages.
-            conn.execute("PRAGMA secure_delete = ON")
+            # SQLite gives the -wal and -shm files the database file's mode; the umask covers the
+            # moment they are created as well.
+            with private_umask():
+                conn = self._connect()
             db = sqlite_utils.Database(conn)
             self._local.db = db
         return db
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # WAL pages hold ciphertext only, but a deleted secret should not linger in free pages.
+        conn.execute("PRAGMA secure_delete = ON")
+        # Migration 6 turns stored link ids into their digests in SQL.
+        conn.create_function("link_digest", 1, _digest_or_none, deterministic=True)
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -126,6 +172,9 @@ class SqliteBase:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+        if 0 < version < SCHEMA_VERSION:
+            # Old pages of the rewritten rows must not outlive the migration in the WAL file.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return SCHEMA_VERSION
 
     def close(self) -> None:

@@ -96,8 +96,9 @@ class JournalTables(SqliteBase):
         ).fetchall()
         return {row[0]: JournalEntry(row[0], row[1], StepState(row[2]), row[3], json.loads(row[4])) for row in rows}
 
-    def start_step(self, request_id: str, index: int, label: str) -> None:
-        """Journal step ``index`` as started; a re-run (from started or done) counts an attempt."""
+    def start_step(self, request_id: str, index: int, label: str) -> bool:
+        """Journal step ``index`` as started; a re-run (from started or done) counts an attempt.
+        False when the step failed before (nothing written)."""
         marks, values = in_list(step_sources(StepEvent.STARTED))
         with self.transaction() as conn:
             cursor = conn.execute(
@@ -107,8 +108,10 @@ class JournalTables(SqliteBase):
                 f"attempts = attempts + 1, updated_at = excluded.updated_at WHERE journal.state IN ({marks})",
                 (request_id, index, label, str(StepState.STARTED), iso(self.clock()), *values),
             )
-            if cursor.rowcount == 1:
-                self.write_audit(conn, str(StepEvent.STARTED), request_id, None, {"step": label, "index": index})
+            if cursor.rowcount != 1:
+                return False
+            self.write_audit(conn, str(StepEvent.STARTED), request_id, None, {"step": label, "index": index})
+        return True
 
     def _end_step(self, request_id: str, index: int, label: str, event: StepEvent, detail: dict[str, object]) -> bool:
         state = StepState.DONE if event is StepEvent.DONE else StepState.FAILED

@@ -122,5 +122,48 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER approvals_no_delete BEFORE DELETE ON approvals
         BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;
     """,
+    # 6: a stolen database can neither address nor burn a link. A secret's id becomes the SHA-256
+    # of its link id (bot.domain.ids.link_digest, registered on every connection), here and in
+    # the audit log (whose no-update trigger is lifted for this one rewrite and put back). The
+    # overwritten pages are zeroed (secure_delete) and the WAL truncated after migrating.
+    """
+    UPDATE secrets SET id = link_digest(id), replaces = link_digest(replaces);
+    DROP TRIGGER audit_no_update;
+    UPDATE audit SET detail = json_set(detail, '$.secret_id', link_digest(json_extract(detail, '$.secret_id')))
+        WHERE json_type(detail, '$.secret_id') = 'text';
+    UPDATE audit SET detail = json_set(detail, '$.replaces', link_digest(json_extract(detail, '$.replaces')))
+        WHERE json_type(detail, '$.replaces') = 'text';
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+    # 7: the users' life after onboarding. One key rotation record per IAM user (the state table's
+    # rotation moves; key ids and the digest of the new link, never a secret), and lifecycle
+    # findings (a key due for rotation, an owner who left, an unused credential), each opened once.
+    """
+    CREATE TABLE rotations (
+        user_name TEXT PRIMARY KEY,
+        state TEXT NOT NULL CHECK (state IN ('started', 'key_created', 'delivered', 'completed', 'failed')),
+        old_key_id TEXT NOT NULL,
+        kept_key_ids TEXT NOT NULL DEFAULT '[]',
+        new_key_id TEXT,
+        secret_id TEXT,
+        owner TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX rotations_state ON rotations(state, updated_at);
+    CREATE TABLE findings (
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        resolved_at TEXT,
+        PRIMARY KEY (kind, subject)
+    );
+    CREATE INDEX findings_open ON findings(kind, state, created_at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,6 +1,7 @@
 """Sealed one-time secrets in SQLite: what the server may know of a credential link, and its moves.
 
-A row holds the link id, the request, the recipient, the IAM user name and access key id (not
+A row holds the digest of the link id (:func:`bot.domain.ids.link_digest`; the link id itself,
+which a reveal needs, is never stored), the request, the recipient, the IAM user name and access key id (not
 secret), whether a console password was sealed, the AES-GCM ``nonce`` and ``ciphertext`` while the
 link is unused, the expiry and the state; never the key, which lives only in the link's
 fragment. Every move out of ``sealed`` deletes the ciphertext in the same statement.
