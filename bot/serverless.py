@@ -22,7 +22,7 @@ state in DynamoDB (``STORE=dynamodb``): a container's disk is not shared and doe
 
 Each container holds its own typeahead catalog (options must answer from memory within Slack's
 3 s): the cold start loads it on a thread of its own, and an invocation that finds it older than
-:data:`bot.app.CATALOG_REFRESH_SECONDS` starts a reload the same way. A container Lambda freezes
+``CATALOG_REFRESH_SECONDS`` starts a reload the same way. A container Lambda freezes
 between invocations finishes the reload when it is thawed. Decisions never read this catalog.
 
 A provisioning lease taken here is never judged "gone" by another process's pid test (containers
@@ -50,7 +50,7 @@ from slack_bolt.adapter.aws_lambda.lazy_listener_runner import LambdaLazyListene
 from slack_sdk.signature import SignatureVerifier
 
 from bot import logs
-from bot.app import CATALOG_REFRESH_SECONDS, build_bolt, build_services
+from bot.app import build_bolt, build_services
 from bot.aws.secrets import load_settings_from_environment
 from bot.config import Settings
 from bot.domain.risk import SECRET_FORM_FIELDS
@@ -183,14 +183,14 @@ class Function:
 
     def _reload_catalog_if_old(self) -> None:
         """Start a catalog reload on a thread of its own when the copy is missing or older than
-        :data:`CATALOG_REFRESH_SECONDS` and none is running; never waits for it."""
+        ``CATALOG_REFRESH_SECONDS`` and none is running; never waits for it."""
         age = time.time() - self.services.catalog.snapshot.loaded_at
-        if age < CATALOG_REFRESH_SECONDS or (self._reload is not None and self._reload.is_alive()):
+        if age < self.settings.catalog_refresh_seconds or (self._reload is not None and self._reload.is_alive()):
             return
 
         def reload() -> None:
             try:
-                self.services.catalog.refresh()
+                self.services.typeahead.refresh()
             finally:
                 self.catalog_ready.set()
 
