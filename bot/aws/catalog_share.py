@@ -80,7 +80,9 @@ class CatalogShare:
     def locked(self) -> Iterator[None]:
         """Hold the server-wide catalog lock (blocks while another worker holds it)."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+b") as handle:
+        # The bot's user only, like the database beside it (mkstemp's data file is 0600 too).
+        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
