@@ -39,6 +39,7 @@ READ_ACTIONS = (
     "iam:GetAccessKeyLastUsed",
     "iam:GetAccountPasswordPolicy",
     "iam:GetAccountSummary",
+    "iam:GetGroup",
     "iam:GetLoginProfile",
     "iam:GetPolicy",
     "iam:GetUser",
