@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
@@ -37,6 +38,12 @@ def entries(buffer: io.StringIO) -> list[dict]:
 
 
 def test_context_ids_reach_lines_in_pool_threads_and_extra_wins(captured: io.StringIO) -> None:
+    # From a context with no ids bound: an earlier test that called a service in this thread
+    # (Approvals.decide binds the clicker) must not decide what "after the block" finds.
+    contextvars.Context().run(context_ids_reach_lines, captured)
+
+
+def context_ids_reach_lines(captured: io.StringIO) -> None:
     log = logging.getLogger("test.logs")
     pool = logs.ContextExecutor(max_workers=1)
     with logs.log_context(slack_user="U0ALICE"):
