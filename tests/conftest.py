@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +23,9 @@ from bot.storage.dynamodb import DynamoStore
 from bot.storage.dynamodb.schema import create_table
 from bot.storage.dynamodb.table import Table
 from bot.storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from tests.support.tamper import Tamper
 
 # In-process moto (mock_aws) gets the same closer-to-IAM behaviour as the tests' moto server
 # (service-specific credentials, a DeleteUser that refuses while anything is left).
@@ -170,6 +174,15 @@ def new_dynamodb_table(moto: MotoServer) -> str:
 def dynamodb_table(moto_server: MotoServer) -> str:
     """A new, empty bot table on moto server."""
     return new_dynamodb_table(moto_server)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def tamper(request: pytest.FixtureRequest, tmp_path: Path) -> Tamper:
+    """Someone who can write the bot's store and nothing else, on each backend
+    (:class:`tests.support.tamper.Tamper`)."""
+    from tests.support.tamper import open_backend  # it imports this module's names
+
+    return open_backend(request, request.param, tmp_path)
 
 
 def bot_env(moto: MotoServer, slack: SlackStandIn, db: Path, signing_secret: str, public_url: str) -> dict[str, str]:

@@ -10,52 +10,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from bot.config import load_settings
 from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.plan import build_plan
 from bot.domain.states import RequestStatus
 from bot.provisioning.guard import AUDIT_EVENT
-from bot.sandbox.function_url import FunctionUrl, LocalLambda, context
+from bot.sandbox.function_url import context
 from bot.serverless import Function
 from bot.storage.dynamodb import DynamoStore
-from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, STRANGER
+from tests.conftest import APPROVAL_CHANNEL, APPROVER, STRANGER
+from tests.support.lambda_function import deploy
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
-SIGNING_SECRET = "lambda-signing-secret-0123456789"
 
 
 @pytest.fixture
 def function(moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Function]:
     """The bot as deployed on AWS Lambda, on ``dynamodb_table`` (as tests/test_serverless.py builds it)."""
-    for name, value in moto_server.client_env().items():
-        monkeypatch.setenv(name, value)
-    holder: dict[str, Function] = {}
-
-    def handle(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        return holder["function"].handle(event, ctx)
-
-    invoker = LocalLambda(handle)
-    with FunctionUrl(handle) as url:
-        settings = load_settings(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.base_url,
-            approval_channel_id=APPROVAL_CHANNEL,
-            approver_user_ids=APPROVER,
-            public_base_url=url.url,
-            store="dynamodb",
-            dynamodb_table=dynamodb_table,
-        )
-        holder["function"] = Function(settings, lambda_client=invoker)
-        try:
-            yield holder["function"]
-        finally:
-            invoker.wait()
-            holder["function"].services.close()
+    with deploy(moto_server, slack, dynamodb_table, monkeypatch) as deployed:
+        yield deployed.function
 
 
 def test_a_request_and_plan_forged_in_the_table_create_nothing_at_the_next_schedule(

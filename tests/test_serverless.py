@@ -13,17 +13,15 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.config import load_settings
 from bot.credentials.vault import b64url_decode, open_sealed
 from bot.domain.models import AccessType, RequestForm
 from bot.domain.states import RequestStatus
-from bot.sandbox.function_url import FunctionUrl, LocalLambda, context
+from bot.sandbox.function_url import FunctionUrl, LocalLambda
 from bot.sandbox.processes import http
 from bot.sandbox.slack_user import SlackUser
 from bot.serverless import Function, is_schedule
@@ -31,24 +29,10 @@ from bot.storage.dynamodb import DynamoStore
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, dynamodb_dump
 from tests.support import wizard_driver as wiz
 from tests.support.flow import all_text, approval_message, link_from_ephemeral, open_modal, wait_catalog
+from tests.support.lambda_function import SIGNING_SECRET, Deployed, deploy
 from tests.test_deploy_lambda_template import dynamodb_actions_of, runtime_dynamodb_actions
 
-SIGNING_SECRET = "lambda-signing-secret-0123456789"
 SCHEDULE_EVENT = {"iam_user_bot": "periodic_jobs"}
-
-
-class Deployed:
-    """The function behind its local URL, with a Slack user that signs for it."""
-
-    def __init__(self, function: Function, url: FunctionUrl, invoker: LocalLambda, table: str) -> None:
-        self.function = function
-        self.url = url.url
-        self.invoker = invoker
-        self.table = table
-        self.user = SlackUser(url.url, SIGNING_SECRET)
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        return self.function.handle(event, context())
 
 
 @pytest.fixture
@@ -61,33 +45,8 @@ def lazy_delay() -> float:
 def deployed(
     moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch, lazy_delay: float
 ) -> Iterator[Deployed]:
-    for name, value in moto_server.client_env().items():
-        monkeypatch.setenv(name, value)
-    holder: dict[str, Function] = {}
-
-    def handle(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        return holder["function"].handle(event, ctx)
-
-    invoker = LocalLambda(handle, lazy_delay)
-    with FunctionUrl(handle) as url:
-        settings = load_settings(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.base_url,
-            approval_channel_id=APPROVAL_CHANNEL,
-            approver_user_ids=APPROVER,
-            public_base_url=url.url,
-            store="dynamodb",
-            dynamodb_table=dynamodb_table,
-            pending_request_ttl_seconds=3600,
-        )
-        function = Function(settings, lambda_client=invoker)
-        holder["function"] = function
-        try:
-            yield Deployed(function, url, invoker, dynamodb_table)
-        finally:
-            invoker.wait()
-            function.services.close()
+    with deploy(moto_server, slack, dynamodb_table, monkeypatch, lazy_delay, pending_request_ttl_seconds=3600) as it:
+        yield it
 
 
 def test_new_user_through_the_function_url_with_lazy_invocations(deployed: Deployed, slack, iam, moto_server) -> None:

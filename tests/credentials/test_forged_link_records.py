@@ -22,20 +22,11 @@ from bot.domain.records import NewSecret, SecretRow
 from bot.domain.states import SecretState
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, SECOND_APPROVER, STRANGER
 from tests.support.lifecycle import seed_user
-from tests.support.provisioning import Harness, make_harness
-from tests.support.tamper import BACKENDS, HeldViews, Tamper, open_backend
+from tests.support.provisioning import Harness
+from tests.support.tamper import Tamper, tampered_harness
 
 VICTIM = "vera.victim"
 CREDENTIAL_WRITES = {"CreateAccessKey", "DeleteAccessKey", "UpdateAccessKey", "UpdateLoginProfile"}
-
-
-@pytest.fixture(params=BACKENDS)
-def tamper(request: pytest.FixtureRequest, tmp_path) -> Tamper:
-    return open_backend(request, request.param, tmp_path)
-
-
-def harness(moto_server, slack, tamper: Tamper, tmp_path) -> Harness:
-    return make_harness(moto_server, slack, tmp_path / "bot.db", store=tamper.open_store(), background=HeldViews())
 
 
 def forge(
@@ -85,7 +76,7 @@ def events(bot: Harness, name: str) -> list[dict]:
 def test_a_forged_link_record_gets_nobody_new_credentials(
     moto_server, slack, iam, tamper, tmp_path, who, request_of
 ) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     # The record names the victim's own request (read from the store), or the attacker's own request.
     own = seed_user(bot.store, iam, "sam.stranger", STRANGER) if request_of == "attacker" else None
     secret_id, key_id = forge(bot, tamper, iam, recipient=STRANGER, expires_in=timedelta(hours=1), request_id=own)
@@ -112,7 +103,7 @@ def test_a_forged_link_record_gets_nobody_new_credentials(
 
 
 def test_a_forged_expired_link_record_switches_nothing_off(moto_server, slack, iam, tamper, tmp_path) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     _, key_id = forge(bot, tamper, iam, recipient=STRANGER, expires_in=timedelta(seconds=-1))
 
     assert bot.services.link_expiry.expire_due() == []
@@ -138,7 +129,7 @@ def test_a_user_whose_owner_tag_changed_gets_no_new_credentials_from_the_old_lin
 ) -> None:
     """The bot never changes an owner tag; an administrator may (or an old user lacks it): the
     user's credentials then go only where IAM says, through its owner's **Rotate**."""
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1))
     if change == "another owner":
         iam.tag_user(UserName=VICTIM, Tags=[{"Key": OWNER_TAG, "Value": SECOND_APPROVER}])
@@ -160,7 +151,7 @@ def test_a_record_that_agrees_with_iam_gets_new_credentials_for_the_owner(
     """What a store writer can still do with a record copied from the store: new credentials for
     the user's own owner (the old ones gone), no one else. The check is one ``ListUserTags``,
     before the first write."""
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1))
 
     outcome = bot.services.reissues.resend(secret_id, RECIPIENT)
@@ -187,7 +178,7 @@ def test_a_rotation_link_is_resent_expired_and_re_issued_like_any_other(
     """A key rotation's link (filed under the request the user's tag names, for its owner), then
     its owner's **Send a new link**, its expiry, and an approver's **Re-issue**: each record the
     bot wrote agrees with IAM, so each step changes IAM and alerts nobody."""
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     request_id = seed_user(bot.store, iam, VICTIM, RECIPIENT)
     (old_key,) = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"]]
 

@@ -18,12 +18,11 @@ from bot.domain.models import OnboardingRequest
 from bot.domain.plan import StepKind
 from bot.domain.states import RequestStatus, StepState
 from bot.lifecycle.removal_form import MODE_BLOCK, USERS_BLOCK
-from bot.provisioning import runner
 from bot.provisioning.lease import Leases
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER, SECOND_APPROVER
 from tests.lifecycle.conftest import Life, make_life
 from tests.support.lifecycle import load_user, removal_values
-from tests.support.provisioning import FailOnCall
+from tests.support.provisioning import FailOnCall, SimulatedCrash, crash_at
 
 NAME = "nina.newhire"
 OPERATION_OF = {
@@ -54,10 +53,6 @@ IAM_ORDER = [
     StepKind.REMOVE_USER_FROM_GROUP,
     StepKind.DELETE_USER,
 ]
-
-
-class SimulatedCrash(BaseException):
-    """The process dies (a BaseException, so nothing in the bot catches it)."""
 
 
 def load(life: Life, name: str = NAME) -> None:
@@ -191,11 +186,7 @@ def test_a_failure_at_any_step_stops_and_says_exactly_what_is_left(life: Life, i
 @pytest.mark.parametrize("phase", ["before", "after"])
 @pytest.mark.parametrize("index", [0, 1, 6, 7, 11])
 def test_a_crash_at_a_step_resumes_to_no_trace(moto_server, iam, slack, tmp_path, clock, monkeypatch, index, phase):
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    monkeypatch.setattr(runner, "hard_exit", crash)
-    monkeypatch.setenv(runner.TEST_EXIT_ENV, f"{index}:{phase}")
+    crash_at(monkeypatch, f"{index}:{phase}")
     first = make_life(moto_server, iam, slack, tmp_path, clock, leases=Leases(clock=clock, owner="host:1:first"))
     load(first)
     request = file_and_approve(first, [NAME], "delete")

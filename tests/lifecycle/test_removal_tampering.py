@@ -17,8 +17,8 @@ from bot.provisioning import runner
 from bot.provisioning.guard import AUDIT_EVENT
 from tests.conftest import APPROVER, RECIPIENT, REQUESTER, STRANGER
 from tests.support.lifecycle import removal_values, seed_user
-from tests.support.provisioning import Harness, make_harness
-from tests.support.tamper import BACKENDS, HeldViews, Tamper, alerts, events, open_backend
+from tests.support.provisioning import Harness, SimulatedCrash, crash_at
+from tests.support.tamper import alerts, events, tampered_harness
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 NAME, BYSTANDER = "nina.newhire", "omar.stays"
@@ -35,21 +35,6 @@ WRITES = {
     "PutUserPolicy",
     "CreateAccessKey",
 }
-
-
-class SimulatedCrash(BaseException):
-    """The process dies (a BaseException: nothing in the bot catches it)."""
-
-
-@pytest.fixture(params=BACKENDS)
-def tamper(request: pytest.FixtureRequest, tmp_path) -> Tamper:
-    return open_backend(request, request.param, tmp_path)
-
-
-def harness(moto_server, slack, tamper: Tamper, tmp_path, **kw: Any) -> Harness:
-    return make_harness(
-        moto_server, slack, tmp_path / "bot.db", store=tamper.open_store(), background=HeldViews(), **kw
-    )
 
 
 def held(iam, name: str) -> dict[str, Any]:
@@ -94,7 +79,7 @@ def assert_refused(bot: Harness, slack, request_id: str, says: str) -> None:
 
 @pytest.mark.parametrize("status", [RequestStatus.APPROVED, RequestStatus.PROVISIONING])
 def test_a_removal_written_into_the_store_removes_nothing(moto_server, slack, iam, tamper, tmp_path, status) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     seed_user(bot.store, iam, NAME, RECIPIENT)
     bot.recorder.calls.clear()
     attacker = tamper.open_store()
@@ -122,7 +107,7 @@ def test_a_removal_written_into_the_store_removes_nothing(moto_server, slack, ia
 def test_a_removal_edited_after_approval_is_refused_before_any_iam_call(
     moto_server, slack, iam, tamper, tmp_path, edit
 ) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     seed_user(bot.store, iam, NAME, RECIPIENT)
     seed_user(bot.store, iam, BYSTANDER, RECIPIENT)
     request_id = file_and_approve(bot, [NAME], "disable")
@@ -143,15 +128,11 @@ def test_a_removal_edited_after_approval_is_refused_before_any_iam_call(
 def test_a_removal_plan_edited_mid_run_is_refused_at_resume(
     moto_server, slack, iam, tamper, tmp_path, monkeypatch, edit
 ) -> None:
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    first = harness(moto_server, slack, tamper, tmp_path, journal_owner="host:1:first")
+    first = tampered_harness(moto_server, slack, tamper, tmp_path, journal_owner="host:1:first")
     seed_user(first.store, iam, NAME, RECIPIENT)
     seed_user(first.store, iam, BYSTANDER, RECIPIENT)
     request_id = file_and_approve(first, [NAME], "disable")
-    monkeypatch.setattr(runner, "hard_exit", crash)
-    monkeypatch.setenv(runner.TEST_EXIT_ENV, "0:after")  # the key deactivated, the login profile not yet
+    crash_at(monkeypatch, "0:after")  # the key deactivated, the login profile not yet
     with pytest.raises(SimulatedCrash):
         first.services.offboarding.remove(request_id)
     monkeypatch.delenv(runner.TEST_EXIT_ENV)
@@ -167,7 +148,7 @@ def test_a_removal_plan_edited_mid_run_is_refused_at_resume(
             ],
         )
 
-    second = harness(
+    second = tampered_harness(
         moto_server, slack, tamper, tmp_path, journal_owner="host:2:second", is_gone=lambda o: o == "host:1:first"
     )
     assert second.services.offboarding.resume_interrupted() == [request_id]

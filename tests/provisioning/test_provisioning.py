@@ -35,7 +35,9 @@ from tests.support.provisioning import (
     SECOND_RECIPIENT,
     TEMPLATE_USER,
     FailOnCall,
+    SimulatedCrash,
     build_world,
+    crash_at,
     file_and_approve,
     full_form,
     make_harness,
@@ -50,10 +52,6 @@ SELF_ARN = bot_policy_arn(ACCOUNT, SELF_MANAGE_POLICY_NAME)
 # The full plan for one user: 2 bot policies, user, login profile, key, 1 group, 4 managed
 # policies (copied, MFA, self-manage, IAMUserChangePassword), 1 inline policy.
 FULL_PLAN_STEPS = 11
-
-
-class SimulatedCrash(BaseException):
-    """Stands for the process dying: not an ``Exception``, so no handler turns it into a failure."""
 
 
 @pytest.fixture
@@ -190,11 +188,7 @@ def test_users_of_a_request_fail_together(moto_server, slack, iam, world, tmp_pa
 def test_crash_at_any_step_resumes_to_one_complete_user(
     moto_server, slack, iam, world, tmp_path, monkeypatch, index, phase
 ) -> None:
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    monkeypatch.setattr(provisioning, "hard_exit", crash)
-    monkeypatch.setenv(provisioning.TEST_EXIT_ENV, f"{index}:{phase}")
+    crash_at(monkeypatch, f"{index}:{phase}")
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
@@ -365,11 +359,7 @@ def test_a_custom_password_reaches_the_login_profile_and_survives_a_resume(
 ) -> None:
     custom = "Chosen-By-Requester-2026!"
 
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    monkeypatch.setattr(provisioning, "hard_exit", crash)
-    monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "3:after")  # right after create_login_profile
+    crash_at(monkeypatch, "3:after")  # right after create_login_profile
     bot = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:a")
     request = file_and_approve(bot, full_form(world))
     bot.store.move_request(request.id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=bot.leases.lease())
@@ -417,11 +407,7 @@ def test_a_lease_held_by_this_process_is_not_taken_again(moto_server, slack, iam
 def test_crash_after_sealing_leaves_no_stale_link_to_expire_later(
     moto_server, slack, iam, world, tmp_path, monkeypatch
 ) -> None:
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    monkeypatch.setattr(provisioning, "hard_exit", crash)
-    monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "sealed")
+    crash_at(monkeypatch, "sealed")
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
@@ -447,11 +433,7 @@ def test_crash_while_sending_links_is_resumed_and_the_recipient_gets_a_working_l
     # Found by killing the server (kill -9) just after provisioning: the request was already
     # marked provisioned when the links went out, so nothing resumed it, the link keys died with
     # the process, and the recipient never heard; the approval message still said "Creating".
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    monkeypatch.setattr(provisioning, "hard_exit", crash)
-    monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "delivered")
+    crash_at(monkeypatch, "delivered")
     first = make_harness(moto_server, slack, tmp_path / "bot.db", journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):

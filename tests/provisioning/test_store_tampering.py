@@ -21,19 +21,20 @@ from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.plan import Step, StepKind, build_plan
 from bot.domain.risk import fingerprint
 from bot.domain.states import RequestStatus
-from bot.provisioning import runner as provisioning
 from bot.provisioning.guard import AUDIT_EVENT
 from tests.conftest import APPROVER, BOT_TOKEN, RECIPIENT, REQUESTER, SECOND_APPROVER, STRANGER
 from tests.support.provisioning import (
     TEMPLATE_USER,
     Harness,
+    SimulatedCrash,
     build_world,
+    crash_at,
     file_and_approve,
     full_form,
     make_harness,
     reset_password_policy,
 )
-from tests.support.tamper import BACKENDS, HeldViews, Tamper, alerts, events, open_backend
+from tests.support.tamper import alerts, events, tampered_harness
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 READ_ONLY_ARN = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -49,21 +50,6 @@ GRANTS = {
     "CreatePolicy",
     "TagUser",
 }
-
-
-class SimulatedCrash(BaseException):
-    """The process dies (a BaseException: nothing in the bot catches it)."""
-
-
-@pytest.fixture(params=BACKENDS)
-def tamper(request: pytest.FixtureRequest, tmp_path) -> Tamper:
-    return open_backend(request, request.param, tmp_path)
-
-
-def harness(moto_server, slack, tamper: Tamper, tmp_path, **kw: Any) -> Harness:
-    return make_harness(
-        moto_server, slack, tmp_path / "bot.db", store=tamper.open_store(), background=HeldViews(), **kw
-    )
 
 
 def simple_form(**overrides: Any) -> RequestForm:
@@ -104,7 +90,7 @@ def assert_refused(bot: Harness, slack, request_id: str, *, says: str) -> None:
 
 @pytest.mark.parametrize("forgery", ["provisioning_with_plan", "copied_seal", "plain_fingerprint"])
 def test_a_request_written_into_the_store_creates_nothing(moto_server, slack, iam, tamper, tmp_path, forgery) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     attacker = tamper.open_store()  # write access to the store, and nothing else
     admin = simple_form(
         recipients=(STRANGER,), user_names=("svc-backup",), policy_arns=(ADMIN_ARN,), justification="forged"
@@ -156,7 +142,7 @@ def test_a_request_written_into_the_store_creates_nothing(moto_server, slack, ia
 def test_a_form_edited_after_approval_is_refused_before_any_iam_call(
     moto_server, slack, iam, tamper, tmp_path, edit
 ) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     request = file_and_approve(bot, simple_form())
     bot.recorder.calls.clear()
     edited = {
@@ -180,7 +166,7 @@ def test_a_form_edited_after_approval_is_refused_before_any_iam_call(
 def test_a_request_approved_before_seals_is_refused_asking_for_a_new_approval(
     moto_server, slack, iam, tamper, tmp_path
 ) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     request = file_and_approve(bot, simple_form())
     review = bot.store.get_review(request.id)
     tamper.set_fingerprint(request.id, fingerprint(request.form, review.expansion))  # type: ignore[union-attr]
@@ -200,7 +186,9 @@ def test_a_request_approved_before_seals_is_refused_asking_for_a_new_approval(
 def test_a_pending_request_edited_after_approvers_were_shown_it_cannot_be_approved(
     moto_server, slack, iam, tamper, tmp_path, edit
 ) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path, config={"approver_user_ids": f"{APPROVER},{SECOND_APPROVER}"})
+    bot = tampered_harness(
+        moto_server, slack, tamper, tmp_path, config={"approver_user_ids": f"{APPROVER},{SECOND_APPROVER}"}
+    )
     approvals = bot.services.approvals
     sensitive = edit == "approvals_required"
     request = approvals.file(REQUESTER, simple_form(policy_arns=(ADMIN_ARN,) if sensitive else (READ_ONLY_ARN,)))
@@ -230,7 +218,7 @@ def test_a_pending_request_edited_after_approvers_were_shown_it_cannot_be_approv
 def test_a_plan_written_while_the_run_reads_iam_is_refused_before_it_runs(
     moto_server, slack, iam, tamper, tmp_path, monkeypatch
 ) -> None:
-    bot = harness(moto_server, slack, tamper, tmp_path)
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     request = file_and_approve(bot, simple_form())
     admin = build_plan(request, APPROVER, account_id="123456789012")
     admin.append(Step(kind=StepKind.ATTACH_USER_POLICY, user_name="nina.newhire", target=ADMIN_ARN))
@@ -264,12 +252,8 @@ def world(iam):
 def test_a_plan_edited_mid_provisioning_is_refused_at_resume_and_rolled_back(
     moto_server, slack, iam, world, tamper, tmp_path, monkeypatch, edit
 ) -> None:
-    def crash(_code: int) -> None:
-        raise SimulatedCrash
-
-    monkeypatch.setattr(provisioning, "hard_exit", crash)
-    monkeypatch.setenv(provisioning.TEST_EXIT_ENV, "4:after")  # user, login profile and key made
-    first = harness(moto_server, slack, tamper, tmp_path, journal_owner="host:1:first")
+    crash_at(monkeypatch, "4:after")  # user, login profile and key made
+    first = tampered_harness(moto_server, slack, tamper, tmp_path, journal_owner="host:1:first")
     request = file_and_approve(first, full_form(world))
     with pytest.raises(SimulatedCrash):
         first.provisioning.provision(request.id)
@@ -290,7 +274,7 @@ def test_a_plan_edited_mid_provisioning_is_refused_at_resume_and_rolled_back(
             ],
         )
 
-    second = harness(
+    second = tampered_harness(
         moto_server, slack, tamper, tmp_path, journal_owner="host:2:second", is_gone=lambda o: o == "host:1:first"
     )
     assert second.provisioning.resume_interrupted() == [request.id]
@@ -354,13 +338,13 @@ def test_a_rotated_bot_token_keeps_approvals_valid_with_a_dedicated_key_and_no_k
     caplog.set_level(logging.DEBUG)
     dedicated = "dedicated-sealing-key-" + "q" * 24
     rotated = BOT_TOKEN.replace("0000000000", "1111111111")
-    before = harness(moto_server, slack, tamper, tmp_path, config={"custom_password_sealing_key": dedicated})
+    before = tampered_harness(moto_server, slack, tamper, tmp_path, config={"custom_password_sealing_key": dedicated})
     kept = file_and_approve(before, simple_form())
     lost = file_and_approve(before, simple_form(user_names=("omar.newhire",)))
     tamper.set_status(lost.id, RequestStatus.APPROVED)  # (still approved: not run yet)
 
     # A new process after the token rotation, with the same dedicated key: the approval holds.
-    after = harness(
+    after = tampered_harness(
         moto_server,
         slack,
         tamper,
@@ -372,7 +356,7 @@ def test_a_rotated_bot_token_keeps_approvals_valid_with_a_dedicated_key_and_no_k
     assert "nina.newhire" in users(iam)
 
     # Without the dedicated key the seal's secret is the rotated token: refused, asking for a new approval.
-    unkeyed = harness(moto_server, slack, tamper, tmp_path, config={"slack_bot_token": rotated})
+    unkeyed = tampered_harness(moto_server, slack, tamper, tmp_path, config={"slack_bot_token": rotated})
     refused = unkeyed.provisioning.provision(lost.id)
     assert refused is not None and refused.status is RequestStatus.FAILED and "approve it again" in str(refused.error)
     assert "omar.newhire" not in users(iam)

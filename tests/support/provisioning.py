@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from bot.app import build_services
@@ -25,6 +26,7 @@ from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, OnboardingRequest, PermissionMode, RequestForm, Tag
 from bot.domain.plan import StepKind
 from bot.domain.records import ApprovalVerdict
+from bot.provisioning import runner
 from bot.provisioning.lease import Leases
 from bot.provisioning.service import Provisioning
 from bot.services import Services
@@ -138,6 +140,22 @@ class FailOnCall:
 
 # Every in-process bot a test builds; closed after the test (tests/conftest.py), so no thread of
 # theirs outlives the Slack stand-in it talks to.
+class SimulatedCrash(BaseException):
+    """Stands for the process dying: not an ``Exception``, so nothing in the bot catches it or
+    turns it into a failure."""
+
+
+def crash_at(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """Make the runner's test-only exit point (``TEST_EXIT_ENV``: ``<step index>:<before|after>``,
+    ``sealed``, ``delivered``) raise :class:`SimulatedCrash` instead of ending the process."""
+
+    def crash(_code: int) -> None:
+        raise SimulatedCrash
+
+    monkeypatch.setattr(runner, "hard_exit", crash)
+    monkeypatch.setenv(runner.TEST_EXIT_ENV, when)
+
+
 OPEN: list[Services] = []
 
 

@@ -24,8 +24,7 @@ from bot.storage.base import Store
 from bot.storage.dynamodb import DynamoStore
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL
-
-BACKENDS = ["sqlite", "dynamodb"]
+from tests.support.provisioning import Harness, make_harness
 
 
 class Tamper:
@@ -189,3 +188,11 @@ def alerts(slack: Any, request_id: str) -> list[str]:
         for c in slack.calls("chat.postMessage")
         if c.args.get("channel") == APPROVAL_CHANNEL and f"`{request_id}`" in c.args.get("text", "")
     ]
+
+
+def tampered_harness(moto_server: Any, slack: Any, tamper: Tamper, tmp_path: Path, **kw: Any) -> Harness:
+    """The bot (:func:`~tests.support.provisioning.make_harness`) on ``tamper``'s store, with the
+    views' refreshes held (:class:`HeldViews`), so its IAM recorder holds only the calls under test."""
+    return make_harness(
+        moto_server, slack, tmp_path / "bot.db", store=tamper.open_store(), background=HeldViews(), **kw
+    )
