@@ -6,32 +6,19 @@ are told why. Against moto server, through the real provisioning service."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from bot.domain.models import OnboardingRequest
 from bot.domain.plan import MANAGED_TAG, MFA_POLICY_NAME, bot_policy_arn
-from bot.domain.records import ApprovalVerdict
-from bot.domain.risk import fingerprint
 from bot.domain.states import RequestStatus
 from tests.conftest import APPROVAL_CHANNEL, APPROVER, RECIPIENT, REQUESTER
 from tests.support.provisioning import (
     TEMPLATE_USER,
     build_world,
+    file_and_approve,
     full_form,
     make_harness,
     reset_password_policy,
     revealed_credentials,
 )
-
-
-def file_and_approve_filed(bot: Any, request: OnboardingRequest) -> OnboardingRequest:
-    """Approve a request already announced, with the fingerprint of the review approvers saw."""
-    review = bot.store.get_review(request.id)
-    assert review is not None
-    result = bot.store.record_approval(request.id, APPROVER, fingerprint(request.form, review.expansion))
-    assert result.verdict is ApprovalVerdict.APPROVED and result.request is not None, result
-    return result.request
-
 
 EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
@@ -46,9 +33,7 @@ def test_a_replaced_bot_policy_fails_the_request_cleanly_and_says_so(moto_server
             Tags=[{"Key": MANAGED_TAG, "Value": "true"}],
         )
         bot = make_harness(moto_server, slack, tmp_path / "bot.db")
-        filed = bot.store.create_request(REQUESTER, full_form(world))
-        bot.services.approvals.announce(filed)  # the approvers' message, which the failure updates
-        request = file_and_approve_filed(bot, filed)
+        request = file_and_approve(bot, full_form(world), announce=True)  # the failure updates its message
 
         failed = bot.provisioning.provision(request.id)
 
