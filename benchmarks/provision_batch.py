@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bot.aws.iam import IamGateway
+from bot.aws.live import LiveIam
 from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.states import RequestEvent
 from bot.provisioning.lease import Leases
@@ -43,7 +44,7 @@ def run(moto: MotoServer, parallel: int, latency: float, users: int, tag: str) -
         request = store.create_request("U0REQUEST1", form)
         store.move_request(request.id, RequestEvent.APPROVED, actor="U0APPROVE1", decided_by="U0APPROVE1")
         request = store.move_request(request.id, RequestEvent.PROVISIONING_STARTED, actor=None, lease=leases.lease())
-        provisioner = Provisioner(store, gateway, leases, parallel_users=parallel)
+        provisioner = Provisioner(store, gateway, LiveIam(gateway), leases, parallel_users=parallel)
         started = time.perf_counter()
         provisioner.execute(request, provisioner.prepare(request))
         return time.perf_counter() - started

@@ -27,11 +27,14 @@ from bot.approval.board import ApprovalBoard
 from bot.approval.expiry import PendingExpiry
 from bot.approval.service import Approvals
 from bot.aws.catalog import Catalog
+from bot.aws.catalog_share import CatalogShare
 from bot.aws.clients import make_clients
 from bot.aws.iam import IamGateway
 from bot.aws.inventory import Inventory
 from bot.aws.keys import KeyKeeper
+from bot.aws.live import LiveIam
 from bot.aws.secrets import load_settings_from_environment
+from bot.aws.typeahead import SYNC_SECONDS, Typeahead
 from bot.config import ConfigError, Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
@@ -72,7 +75,7 @@ log = logging.getLogger(__name__)
 # threads let a burst of slow parts wait (BENCHMARKS.md: 50 submissions at once); the pool carries
 # each request's log ids too. On AWS Lambda the lazy listeners are other invocations instead.
 LISTENER_THREADS = 32
-CATALOG_REFRESH_SECONDS = 300.0
+CATALOG_SYNC_SECONDS = SYNC_SECONDS
 LINK_EXPIRY_SECONDS = 30.0
 RESUME_SECONDS = 300.0
 BACKFILL_SECONDS = 86400.0  # the owner tag back-fill runs at start; a daily re-run does nothing once done
@@ -126,6 +129,10 @@ def build_services(
     executor = executor or logs.ContextExecutor(max_workers=2, thread_name_prefix="provision")
     leases = leases or Leases(clock=store.clock)
     catalog = Catalog(iam.load_catalog)
+    live = LiveIam(iam)  # decisions read IAM now (the catalog is for typeahead)
+    # The options menus' catalog: read by one worker of this server, shared through a file.
+    share = CatalogShare.beside(settings.database_path)
+    typeahead = Typeahead(catalog, iam, live, share, settings.catalog_refresh_seconds)
     messenger = Messenger(client)
     people = People(
         messenger,
@@ -145,7 +152,7 @@ def build_services(
     reissues = Reissues(store, links, iam, keys, messenger, people, views)
     link_expiry = LinkExpiry(store, links, keys, messenger, views, channel)
     # Provisioning, started by the final approval; approval, started by the wizard.
-    provisioner = Provisioner(store, iam, leases, on_step_done=views.step_done)
+    provisioner = Provisioner(store, iam, live, leases, on_step_done=views.step_done)
     provisioning = Provisioning(store, iam, catalog, links, sealer, messenger, views, leases, executor, provisioner)
     # The users' life after onboarding: rotation, owners who leave, unused credentials, removal.
     policy = settings.lifecycle_policy
@@ -171,15 +178,18 @@ def build_services(
         settings.sensitive_permissions,
         settings.sensitive_approvals_required,
     )
-    pending_expiry = PendingExpiry(store, board, messenger, people, views, settings.pending_request_ttl_seconds)
-    wizard = Wizard(store, catalog, iam, sealer, approvals.file, messenger.user_info)
+    pending_expiry = PendingExpiry(
+        store, board, messenger, people, views, settings.pending_request_ttl_seconds, approvals.announce
+    )
+    wizard = Wizard(store, catalog, live, iam, sealer, approvals.file, messenger.user_info)
     # Self-service: status, pending, cancel, the App Home.
     desk = StatusDesk(store, people, messenger, approvals, key_desk)
     home = HomeTab(store, desk, key_desk, people, messenger, background)
     views.home = home
     jobs = PeriodicJobs(
         [
-            Job("catalog_refresh", CATALOG_REFRESH_SECONDS, catalog.refresh, at_start=True),
+            Job("catalog_refresh", settings.catalog_refresh_seconds, typeahead.refresh, at_start=True),
+            Job("catalog_sync", CATALOG_SYNC_SECONDS, typeahead.sync),
             # Provisioning a stopped or crashed process left half-done: resumed or rolled back.
             Job("resume_interrupted", RESUME_SECONDS, provisioning.resume_interrupted, at_start=True),
             Job("resume_removals", RESUME_SECONDS, offboarding.resume_interrupted, at_start=True),
@@ -194,6 +204,8 @@ def build_services(
         store=store,
         iam=iam,
         catalog=catalog,
+        live=live,
+        typeahead=typeahead,
         messenger=messenger,
         people=people,
         sealer=sealer,

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     credential_link_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
     pending_request_ttl_seconds: int = Field(default=72 * 3600, ge=60)
     expiry_check_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # How often the whole IAM account is read for the options menus (bot.aws.typeahead): one
+    # worker per server reads it; a search that finds little reads one kind sooner.
+    catalog_refresh_seconds: float = Field(default=300.0, ge=10, le=86400)
     # The users' life after onboarding (contract, section 5): key age, rotation notices, unused
     # credentials (CIS AWS Foundations 1.12 and 1.14), and how often all of it is checked.
     key_max_age_days: int = Field(default=90, ge=1, le=3650)

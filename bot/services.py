@@ -11,6 +11,8 @@ from bot.approval.expiry import PendingExpiry
 from bot.approval.service import Approvals
 from bot.aws.catalog import Catalog
 from bot.aws.iam import IamGateway
+from bot.aws.live import LiveIam
+from bot.aws.typeahead import Typeahead
 from bot.config import Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
@@ -46,6 +48,8 @@ class Services:
     store: Store
     iam: IamGateway
     catalog: Catalog
+    live: LiveIam
+    typeahead: Typeahead
     messenger: Messenger
     people: People
     sealer: PasswordSealer
@@ -72,7 +76,10 @@ class Services:
     jobs: PeriodicJobs
 
     def close(self) -> None:
-        """Stop this process's background work: the periodic jobs and the views' threads."""
+        """Stop this process's background work: the periodic jobs, the views' threads, the
+        catalog's reads and the IAM lookups' pool."""
         self.jobs.shutdown()
         self.board.shutdown()
         self.home.shutdown(wait=True)
+        self.typeahead.shutdown()
+        self.live.shutdown()

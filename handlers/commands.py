@@ -54,6 +54,9 @@ def register(app: App, services: Services) -> None:
             ack(text=f"I don't know `{escape(parsed.argument or '')}`. Try `/iam-user help`.")
             return
         ack(text=desk.reply(user_id, text, links=False))
+        # The whole CLI script of `status <id>` can pass what an ack may carry: it goes by DM.
+        for part in desk.followups(user_id, text):
+            messenger.dm(user_id, part)
 
     def after_ack(command: dict) -> None:
         """``cancel <id>`` (the move) and ``keys`` (IAM reads), after the ack; the answer by DM."""

@@ -46,10 +46,13 @@ def register(app: App, services: Services) -> None:
             return
         if not ledger.first_delivery(body.get("event_id"), retry_num(request)):
             return  # Slack retried an event we already answered
-        answer = desk.reply(event["user"], event.get("text") or "")
+        text = event.get("text") or ""
+        answer = desk.reply(event["user"], text)
         # A question asked in a thread is answered in that thread. Not Bolt's say(): in a DM
         # thread it first looks up an assistant thread context (conversations.replies).
         services.messenger.post(event["channel"], answer, thread_ts=event.get("thread_ts"))
+        for part in desk.followups(event["user"], text):
+            services.messenger.post(event["channel"], part, thread_ts=event.get("thread_ts"))
 
     def home_opened(event: dict, body: dict, request: BoltRequest) -> None:
         if event.get("tab") != "home":

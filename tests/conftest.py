@@ -225,33 +225,15 @@ def start_bot(moto_server: MotoServer, slack: SlackStandIn, tmp_path: Path) -> I
 
 @pytest.fixture
 def iam(moto_server: MotoServer) -> Iterator:
-    """A boto3 IAM client on moto server; every user, group and customer policy is removed after."""
+    """A boto3 IAM client on moto server; every user, group, customer policy and the password
+    policy are removed after."""
     client = moto_server.boto3_client("iam")
     yield client
-    for user in client.list_users()["Users"]:
-        name = user["UserName"]
-        with contextlib.suppress(client.exceptions.NoSuchEntityException):
-            client.delete_login_profile(UserName=name)
-        for key in client.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-            client.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-        for cert in client.list_signing_certificates(UserName=name)["Certificates"]:
-            client.delete_signing_certificate(UserName=name, CertificateId=cert["CertificateId"])
-        for ssh in client.list_ssh_public_keys(UserName=name)["SSHPublicKeys"]:
-            client.delete_ssh_public_key(UserName=name, SSHPublicKeyId=ssh["SSHPublicKeyId"])
-        for credential in client.list_service_specific_credentials(UserName=name)["ServiceSpecificCredentials"]:
-            credential_id = credential["ServiceSpecificCredentialId"]
-            client.delete_service_specific_credential(UserName=name, ServiceSpecificCredentialId=credential_id)
-        for device in client.list_mfa_devices(UserName=name)["MFADevices"]:
-            client.deactivate_mfa_device(UserName=name, SerialNumber=device["SerialNumber"])
-            with contextlib.suppress(client.exceptions.NoSuchEntityException):
-                client.delete_virtual_mfa_device(SerialNumber=device["SerialNumber"])
-        for group in client.list_groups_for_user(UserName=name)["Groups"]:
-            client.remove_user_from_group(UserName=name, GroupName=group["GroupName"])
-        for policy in client.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
-            client.detach_user_policy(UserName=name, PolicyArn=policy["PolicyArn"])
-        for policy_name in client.list_user_policies(UserName=name)["PolicyNames"]:
-            client.delete_user_policy(UserName=name, PolicyName=policy_name)
-        client.delete_user(UserName=name)
+    from tests.support.iam_cleanup import delete_users
+
+    delete_users(client, [user["UserName"] for user in client.list_users()["Users"]])
+    with contextlib.suppress(client.exceptions.NoSuchEntityException):
+        client.delete_account_password_policy()  # a test that tightened it leaves none behind
     for device in client.list_virtual_mfa_devices()["VirtualMFADevices"]:
         client.delete_virtual_mfa_device(SerialNumber=device["SerialNumber"])
     for group in client.list_groups()["Groups"]:

@@ -7,8 +7,9 @@ from importlib import resources
 
 import pytest
 
-from bot.aws.steps import BOT_POLICY_DESCRIPTIONS, POLICY_DOCUMENT_NAMES
+from bot.aws.steps import POLICY_DOCUMENT_NAMES
 from bot.cli import main
+from bot.domain.plan import BOT_POLICY_DESCRIPTIONS
 
 
 @pytest.mark.parametrize("name", ["require-mfa", "self-manage-credentials"])

@@ -14,8 +14,10 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import load_settings
 from bot.credentials.vault import b64url_decode, open_sealed
@@ -50,7 +52,15 @@ class Deployed:
 
 
 @pytest.fixture
-def deployed(moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
+def lazy_delay() -> float:
+    """Seconds Lambda takes to run each asynchronous invocation (a test may override it)."""
+    return 0.0
+
+
+@pytest.fixture
+def deployed(
+    moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch, lazy_delay: float
+) -> Iterator[Deployed]:
     for name, value in moto_server.client_env().items():
         monkeypatch.setenv(name, value)
     holder: dict[str, Function] = {}
@@ -58,7 +68,7 @@ def deployed(moto_server, slack, dynamodb_table: str, monkeypatch: pytest.Monkey
     def handle(event: dict[str, Any], ctx: Any) -> dict[str, Any]:
         return holder["function"].handle(event, ctx)
 
-    invoker = LocalLambda(handle)
+    invoker = LocalLambda(handle, lazy_delay)
     with FunctionUrl(handle) as url:
         settings = load_settings(
             slack_bot_token=BOT_TOKEN,
@@ -159,6 +169,12 @@ def test_unsigned_or_stale_slack_requests_are_refused_before_bolt(deployed: Depl
     assert stale.status == 401
     garbage = http("POST", deployed.url + "/slack/events", b"\xff\xfe{", {"Content-Type": "application/json"})
     assert garbage.status == 401
+    # Invocations that are neither HTTP events nor the schedule (a hand-made test event): 400.
+    for odd in ({}, {"rawPath": "/slack/events"}, {"requestContext": "x", "rawPath": "/healthz"}):
+        assert deployed.invoke(odd)["statusCode"] == 400
+    # A lazy-only marker does not get an unsigned request past the signature check.
+    lazy_only = {"Content-Type": "application/x-www-form-urlencoded", "x-slack-bolt-lazy-only": "1"}
+    assert http("POST", deployed.url + "/slack/events", body.encode(), lazy_only).status == 401
     time.sleep(0.3)
     assert [c.method for c in slack.calls() if c.method != "auth.test"] == []
     assert deployed.invoker.invocations == []
@@ -243,3 +259,53 @@ def test_the_cold_start_reads_the_slack_secrets_from_secrets_manager(
             bot.serverless._function.services.close()
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+class OldSignatures(SlackUser):
+    """Signs every request as if Slack had sent it ``age`` seconds ago (still inside 5 minutes)."""
+
+    def __init__(self, user: SlackUser, age: int) -> None:
+        self.__dict__.update(user.__dict__)
+        self.age = age
+
+    def post(self, body: str, content_type: str, extra_headers: dict[str, str] | None = None):
+        headers = self.signed_headers(body, content_type, timestamp=int(time.time()) - self.age)
+        return http("POST", self.events_url, body.encode(), {**headers, **(extra_headers or {})})
+
+
+@pytest.mark.parametrize("lazy_delay", [8.0])
+def test_lazy_invocations_are_signed_when_sent_and_carry_no_custom_password(
+    deployed: Deployed, slack, iam, moto_server, lazy_delay: float
+) -> None:
+    """Slack signed the submission 295 s before it arrived and Lambda runs the lazy part 8 s
+    later: past Slack's 5 minutes for the original signature, inside them for the function's own.
+    The custom password typed into the form is in no lazy payload, encoded or not."""
+    password = "Corr3ct-Horse-Battery-Staple!42"
+    sent_after = int(time.time())
+    iam.create_group(GroupName="developers")
+    view = open_modal(deployed, slack, REQUESTER)
+    wait_catalog(deployed, slack, view, "developers")
+    run = wiz.WizardRun(OldSignatures(deployed.user, 295), REQUESTER, view)
+    filed = run.through(
+        wiz.details([RECIPIENT], "carl.custom", access=["console"], password_mode="custom", custom_password=password),
+        wiz.permissions("groups", groups=["developers"]),
+        wiz.tags(),
+        wiz.review(),
+    )
+    assert filed.status == 200 and not filed.body
+    _, request_id = approval_message(slack)  # the announcement ran, 303 s after Slack's signature
+    store = DynamoStore(deployed.table, client=moto_server.boto3_client("dynamodb"))
+    assert store.get_request(request_id).approval_ts is not None
+    deployed.invoker.wait()
+    lazy = [e for e in deployed.invoker.invocations if e["headers"].get("x-slack-bolt-lazy-only") == "1"]
+    assert lazy
+    verifier = SignatureVerifier(SIGNING_SECRET)
+    for event in lazy:
+        body = event["body"]
+        assert password not in unquote_plus(body) and password not in json.dumps(event)
+        assert int(event["headers"]["x-slack-request-timestamp"]) >= sent_after  # signed when sent
+        assert verifier.is_valid(
+            body, event["headers"]["x-slack-request-timestamp"], event["headers"]["x-slack-signature"]
+        )
+    submitted = [e for e in lazy if '"custom_password"' in unquote_plus(e["body"])]
+    assert submitted  # the submissions' payloads were there to be scrubbed

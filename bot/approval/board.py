@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import Block
 from bot import logs
 from bot.approval import message
 from bot.domain.models import OnboardingRequest, PermissionExpansion, Review
+from bot.domain.plan_text import Script
 from bot.domain.states import RequestStatus, StepState
 from bot.slack.messenger import Messenger
 from bot.storage.base import Store
@@ -54,7 +55,7 @@ class ApprovalBoard:
         self._shown: LRUCache[str, float] = LRUCache(CACHED_REQUESTS)
         # The CLI lines of a request depend only on its stored review and its approver: build the
         # plan once, not on every progress line.
-        self._cli: LRUCache[tuple[str, str | None], list[str]] = LRUCache(CACHED_REQUESTS)
+        self._cli: LRUCache[tuple[str, str | None], Script] = LRUCache(CACHED_REQUESTS)
         self._guard = threading.Lock()
         # Progress updates go through their own thread: a slow or rate-limited chat.update must
         # never hold up the IAM steps (or the lease they renew).
@@ -71,14 +72,14 @@ class ApprovalBoard:
             review = Review(expansion=PermissionExpansion(error="not read from IAM yet"))
         key = (request.id, request.decided_by)
         with self._guard:
-            lines = self._cli.get(key)
-        if lines is None:
-            lines = message.cli_lines_for(request, review.expansion)
+            script = self._cli.get(key)
+        if script is None:
+            script = message.cli_script_for(request, review.expansion)
             if not review.expansion.error:
                 with self._guard:
-                    self._cli[key] = lines
+                    self._cli[key] = script
         progress = self._progress(request.id) if request.status is RequestStatus.PROVISIONING else None
-        return message.approval_message(request, review, lines, self.expires_at(request), progress)
+        return message.approval_message(request, review, script, self.expires_at(request), progress)
 
     def _progress(self, request_id: str) -> tuple[int, int] | None:
         """``(steps done, steps in the plan)``, or None before a plan is stored."""

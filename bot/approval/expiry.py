@@ -1,4 +1,5 @@
-"""Pending requests expire: one reminder to the approvers at half-life, expiry at the TTL.
+"""Pending requests expire: one reminder to the approvers at half-life, expiry at the TTL; and a
+request filed but never announced (its approval message was never posted) is announced again.
 
 Run as a periodic job in every serving process (:mod:`bot.ops.jobs`). Several workers each run it;
 that is safe because every effect is a compare-and-set in the store: the reminder marker
@@ -8,6 +9,7 @@ that is safe because every effect is a compare-and-set in the store: the reminde
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.approval.board import ApprovalBoard
@@ -22,6 +24,9 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 10_000  # pending requests looked at per sweep; far above any real backlog
+# A pending request with no approval message this long after filing lost its announcement (the
+# process or, on Lambda, the asynchronous invocation that posts it died): announce it again, once.
+ANNOUNCE_RETRY_SECONDS = 120
 
 
 def duration(seconds: int) -> str:
@@ -31,10 +36,11 @@ def duration(seconds: int) -> str:
 
 @dataclass
 class SweepReport:
-    """Request ids this sweep reminded the approvers of, and expired."""
+    """Request ids this sweep reminded the approvers of, expired, and announced again."""
 
     reminded: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    announced: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +49,8 @@ class PendingExpiry:
 
     Args:
         ttl_seconds: age at which a pending request expires; the reminder goes at half of it.
+        announce: posts a request to the approvers (:meth:`bot.approval.service.Approvals.announce`),
+            for one whose announcement was lost.
     """
 
     store: Store
@@ -51,6 +59,7 @@ class PendingExpiry:
     people: People
     changes: Changes
     ttl_seconds: int
+    announce: Callable[[OnboardingRequest], None] | None = None
 
     def sweep(self) -> SweepReport:
         """One pass over the pending requests: expire those at or past the TTL, remind (once)
@@ -62,13 +71,30 @@ class PendingExpiry:
             if age >= self.ttl_seconds:
                 if self.expire(request.id) is not None:
                     report.expired.append(request.id)
-            elif age >= self.ttl_seconds / 2:
+                continue
+            if age >= self.ttl_seconds / 2:
                 review = self.store.get_review(request.id)
                 if (review is None or review.reminded_at is None) and self.remind(request):
                     report.reminded.append(request.id)
-        if report.reminded or report.expired:
-            log.info("expiry sweep: %d reminded, %d expired", len(report.reminded), len(report.expired))
+            if request.approval_ts is None and age >= ANNOUNCE_RETRY_SECONDS and self.announce_again(request):
+                report.announced.append(request.id)
+        if report.reminded or report.expired or report.announced:
+            log.info(
+                "expiry sweep: %d reminded, %d expired, %d announced again",
+                len(report.reminded),
+                len(report.expired),
+                len(report.announced),
+            )
         return report
+
+    def announce_again(self, request: OnboardingRequest) -> bool:
+        """Post a request whose announcement was lost; True for the one process that does (the
+        store's event ledger makes it once, in any number of processes)."""
+        if self.announce is None or not self.store.remember_event(f"announce-again:{request.id}"):
+            return False
+        self.store.audit("announced_again", request_id=request.id)
+        self.announce(request)
+        return True
 
     def expire(self, request_id: str) -> OnboardingRequest | None:
         """pending → expired (one worker wins); the approval message loses its buttons and the

@@ -6,13 +6,13 @@ approvals so far, the equivalent AWS CLI, and then the decision and provisioning
 
 Slack limits honoured (Block Kit reference): section text ≤ 3,000 characters, ≤ 50 blocks a
 message, header text ≤ 150 characters. Long parts are split on line boundaries into several
-sections; the CLI listing is cut (with a note saying how much) when the message would pass
-50 blocks.
+sections. The CLI is shown command by command, never cut inside one: a command too long for a
+section, or past the message's room (:data:`bot.domain.limits.MESSAGE_CODE_CHARS`), is named in a
+note that says where the whole script is (the ``status <id>`` answer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -29,16 +29,17 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain import plan_text
-from bot.domain.limits import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX
+from bot.domain.limits import MESSAGE_BLOCKS_MAX, MESSAGE_CODE_CHARS, SECTION_TEXT_MAX
 from bot.domain.models import OnboardingRequest, PermissionExpansion, PermissionMode, RemoveMode, Review, UserHoldings
 from bot.domain.plan import build_plan
+from bot.domain.plan_text import Script
 from bot.domain.removal import removal_plan
 from bot.domain.states import RequestStatus
 from bot.slack.blocks import escape, mention, slack_date, truncate
+from bot.slack.code_blocks import script_blocks
 from bot.slack.request_blocks import code_list, decision_buttons, summary_text
 from bot.slack.wording import removal_verb, status_words
 
-CODE_FENCE = "```"
 DENY_CALLBACK_ID = "deny_reason"
 APPROVER_PLACEHOLDER = "<approver>"
 
@@ -46,14 +47,14 @@ APPROVER_PLACEHOLDER = "<approver>"
 # -- the equivalent AWS CLI ------------------------------------------------------------------------
 
 
-def cli_lines_for(request: OnboardingRequest, expansion: PermissionExpansion) -> list[str]:
-    """``aws iam …`` lines (:mod:`bot.domain.plan_text`) equivalent to the plan :func:`bot.domain.plan.build_plan`
+def cli_script_for(request: OnboardingRequest, expansion: PermissionExpansion) -> Script:
+    """The ``aws iam …`` script (:mod:`bot.domain.plan_text`) of the plan :func:`bot.domain.plan.build_plan`
     (or, for a removal, :func:`bot.domain.removal.removal_plan`) makes from the stored expansion;
     empty when the expansion could not be read."""
     if expansion.error:
-        return []
+        return Script()
     if request.form.is_removal:
-        return plan_text.cli_lines(removal_plan(expansion.holdings, RemoveMode(str(request.form.remove_mode))))
+        return plan_text.preview(removal_plan(expansion.holdings, RemoveMode(str(request.form.remove_mode))))
     try:
         steps = build_plan(
             request,
@@ -63,8 +64,13 @@ def cli_lines_for(request: OnboardingRequest, expansion: PermissionExpansion) ->
             users_may_change_password=expansion.users_may_change_password,
         )
     except ValueError:
-        return []
-    return plan_text.cli_lines(steps)
+        return Script()
+    return plan_text.preview(steps)
+
+
+def whole_script_hint(request_id: str) -> str:
+    """Where the whole script is, as the end of a sentence."""
+    return f"DM me `status {request_id}` for the whole script"
 
 
 # -- splitting to fit Slack -----------------------------------------------------------------------
@@ -95,24 +101,16 @@ def _sections(text: str, block_id: str) -> list[Block]:
     ]
 
 
-def _code_sections(lines: Sequence[str], budget: int) -> list[Block]:
-    """The CLI lines as code blocks in at most ``budget`` sections (a note says what was cut)."""
-    room = SECTION_TEXT_MAX - 2 * len(CODE_FENCE) - 2
-    pieces = split_text("\n".join(escape(line) for line in lines), room) if lines else []
-    shown = pieces[: max(0, budget - 1)] if len(pieces) > budget else pieces
-    blocks: list[Block] = [
-        SectionBlock(block_id=f"cli_{i}", text=MarkdownTextObject(text=f"{CODE_FENCE}\n{piece}\n{CODE_FENCE}"))
-        for i, piece in enumerate(shown)
-    ]
-    if len(shown) < len(pieces):
-        hidden = sum(piece.count("\n") + 1 for piece in pieces[len(shown) :])
-        blocks.append(
-            ContextBlock(
-                block_id="cli_cut",
-                elements=[MarkdownTextObject(text=f"… {hidden} more command line(s) not shown (Slack's size limit).")],
-            )
-        )
-    return blocks
+def _cli_blocks(request: OnboardingRequest, script: Script, budget: int) -> list[Block]:
+    """The title with the notes, then the commands (:func:`bot.slack.code_blocks.script_blocks`):
+    never a command cut; what does not fit is named, with where the whole script is."""
+    where = whole_script_hint(request.id)
+    title = " ".join(["*Equivalent AWS CLI*", *script.notes, f"{where[0].upper()}{where[1:]}."])
+    header = ContextBlock(block_id="cli_title", elements=[MarkdownTextObject(text=truncate(title, SECTION_TEXT_MAX))])
+    shown = script_blocks(
+        script.lines, most_blocks=budget - 1, most_chars=MESSAGE_CODE_CHARS, whole_script=where, block_id="cli"
+    )
+    return [header, *shown.blocks]
 
 
 # -- the content ----------------------------------------------------------------------------------
@@ -237,7 +235,7 @@ def _removal_outcome(request: OnboardingRequest, progress: tuple[int, int] | Non
 def approval_message(
     request: OnboardingRequest,
     review: Review,
-    cli_lines: Sequence[str],
+    script: Script,
     expires_at: datetime | None = None,
     progress: tuple[int, int] | None = None,
 ) -> tuple[str, list[Block]]:
@@ -245,7 +243,7 @@ def approval_message(
 
     Args:
         review: the stored expansion, flags and approvals (:meth:`bot.storage.base.Store.get_review`).
-        cli_lines: the plan as ``aws iam …`` lines (:func:`cli_lines_for`).
+        script: the plan as ``aws iam …`` lines with their notes (:func:`cli_script_for`).
         expires_at: when a pending request expires (``PENDING_REQUEST_TTL_SECONDS`` after filing).
         progress: ``(steps done, steps planned)`` while provisioning runs (from the journal).
 
@@ -265,10 +263,9 @@ def approval_message(
         tail.append(decision_buttons(request, review))
     elif line := outcome_line(request, review, progress):
         tail.append(SectionBlock(block_id="outcome", text=MarkdownTextObject(text=truncate(line, SECTION_TEXT_MAX))))
-    cli_header = ContextBlock(block_id="cli_title", elements=[MarkdownTextObject(text="*Equivalent AWS CLI*")])
-    budget = MESSAGE_BLOCKS_MAX - len(head) - len(tail) - 1
-    cli = _code_sections(cli_lines, budget) if cli_lines and budget > 1 else []
-    blocks = head + ([cli_header, *cli] if cli else []) + tail
+    budget = MESSAGE_BLOCKS_MAX - len(head) - len(tail)
+    cli = _cli_blocks(request, script, budget) if script.lines and budget > 2 else []
+    blocks = head + cli + tail
     if len(blocks) > MESSAGE_BLOCKS_MAX:  # only with absurd content: keep the decision part visible
         blocks = blocks[: MESSAGE_BLOCKS_MAX - len(tail)] + tail
     sensitive = " [sensitive]" if review.sensitive else ""

@@ -12,8 +12,9 @@ import gc
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.domain.limits import OPTION_VALUE_MAX, OPTIONS_MAX
@@ -46,7 +47,12 @@ class ManagedPolicy:
 @dataclass(frozen=True)
 class CatalogSnapshot:
     """What the options menus read: names as IAM returns them, plus the account's password
-    policy, per-user quotas and id (each read once per refresh, never per request)."""
+    policy, per-user quotas and id (each read once per refresh, never per request).
+
+    ``loaded_at`` (epoch seconds) is when the whole of it was read; ``users_at``, ``groups_at``
+    and ``policies_at`` when its users, groups and customer managed policies were last read
+    (a search that finds little reads one kind again: :mod:`bot.aws.typeahead`).
+    """
 
     user_names: tuple[str, ...]
     group_names: tuple[str, ...]
@@ -55,6 +61,41 @@ class CatalogSnapshot:
     password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     quotas: AccountQuotas = field(default_factory=AccountQuotas)
     account_id: str | None = None
+    users_at: float = 0.0
+    groups_at: float = 0.0
+    policies_at: float = 0.0
+
+    def read_at(self, kind: str) -> float:
+        """When ``kind`` (``users``, ``groups`` or ``policies``) was last read from IAM."""
+        return max(self.loaded_at, float(getattr(self, f"{kind}_at")))
+
+    def with_users(self, names: Iterable[str], at: float) -> CatalogSnapshot:
+        """A copy whose users are ``names``, read at ``at``."""
+        return replace(self, user_names=tuple(names), users_at=at)
+
+    def with_groups(self, names: Iterable[str], at: float) -> CatalogSnapshot:
+        """A copy whose groups are ``names``, read at ``at``."""
+        return replace(self, group_names=tuple(names), groups_at=at)
+
+    def with_customer_policies(self, policies: Iterable[ManagedPolicy], at: float) -> CatalogSnapshot:
+        """A copy whose customer managed policies are ``policies`` (the AWS managed ones kept), read at ``at``."""
+        kept = tuple(p for p in self.policies if p.aws_managed)
+        return replace(self, policies=kept + tuple(p for p in policies if not p.aws_managed), policies_at=at)
+
+    def with_user(self, name: str) -> CatalogSnapshot:
+        """A copy that also has user ``name`` (found by an exact lookup)."""
+        known = {n.lower() for n in self.user_names}
+        return self if name.lower() in known else replace(self, user_names=(*self.user_names, name))
+
+    def with_group(self, name: str) -> CatalogSnapshot:
+        """A copy that also has group ``name``."""
+        return self if name in self.group_names else replace(self, group_names=(*self.group_names, name))
+
+    def with_policy(self, policy: ManagedPolicy) -> CatalogSnapshot:
+        """A copy that also has ``policy``."""
+        if any(p.arn == policy.arn for p in self.policies):
+            return self
+        return replace(self, policies=(*self.policies, policy))
 
 
 EMPTY = CatalogSnapshot(user_names=(), group_names=(), loaded_at=0.0)
@@ -127,8 +168,9 @@ class Catalog:
         self._loader = loader
         self._snapshot = EMPTY
         self._index = _Index(EMPTY)
-        self._added_users: set[str] = set()
+        self._added_users: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._edit_lock = threading.Lock()
         self._loaded = threading.Event()
 
     @property
@@ -146,8 +188,29 @@ class Catalog:
         index = _Index(snapshot)
         with self._lock:
             self._snapshot, self._index = snapshot, index
-            self._added_users.clear()
+            # A user the bot made stays counted until a read of the users began after it.
+            read_at = snapshot.read_at("users")
+            self._added_users = {name: at for name, at in self._added_users.items() if at >= read_at}
         self._loaded.set()
+
+    def change(self, edit: Callable[[CatalogSnapshot], CatalogSnapshot]) -> CatalogSnapshot:
+        """Install ``edit(current snapshot)`` (one kind read again, an entity found); returns it.
+
+        Two edits never lose each other's change: each applies to the snapshot the other made.
+        """
+        with self._edit_lock:
+            edited = edit(self._snapshot)
+            if edited is not self._snapshot:
+                self.set_snapshot(edited)
+            return edited
+
+    def load(self) -> CatalogSnapshot:
+        """A new snapshot from the loader (slow: the whole account), not installed.
+
+        Raises:
+            Exception: whatever the loader raises (the caller keeps the current copy).
+        """
+        return self._loader()
 
     def refresh(self) -> None:
         """Load a new snapshot now (in the caller's thread). Errors are logged, the old copy kept."""
@@ -156,6 +219,10 @@ class Catalog:
         except Exception as error:
             log.warning("catalog refresh failed, keeping the previous copy: %s", error)
             return
+        self.install(snapshot)
+
+    def install(self, snapshot: CatalogSnapshot) -> None:
+        """:meth:`set_snapshot`, then one full garbage collection with the new copy frozen."""
         self.set_snapshot(snapshot)
         # Thousands of long-lived policy objects made each full garbage collection pause every
         # request thread for tens of ms (p99 of acks). Frozen objects are skipped by the cyclic
@@ -193,7 +260,7 @@ class Catalog:
     def note_user_created(self, user_name: str) -> None:
         """Count a user the bot just made as existing before the next refresh sees it."""
         with self._lock:
-            self._added_users.add(user_name)
+            self._added_users[user_name] = time.time()
 
     def user_names_lower(self) -> set[str]:
         """Existing IAM user names, lower-cased (IAM user names ignore case)."""

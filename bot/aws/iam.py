@@ -27,7 +27,7 @@ from bot.domain.models import (
     RequestForm,
     UserPermissions,
 )
-from bot.domain.plan import MANAGED_TAG, REQUEST_ID_TAG, policy_document_sha256
+from bot.domain.plan import MANAGED_TAG, policy_document_sha256
 from bot.domain.quotas import AccountQuotas
 from bot.domain.risk import allows_everything
 from bot.domain.rules import PasswordPolicy
@@ -72,12 +72,9 @@ class IamGateway:
         Raises:
             IamError: a list call failed (the caller keeps its previous snapshot).
         """
-        try:
-            users = tuple(u["UserName"] for u in self.list("list_users", "Users"))
-            groups = tuple(g["GroupName"] for g in self.list("list_groups", "Groups"))
-            policies = tuple(ManagedPolicy.from_api(p) for p in self.list("list_policies", "Policies", Scope="All"))
-        except ClientError as error:
-            raise as_iam_error(error) from None
+        started = time.time()
+        users, groups = self.user_names(), self.group_names()
+        policies = self.managed_policies("All")
         try:
             password_policy = self.password_policy()
         except IamError as error:
@@ -97,12 +94,46 @@ class IamGateway:
         return CatalogSnapshot(
             user_names=users,
             group_names=groups,
-            loaded_at=time.time(),
+            loaded_at=started,
             policies=policies,
             password_policy=password_policy,
             quotas=quotas,
             account_id=account_id,
         )
+
+    def _names(self, operation: str, key: str, field: str) -> tuple[str, ...]:
+        try:
+            return tuple(item[field] for item in self.list(operation, key))
+        except ClientError as error:
+            raise as_iam_error(error) from None
+
+    def user_names(self) -> tuple[str, ...]:
+        """Every IAM user's name (``ListUsers``, every page: 100 users a page).
+
+        Raises:
+            IamError: the read was refused.
+        """
+        return self._names("list_users", "Users", "UserName")
+
+    def group_names(self) -> tuple[str, ...]:
+        """Every IAM group's name (``ListGroups``, every page).
+
+        Raises:
+            IamError: the read was refused.
+        """
+        return self._names("list_groups", "Groups", "GroupName")
+
+    def managed_policies(self, scope: str = "Local") -> tuple[ManagedPolicy, ...]:
+        """Managed policies (``ListPolicies``, every page): ``Local`` the account's own,
+        ``All`` the AWS managed ones too (1,300 and more).
+
+        Raises:
+            IamError: the read was refused.
+        """
+        try:
+            return tuple(ManagedPolicy.from_api(p) for p in self.list("list_policies", "Policies", Scope=scope))
+        except ClientError as error:
+            raise as_iam_error(error) from None
 
     def password_policy(self) -> PasswordPolicy:
         """The account password policy, or AWS's default policy when none is set."""
@@ -276,20 +307,6 @@ class IamGateway:
                 "so the bot leaves it alone",
                 operation,
             )
-
-    def users_in_the_way(self, user_names: Sequence[str], request_id: str) -> list[str]:
-        """Existing IAM users whose names equal one of ``user_names`` ignoring case (IAM user
-        names are unique case-insensitively) and that this request did not create.
-
-        Raises:
-            IamError: a read was refused.
-        """
-        wanted = {name.lower() for name in user_names}
-        try:
-            existing = [u["UserName"] for u in self.list("list_users", "Users") if u["UserName"].lower() in wanted]
-        except ClientError as error:
-            raise as_iam_error(error) from None
-        return [name for name in existing if (self.tags_of(name) or {}).get(REQUEST_ID_TAG) != request_id]
 
     # -- a request's permissions, made concrete ----------------------------------------------------
 

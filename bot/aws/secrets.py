@@ -51,11 +51,15 @@ def read_secrets(source: str, session: Any | None = None) -> dict[str, str]:
         elif kind == "ssm" and where.startswith("/"):
             path = where.rstrip("/")
             pages = session.client("ssm").get_paginator("get_parameters_by_path")
-            found = {
-                parameter["Name"][len(path) + 1 :]: parameter["Value"]
+            parameters = [
+                parameter
                 for page in pages.paginate(Path=path, Recursive=False, WithDecryption=True)
                 for parameter in page["Parameters"]
-            }
+            ]
+            plain = sorted(p["Name"] for p in parameters if p.get("Type") != "SecureString")
+            if plain:  # names only: a parameter name is not a secret
+                raise ConfigError(f"{SOURCE_VARIABLE}: {', '.join(plain)} must be SecureString parameters")
+            found = {parameter["Name"][len(path) + 1 :]: parameter["Value"] for parameter in parameters}
         else:
             raise ConfigError(f"{SOURCE_VARIABLE} must be secretsmanager:<secret name or ARN> or ssm:/<path>")
     except ClientError as error:
@@ -63,9 +67,12 @@ def read_secrets(source: str, session: Any | None = None) -> dict[str, str]:
         raise ConfigError(f"{SOURCE_VARIABLE}: cannot read {source} ({code})") from None
     except BotoCoreError as error:
         raise ConfigError(f"{SOURCE_VARIABLE}: cannot read {source} ({type(error).__name__})") from None
-    unknown = sorted(set(found) - set(SECRET_VARIABLES))
+    unknown = set(found) - set(SECRET_VARIABLES)
     if unknown:
-        raise ConfigError(f"{SOURCE_VARIABLE}: {source} holds {', '.join(unknown)}, not one of {SECRET_VARIABLES}")
+        # Not the names themselves: a value pasted where a name belongs would be printed.
+        raise ConfigError(
+            f"{SOURCE_VARIABLE}: {source} holds {len(unknown)} name(s) that are not among {', '.join(SECRET_VARIABLES)}"
+        )
     return {name: str(value) for name, value in found.items()}
 
 

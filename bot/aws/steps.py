@@ -26,10 +26,10 @@ from bot.aws.clients import CONSISTENCY_DELAYS, IamError, as_iam_error, error_co
 from bot.aws.iam import IamGateway
 from bot.aws.removal import Remover
 from bot.domain.plan import (
+    BOT_POLICY_DESCRIPTIONS,
+    BOT_POLICY_SHORT_NAMES,
     MANAGED_TAG,
-    MFA_POLICY_NAME,
     REQUEST_ID_TAG,
-    SELF_MANAGE_POLICY_NAME,
     STEP_KINDS,
     USER_PATH,
     Step,
@@ -39,16 +39,9 @@ from bot.domain.plan import (
 )
 from bot.domain.rules import PasswordPolicy, generate_password
 
-BOT_POLICY_FILES = {
-    MFA_POLICY_NAME: "policies/require-mfa.json",
-    SELF_MANAGE_POLICY_NAME: "policies/self-manage-credentials.json",
-}
+BOT_POLICY_FILES = {name: f"policies/{short}.json" for name, short in BOT_POLICY_SHORT_NAMES.items()}
 # ``iam-user-bot policy NAME`` prints these documents, by the file's short name.
 POLICY_DOCUMENT_NAMES = {Path(file).stem: name for name, file in BOT_POLICY_FILES.items()}
-BOT_POLICY_DESCRIPTIONS = {
-    MFA_POLICY_NAME: "iam-user-bot: deny everything but first sign-in and MFA set-up until the user signs in with MFA",
-    SELF_MANAGE_POLICY_NAME: "iam-user-bot: let users manage their own password, access keys and MFA device",
-}
 
 
 def bot_policy_document(name: str) -> str:

@@ -51,6 +51,7 @@ READ_ACTIONS = (
     "iam:GetAccessKeyLastUsed",
     "iam:GetAccountPasswordPolicy",
     "iam:GetAccountSummary",
+    "iam:GetGroup",
     "iam:GetLoginProfile",
     "iam:GetPolicy",
     "iam:GetPolicyVersion",

@@ -32,6 +32,13 @@ USER_PATH = "/iam-user-bot/"
 # Bot-managed customer managed policies (documents in bot/policies/, reasoning in docs/).
 MFA_POLICY_NAME = "iam-user-bot-require-mfa"
 SELF_MANAGE_POLICY_NAME = "iam-user-bot-self-manage-credentials"
+# Each one's short name: its document is bot/policies/<short>.json, printed by `iam-user-bot policy <short>`.
+BOT_POLICY_SHORT_NAMES = {MFA_POLICY_NAME: "require-mfa", SELF_MANAGE_POLICY_NAME: "self-manage-credentials"}
+# The description the bot gives each one (CreatePolicy ``Description``, at most 1,000 characters).
+BOT_POLICY_DESCRIPTIONS = {
+    MFA_POLICY_NAME: "iam-user-bot: deny everything but first sign-in and MFA set-up until the user signs in with MFA",
+    SELF_MANAGE_POLICY_NAME: "iam-user-bot: let users manage their own password, access keys and MFA device",
+}
 CHANGE_PASSWORD_POLICY_ARN = "arn:aws:iam::aws:policy/IAMUserChangePassword"  # noqa: S105 - an ARN
 
 
@@ -115,6 +122,9 @@ class Step(BaseModel):
     inline policy is copied from. ``user_name`` is empty for account-wide steps.
     ``document_sha256`` is the digest of the copied inline policy's document as the approvers saw
     it (:func:`policy_document_sha256`).
+    ``policy_arn`` and ``tags`` of ``ensure_bot_policy``: the ARN the policy gets, and the tags
+    it is created with (the managed marker and the request id), so the CLI preview can make it
+    exactly as the bot does (plans stored before they existed leave them empty).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -127,6 +137,7 @@ class Step(BaseModel):
     password_reset_required: bool = False
     source_user: str | None = None
     document_sha256: str | None = None
+    policy_arn: str | None = None
 
     @property
     def label(self) -> str:
@@ -140,6 +151,13 @@ def bot_tags(request: OnboardingRequest, approver: str, owner: str) -> tuple[Tag
     who gets its credentials), and the request id, requester and approver that made it."""
     values = ("true", owner, request.id, request.requester, approver)
     return tuple(Tag(key=key, value=value) for key, value in zip(BOT_TAG_KEYS, values, strict=True))
+
+
+def bot_policy_tags(request: OnboardingRequest) -> tuple[Tag, ...]:
+    """The tags of a bot-managed policy ``request`` creates: the managed marker, which the bot
+    adopts an existing policy by, and the request id, which lets a rollback delete only the
+    policy this request made."""
+    return (Tag(key=MANAGED_TAG, value="true"), Tag(key=REQUEST_ID_TAG, value=request.id))
 
 
 def policy_document_sha256(document: Mapping[str, object]) -> str:
@@ -201,8 +219,11 @@ def build_plan(
     steps: list[Step] = []
     for wanted, name in ((form.mfa_required, MFA_POLICY_NAME), (form.self_manage_credentials, SELF_MANAGE_POLICY_NAME)):
         if wanted:
-            steps.append(Step(kind=StepKind.ENSURE_BOT_POLICY, target=name))
-            policies.append(bot_policy_arn(account_id, name))
+            arn = bot_policy_arn(account_id, name)
+            steps.append(
+                Step(kind=StepKind.ENSURE_BOT_POLICY, target=name, policy_arn=arn, tags=bot_policy_tags(request))
+            )
+            policies.append(arn)
     if form.console and form.require_reset and not users_may_change_password:
         policies.append(CHANGE_PASSWORD_POLICY_ARN)
     policies = list(dict.fromkeys(policies))

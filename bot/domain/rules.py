@@ -19,6 +19,10 @@ USER_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}\Z", re.ASCII)  # \Z: "$" would
 USER_NAME_MAX = 64
 # Slack: a multi users select in a modal takes at most 10 users when we set max_selected_items.
 MAX_RECIPIENTS = 10
+# IAM allows "," in user names, but the credentials CSV (the IAM console's layout, unquoted, which
+# `aws configure import` splits on plain commas) cannot carry one: every column after it would
+# shift, and the importer would take the password for the access key id. So the wizard refuses it.
+CSV_BREAKING_NAME_CHAR = ","
 # IAM's password symbol set (account password policy documentation), less "," and '"' and "'"
 # because `aws configure import` splits the credentials CSV on plain commas and a quote confuses
 # spreadsheet tools that open the same file.
@@ -85,7 +89,7 @@ def parse_user_names(text: str) -> list[str]:
 def user_names_error(
     names: Sequence[str],
     recipient_count: int,
-    existing_lower: Iterable[str],
+    existing_lower: Iterable[str] | Mapping[str, str],
     requested_lower: Mapping[str, str] | None = None,
 ) -> str | None:
     """Validate the ``user_names`` field against the recipients and the users IAM already holds.
@@ -93,13 +97,15 @@ def user_names_error(
     Args:
         names: the requested IAM user names, in recipient order.
         recipient_count: how many Slack recipients were chosen (one IAM user each).
-        existing_lower: names of existing IAM users, lower-cased.
+        existing_lower: the existing IAM users among (or beside) ``names``: their names, or a
+            mapping of each name (any case) to the user's name as IAM spells it.
         requested_lower: names (lower-cased) of IAM users that open requests will create, to
             the id of that request: the later of two such requests would fail at provisioning.
 
-    Rules: each name valid (:func:`user_name_error`); as many names as recipients; unique
-    ignoring case within the request and against IAM (IAM user names are not case-sensitive:
-    ``Bob`` and ``bob`` cannot both exist).
+    Rules: each name valid (:func:`user_name_error`); as many names as recipients; no comma
+    (:data:`CSV_BREAKING_NAME_CHAR`: the credentials CSV); unique ignoring case within the
+    request and against IAM (CreateUser: "Names are not distinguished by case", so ``Bob`` and
+    ``bob`` cannot both exist).
     """
     if not names:
         return "Enter one IAM user name per line, one for each recipient."
@@ -119,10 +125,19 @@ def user_names_error(
                 "(IAM ignores case); use different names."
             )
         seen[name.lower()] = name
-    existing = set(existing_lower)
+    if with_comma := next((name for name in names if CSV_BREAKING_NAME_CHAR in name), None):
+        return (
+            f"“{with_comma}” holds a comma: IAM allows it, but the credentials file cannot carry it (the IAM "
+            "console's CSV layout has no quoting, and `aws configure import` splits its rows on every comma). "
+            "Use letters, digits and + = . @ _ - only."
+        )
+    spelled_as = existing_lower if isinstance(existing_lower, Mapping) else {name: name for name in existing_lower}
+    existing = {name.lower(): spelling for name, spelling in spelled_as.items()}
     taken = [name for name in names if name.lower() in existing]
     if taken:
-        return f"An IAM user named “{taken[0]}” already exists (IAM ignores case); choose another name."
+        found = existing[taken[0].lower()]
+        spelled = "" if found == taken[0] else f" (spelled “{found}”)"
+        return f"An IAM user named “{taken[0]}” already exists{spelled}; IAM ignores case, so choose another name."
     requested = requested_lower or {}
     if pending := [name for name in names if name.lower() in requested]:
         return (
@@ -205,7 +220,9 @@ def custom_password_error(password: str, policy: PasswordPolicy) -> str | None:
     """Why IAM (or the credentials CSV) would refuse ``password``, or None when it is fine.
 
     Rules, in order: CreateLoginProfile's 1-128 characters of ``[\\t\\n\\r\\u0020-\\u00FF]``;
-    no ``,`` or ``"`` (contract: the CSV that ``aws configure import`` reads); the account
+    no ``,`` or ``"`` (contract: the CSV that ``aws configure import`` reads) and no control
+    character (tab, CR, LF, DEL, U+0080-U+009F: Python's csv and the importer's line split would
+    end the row there; U+0085 is a line break to ``str.splitlines``); the account
     password policy's minimum length and required classes (:class:`PasswordPolicy`), or AWS's
     default policy (8 characters, three of the four classes) when the account has none.
     The message never repeats the password.
@@ -218,6 +235,11 @@ def custom_password_error(password: str, policy: PasswordPolicy) -> str | None:
         return "The password has characters IAM does not allow; use printable Latin-1 characters only."
     if any(ch in PASSWORD_FORBIDDEN for ch in password):
         return 'The password may not contain a comma (,) or a double quote ("): they break the credentials CSV.'
+    if any(unicodedata.category(ch) == "Cc" for ch in password):
+        return (
+            "The password may not contain a tab, a line break or another control character: IAM allows them, "
+            "but they do not survive the credentials CSV (a line break ends its row) or copying by hand."
+        )
     if len(password) < policy.minimum_length:
         return (
             f"The password is {len(password)} characters; the account password policy needs at least "
@@ -249,13 +271,14 @@ def custom_password_error(password: str, policy: PasswordPolicy) -> str | None:
 def suggest_user_name(email: str | None, fallback: str, taken_lower: set[str]) -> str:
     """An IAM user name for a Slack user: the e-mail's local part made IAM-valid, else ``fallback``.
 
-    Characters outside ``[\\w+=,.@-]`` (ASCII) are dropped after accents are stripped
+    Characters outside ``[\\w+=.@-]`` (ASCII; IAM's set less the comma the credentials CSV cannot
+    carry) are dropped after accents are stripped
     (``josé`` → ``jose``), the result is cut to 64 characters, and a number is appended when
     the name (ignoring case) is in ``taken_lower``, which is updated with the name chosen.
     """
     local = (email or "").partition("@")[0] or fallback
     ascii_text = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode("ascii")
-    name = "".join(ch for ch in ascii_text if re.match(r"[\w+=,.@-]", ch, re.ASCII)) or "user"
+    name = "".join(ch for ch in ascii_text if re.match(r"[\w+=.@-]", ch, re.ASCII)) or "user"
     name = name[:USER_NAME_MAX]
     candidate, number = name, 1
     while candidate.lower() in taken_lower:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from bot.aws.clients import IamError
 from bot.aws.iam import IamGateway
+from bot.aws.live import LiveIam, Wanted
 from bot.aws.removal import Remover
 from bot.aws.steps import RunContext, StepResult, StepRunner
 from bot.domain.models import OnboardingRequest, PermissionMode
@@ -80,6 +81,7 @@ class Provisioner:
     Args:
         store: the journal, the stored plan and review, the audit log.
         iam: the IAM gateway (reads; its client runs the steps).
+        live: the pre-flight checks against IAM as it is now (names, entities).
         leases: this process's lease terms (renewed after every step).
         on_step_done: called with the request id after each step (progress); must be quick.
         parallel_users: how many users' steps run at once (at most; IAM throttles).
@@ -89,12 +91,14 @@ class Provisioner:
         self,
         store: Store,
         iam: IamGateway,
+        live: LiveIam,
         leases: Leases,
         on_step_done: Callable[[str], None] = lambda _request_id: None,
         parallel_users: int = PARALLEL_USERS,
     ) -> None:
         self.store = store
         self.iam = iam
+        self.live = live
         self.steps = StepRunner(iam)
         self.remover = Remover(iam)
         self.leases = leases
@@ -147,12 +151,20 @@ class Provisioner:
         return Prepared(steps, console_url, context)
 
     def _preflight(self, request: OnboardingRequest, steps: list[Step], context: RunContext) -> None:
-        taken = self.iam.users_in_the_way(request.form.user_names, request.id)
+        """Before the first step: no user name is taken (in any case), everything the plan uses
+        still exists, and the quotas hold. A few calls per user and per entity named
+        (:class:`~bot.aws.live.LiveIam`), none that grows with the account."""
+        taken = self.live.users_in_the_way(request.form.user_names, request.id)
         if taken:
             raise ProvisioningFailed(
                 "CreateUser: EntityAlreadyExists: IAM already has a user named "
                 + ", ".join(taken)
                 + " (IAM user names ignore case); nothing was created"
+            )
+        if gone := self._gone(steps, context.account_id):
+            raise ProvisioningFailed(
+                "IAM no longer has " + ", ".join(gone) + "; nothing was created. File the request again with what "
+                "exists now"
             )
         summary = self.iam.account_summary()
         new_policies = sum(
@@ -170,6 +182,30 @@ class Provisioner:
         problems = quota_problems(steps, summary, new_bot_policies=new_policies, inline_policy_chars=inline_chars)
         if problems:
             raise ProvisioningFailed("IAM quota: " + "; ".join(problems) + "; nothing was created")
+
+    def _gone(self, steps: list[Step], account_id: str) -> list[str]:
+        """What the plan needs that IAM does not hold now: groups, managed policies (the
+        bot-managed ones aside: the plan creates them), the boundary, the "copy from" user."""
+        made = {
+            s.policy_arn or bot_policy_arn(account_id, str(s.target))
+            for s in steps
+            if s.kind is StepKind.ENSURE_BOT_POLICY
+        }
+        groups = tuple(str(s.target) for s in steps if s.kind is StepKind.ADD_USER_TO_GROUP)
+        arns = [str(s.target) for s in steps if s.kind is StepKind.ATTACH_USER_POLICY]
+        arns += [
+            str(s.permissions_boundary_arn)
+            for s in steps
+            if s.kind is StepKind.CREATE_USER and s.permissions_boundary_arn
+        ]
+        arns = [arn for arn in dict.fromkeys(arns) if arn not in made]
+        source = next((s.source_user for s in steps if s.kind is StepKind.PUT_USER_POLICY and s.source_user), None)
+        found = self.live.confirm(Wanted(source_user=source, groups=groups, policy_arns=tuple(arns)))
+        gone = [f"group {name}" for name in found.missing_groups]
+        gone += [f"managed policy {arn}" for arn in arns if arn not in found.policies]
+        if source and found.source_user is None:
+            gone.append(f"user {source} (to copy inline policies from)")
+        return gone
 
     # -- execution -----------------------------------------------------------------------------
 

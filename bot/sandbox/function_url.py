@@ -78,17 +78,23 @@ def function_url_event(
 
 class LocalLambda:
     """A Lambda client for the lazy listeners: ``invoke(InvocationType="Event")`` runs the handler
-    on a thread of its own with the payload, as Lambda runs an asynchronous invocation."""
+    on a thread of its own with the payload (``delay_seconds`` later), as Lambda runs an
+    asynchronous invocation."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, delay_seconds: float = 0.0) -> None:
         self.handler = handler
+        self.delay_seconds = delay_seconds  # how late Lambda runs each invocation (its queue)
         self.invocations: list[dict[str, Any]] = []
         self._threads: list[threading.Thread] = []
+
+    def _run_later(self, event: dict[str, Any]) -> None:
+        time.sleep(self.delay_seconds)
+        self.handler(event, context())
 
     def invoke(self, FunctionName: str, InvocationType: str = "Event", Payload: str = "{}") -> dict[str, Any]:
         event = json.loads(Payload)
         self.invocations.append(event)
-        thread = threading.Thread(target=self.handler, args=(event, context()), daemon=True)
+        thread = threading.Thread(target=self._run_later, args=(event,), daemon=True)
         thread.start()
         self._threads.append(thread)
         return {"StatusCode": 202}

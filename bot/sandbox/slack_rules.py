@@ -14,6 +14,8 @@ import time
 from typing import Any
 
 MAX_MESSAGE_BLOCKS = 50  # chat.postMessage / chat.update: invalid_blocks above this
+MAX_SECTION_TEXT = 3000  # a section block's text (Block Kit reference)
+MAX_MESSAGE_TEXT = 40_000  # a message's text: msg_too_long above this
 MAX_VIEW_BLOCKS = 100  # modal and Home views
 MAX_VIEW_TEXT = 24  # modal title, submit and close
 MAX_PRIVATE_METADATA = 3000
@@ -78,6 +80,8 @@ def _duplicate_block_ids(blocks: list[dict[str, Any]]) -> set[str]:
 def _message_content(args: Args) -> tuple[str | None, list[dict[str, Any]] | None]:
     """Text and blocks of a chat.* call (``None`` when absent), checked the way Slack checks them."""
     text = None if args.get("text") is None else str(args["text"])
+    if text is not None and len(text) > MAX_MESSAGE_TEXT:
+        raise _SlackError("msg_too_long")
     blocks = None
     if "blocks" in args:
         blocks = _parse_blocks(args["blocks"])
@@ -88,6 +92,11 @@ def _message_content(args: Args) -> tuple[str | None, list[dict[str, Any]] | Non
             problems.append(f"[ERROR] no more than {MAX_MESSAGE_BLOCKS} items allowed [json-pointer:/blocks]")
         for dup in sorted(_duplicate_block_ids(blocks)):
             problems.append(f"[ERROR] duplicate block_id {dup!r} [json-pointer:/blocks]")
+        for index, block in enumerate(blocks):
+            section_text = (block.get("text") or {}).get("text") if block["type"] == "section" else None
+            if isinstance(section_text, str) and len(section_text) > MAX_SECTION_TEXT:
+                limit = MAX_SECTION_TEXT
+                problems.append(f"[ERROR] must be less than {limit + 1} characters [json-pointer:/blocks/{index}/text]")
         if problems:
             raise _SlackError("invalid_blocks", response_metadata={"messages": problems})
     if not text and not blocks:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.approval.message import cli_script_for
 from bot.approval.service import Approvals, Outcome
 from bot.domain.access import may_decide
 from bot.domain.models import OnboardingRequest
@@ -27,6 +28,7 @@ from bot.selfservice import messages as status_blocks
 from bot.selfservice.commands import parse_command
 from bot.selfservice.messages import QueueItem
 from bot.slack.blocks import escape
+from bot.slack.code_blocks import script_messages
 from bot.slack.messenger import Messenger
 from bot.slack.people import People
 from bot.storage.base import Store
@@ -34,6 +36,7 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 STATUS_LIMIT = 20
+SCRIPT_FOLLOWS = "The whole equivalent AWS CLI script follows in our DM."
 QUEUE_LIMIT = 20
 
 
@@ -102,15 +105,34 @@ class StatusDesk:
         if request is None:
             return status_blocks.NO_SUCH_REQUEST.format(request_id=request_id)
         if user_id == request.requester or user_id in self.people.approvers():
-            return status_blocks.request_detail(
+            detail = status_blocks.request_detail(
                 request,
                 permalink=self.permalink(request),
                 secrets=self.store.secrets_for_request(request.id),
                 now=self.store.clock(),
             )
+            return f"{detail}\n{SCRIPT_FOLLOWS}" if self.store.get_review(request.id) is not None else detail
         if user_id in request.form.recipients:
             return status_blocks.recipient_detail(request, user_id)
         return status_blocks.NO_SUCH_REQUEST.format(request_id=request_id)
+
+    def followups(self, user_id: str, text: str) -> list[str]:
+        """Messages that follow the answer to ``text``: for ``status <id>`` asked by the request's
+        requester or an approver, the whole equivalent AWS CLI script
+        (:func:`bot.slack.code_blocks.script_messages`, plain text in one or more parts), which
+        the approval message and the review may only show in part. Empty otherwise."""
+        command = parse_command(text)
+        if command.verb != "status" or command.request_id is None:
+            return []
+        request = self.store.get_request(command.request_id)
+        if request is None or (user_id != request.requester and user_id not in self.people.approvers()):
+            return []
+        review = self.store.get_review(request.id)
+        script = cli_script_for(request, review.expansion) if review is not None else None
+        if script is None or not script.lines:
+            return []
+        title = f"*Equivalent AWS CLI of `{request.id}`*, the whole script ({len(script.lines)} commands)."
+        return script_messages(title, script.notes, script.lines)
 
     def pending(self, user_id: str, *, links: bool = True) -> str:
         """``pending``: the approver's queue, oldest first; a short refusal for anyone else."""

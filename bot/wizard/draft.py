@@ -1,5 +1,6 @@
 """The wizard's draft: the request as filled in so far, how a view's ``state.values`` is read, what
-the parsers may ask of the account (:class:`Lookup`), and the plan a draft would make. Pure: no I/O.
+the parsers may ask of the account (:class:`Lookup`), and the plan a draft would make. Pure: no I/O
+(what IAM holds comes through a :class:`Lookup`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.aws.live import Found, Wanted
 from bot.domain.models import (
     AccessType,
     OnboardingRequest,
@@ -33,27 +35,17 @@ DETAILS, PERMISSIONS, TAGS, REVIEW = "details", "permissions", "tags", "review"
 STEPS = (DETAILS, PERMISSIONS, TAGS, REVIEW)
 
 
-class PolicyLike(Protocol):
-    """A managed policy as the parsers need it (:class:`bot.aws.iam.ManagedPolicy` is one)."""
-
-    name: str
-    arn: str
-
-
 class Lookup(Protocol):
-    """What the parsers need to know: the account as the catalog holds it, plus the user names
-    open requests will create (:class:`bot.wizard.service.AccountLookup` is one)."""
+    """What the parsers may ask of the account (:class:`bot.wizard.service.AccountLookup` is one):
+    IAM as it is now (:meth:`confirm`, one round of calls that do not grow with the account),
+    the user names open requests will create (the store), and, from the catalog, the per-user
+    quotas and which ARN a policy option's value stands for; and a recipient's Slack account."""
 
-    @property
-    def password_policy(self) -> PasswordPolicy: ...
     @property
     def quotas(self) -> AccountQuotas: ...
-    def user_names_lower(self) -> set[str]: ...
+    def confirm(self, wanted: Wanted) -> Found: ...
     def requested_names_lower(self) -> dict[str, str]: ...
-    def user_named(self, name: str) -> str | None: ...
-    def has_group(self, name: str) -> bool: ...
-    def policy_for_value(self, value: str) -> PolicyLike | None: ...
-    def policy_for_arn(self, arn: str) -> PolicyLike | None: ...
+    def policy_arn_for_value(self, value: str) -> str | None: ...
     def slack_user(self, user_id: str) -> Mapping[str, Any] | None: ...
 
 
@@ -114,12 +106,14 @@ class ViewResult:
     """A parsed view: the ``draft`` updated with it, or ``errors`` ({block_id: message}).
 
     ``password`` carries a custom password typed on the details view, in memory only, for the
-    caller to seal; it is never part of ``draft``.
+    caller to seal; it is never part of ``draft``. ``password_policy``: the account password
+    policy the parser read from IAM, when it read it.
     """
 
     draft: Draft | None = None
     errors: dict[str, str] = field(default_factory=dict)
     password: str | None = field(default=None, repr=False)
+    password_policy: PasswordPolicy | None = None
 
 
 # -- the plan a draft makes ---------------------------------------------------------------------

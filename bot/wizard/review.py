@@ -4,7 +4,8 @@ It shows exactly what filing creates: each IAM user with its access, what every 
 (groups, managed and inline policies, boundary, tags) read off the plan, "copy from user"
 expanded into what the source holds, and the equivalent AWS CLI commands
 (:mod:`bot.domain.plan_text`, no secret in them), split into code blocks within Slack's limits
-(section text ≤ 3,000 chars, ≤ 100 blocks a view).
+(section text ≤ 3,000 chars, ≤ 100 blocks a view) and never cut inside a command
+(:func:`bot.slack.code_blocks.script_blocks`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ from slack_sdk.models.views import View
 from bot.domain.limits import SECTION_TEXT_MAX, VIEW_BLOCKS_MAX
 from bot.domain.models import AccessType, PasswordMode, PermissionMode
 from bot.domain.plan import Step, StepKind
-from bot.domain.plan_text import REVIEW_HEADINGS, cli_script
+from bot.domain.plan_text import REVIEW_HEADINGS, preview
 from bot.slack.blocks import escape, truncate
+from bot.slack.code_blocks import script_blocks
 from bot.wizard.draft import REVIEW, Draft
 from bot.wizard.views import notice_blocks, wizard_modal
 
-CLI_SECTIONS_MAX = 40
+# Characters of commands the review shows (views have no documented total; this keeps the modal
+# readable, and the whole script is one ``status`` away once the request is filed).
+REVIEW_CODE_CHARS = 30_000
+WHOLE_SCRIPT_LATER = "once you submit, DM me `status <request id>` for the whole script"
 
 
 def _list(items: Sequence[str]) -> str:
@@ -84,27 +89,6 @@ def _copy_lines(draft: Draft, policy_label: Callable[[str], str]) -> str | None:
     )
 
 
-def cli_sections(script: str, limit: int = SECTION_TEXT_MAX, most: int = CLI_SECTIONS_MAX) -> list[SectionBlock]:
-    """The CLI script as code-block sections of at most ``limit`` characters each, split at
-    line ends, at most ``most`` sections (then a last line says how many commands are left)."""
-    room = limit - 8  # the ``` fences and their newlines
-    chunks: list[list[str]] = [[]]
-    size = 0
-    for line in script.splitlines():
-        line = truncate(escape(line), room)
-        if chunks[-1] and size + len(line) + 1 > room:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(line)
-        size += len(line) + 1
-    shown, rest = chunks[:most], chunks[most:]
-    sections = [SectionBlock(text=MarkdownTextObject(text="```\n" + "\n".join(c) + "\n```")) for c in shown if c]
-    if rest:
-        left = sum(len(c) for c in rest)
-        sections.append(SectionBlock(text=MarkdownTextObject(text=f"… and {left} more commands.")))
-    return sections
-
-
 def review_view(
     draft: Draft, steps: Sequence[Step], policy_label: Callable[[str], str], notice: str | None = None
 ) -> View:
@@ -126,11 +110,13 @@ def review_view(
         wanted = ((draft.mfa_required, "MFA required"), (draft.self_manage_credentials, "self-managed credentials"))
         extras = [words for on, words in wanted if on]
         summary.append("*Also* " + ", ".join(extras) + " (bot-managed policies, created once if absent)")
+    script = preview(steps)
     blocks: list[Block] = [
         *notice_blocks(notice),
         SectionBlock(text=MarkdownTextObject(text=truncate("\n\n".join(summary), SECTION_TEXT_MAX))),
         DividerBlock(),
         HeaderBlock(text="Equivalent AWS CLI"),
+        ContextBlock(elements=[MarkdownTextObject(text=" ".join(script.notes))]),
     ]
     tail: list[Block] = [
         ContextBlock(
@@ -154,5 +140,6 @@ def review_view(
         ),
     ]
     room = VIEW_BLOCKS_MAX - len(blocks) - len(tail) - 1  # the step header
-    blocks += cli_sections(cli_script(steps), most=min(CLI_SECTIONS_MAX, room - 1))
+    shown = script_blocks(script.lines, most_blocks=room, most_chars=REVIEW_CODE_CHARS, whole_script=WHOLE_SCRIPT_LATER)
+    blocks += shown.blocks
     return wizard_modal(REVIEW, blocks + tail, "Submit request")

@@ -5,14 +5,16 @@ view keeps its id, so the draft is stored under it and a random token that the n
 carries in ``private_metadata``: :meth:`bot.storage.base.Store.put_draft`; the token keeps two
 submissions of one view id apart, and the key also needs the submitting user to match). The
 draft never holds a plaintext secret: a custom password is sealed (:mod:`bot.credentials.sealing`) as
-soon as the details view is submitted. Every submission is answered from the in-memory
-catalog; the only IAM reads are the few calls that expand "copy from user" (one user's
-groups and policies), well inside Slack's 3 s.
+soon as the details view is submitted. Every decision reads IAM at submission, in one round of
+calls that do not grow with the account (:class:`~bot.aws.live.LiveIam`: a few ``GetUser`` per
+name, a ``GetGroup`` or ``GetPolicy`` per entity, ``GetAccountPasswordPolicy``), plus the few
+calls that expand "copy from user"; at 100 ms per IAM call a submission is acked in well under
+Slack's 3 s (``BENCHMARKS.md``). The catalog only supplies typeahead, names and quotas.
 
 The request is filed only when the review view is submitted, after the whole draft is
-checked again against the catalog (IAM may have changed meanwhile); a problem sends the
-requester back to the view to fix, with the reason shown. Nothing is stored or created for an
-invalid submission.
+checked again against IAM (it may have changed meanwhile); a problem sends the requester back
+to the view to fix, with the reason shown. Nothing is stored or created for an invalid
+submission, nor when IAM does not answer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,9 +32,11 @@ from slack_sdk.models.views import View
 from bot.aws.catalog import Catalog
 from bot.aws.clients import IamError
 from bot.aws.iam import IamGateway
+from bot.aws.live import Found, LiveIam, Wanted
 from bot.credentials.sealing import PasswordSealer, SealError
 from bot.domain.models import AccessType, OnboardingRequest, PasswordMode, RequestForm
-from bot.domain.rules import MAX_RECIPIENTS, suggest_user_name
+from bot.domain.quotas import AccountQuotas
+from bot.domain.rules import MAX_RECIPIENTS, PasswordPolicy, suggest_user_name
 from bot.domain.states import OPEN_STATUSES
 from bot.slack.view_state import selected_users, selected_value, selected_values, ticked
 from bot.storage.base import Store
@@ -63,16 +67,37 @@ EXPIRED_NOTICE = "This form was open too long (or was started elsewhere), so it 
 
 
 class AccountLookup:
-    """The :class:`bot.wizard.forms.Lookup` the wizard checks against: the catalog (what IAM holds), plus
-    the user names of requests still open in the store (pending, approved or provisioning)."""
+    """The :class:`bot.wizard.draft.Lookup` the wizard checks against: IAM now (:class:`LiveIam`),
+    helped by the catalog (the spelling it last saw of a user name is asked for as well; the
+    per-user quotas; which ARN a long policy option value stands for), plus the user names of
+    requests still open in the store (pending, approved or provisioning)."""
 
-    def __init__(self, catalog: Catalog, store: Store, slack_user: Callable[[str], Mapping[str, Any] | None]) -> None:
+    def __init__(
+        self, catalog: Catalog, store: Store, slack_user: Callable[[str], Mapping[str, Any] | None], live: LiveIam
+    ) -> None:
         self.catalog = catalog
         self.store = store
         self.slack_user = slack_user
+        self.live = live
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.catalog, name)
+    @property
+    def quotas(self) -> AccountQuotas:
+        """Per-user quotas (``GetAccountSummary``) as of the catalog's last refresh: they change
+        only by a request to AWS, and provisioning reads them again before the first step."""
+        return self.catalog.quotas
+
+    def confirm(self, wanted: Wanted) -> Found:
+        """:meth:`LiveIam.confirm`, also asking for the catalog's spelling of each user name."""
+        names = [*wanted.user_names, *([wanted.source_user] if wanted.source_user else [])]
+        known = {name.lower(): spelled for name in names if (spelled := self.catalog.user_named(name))}
+        return self.live.confirm(replace(wanted, known=known))
+
+    def policy_arn_for_value(self, value: str) -> str | None:
+        """The ARN a policy option's value stands for: the value itself when it is an ARN (up to
+        150 characters), else the catalog's policy of that key; None when unknown."""
+        if policy := self.catalog.policy_for_value(value):
+            return policy.arn
+        return value if value.startswith("arn:") else None
 
     def requested_names_lower(self) -> dict[str, str]:
         """Lower-cased user name → id of the open request that will create it (one indexed read)."""
@@ -97,7 +122,8 @@ class Wizard:
 
     Args:
         store: where drafts are kept between views (by view id).
-        catalog: the in-memory copy of IAM every check reads.
+        catalog: the in-memory copy of IAM the review's names and preview read (never a decision).
+        live: what every check reads: IAM now, in calls that do not grow with the account.
         iam: used only to expand "copy from user" (:meth:`IamGateway.user_permissions`).
         sealer: seals a custom password the moment it arrives.
         file: stores a finished form as a pending request (:meth:`bot.approval.service.Approvals.file`).
@@ -108,6 +134,7 @@ class Wizard:
         self,
         store: Store,
         catalog: Catalog,
+        live: LiveIam,
         iam: IamGateway,
         sealer: PasswordSealer,
         file: Callable[[str, RequestForm], OnboardingRequest],
@@ -118,7 +145,7 @@ class Wizard:
         self.iam = iam
         self.sealer = sealer
         self.file = file
-        self.lookup = AccountLookup(catalog, store, slack_user)
+        self.lookup = AccountLookup(catalog, store, slack_user, live)
 
     # -- drafts ----------------------------------------------------------------------------------
 
@@ -213,19 +240,25 @@ class Wizard:
         if recipients:
             with ThreadPoolExecutor(max_workers=len(recipients)) as pool:
                 list(pool.map(self.lookup.slack_user, recipients))
-        result = parse_details(values, draft, self.lookup)
+        try:
+            result = parse_details(values, draft, self.lookup)
+        except IamError as error:
+            return WizardAnswer(errors={"user_names": unchecked(error)})
         if result.draft is not None and result.password is not None:
             sealed = self.sealer.seal(result.password, user_id)
             result = ViewResult(draft=result.draft.model_copy(update={"custom_password_sealed": sealed}))
         return self._next(key, user_id, result, PERMISSIONS)
 
     def _permissions(self, key: str, user_id: str, values: Any, draft: Draft) -> WizardAnswer:
-        result = parse_permissions(values, draft, self.lookup)
+        try:
+            result = parse_permissions(values, draft, self.lookup)
+        except IamError as error:
+            return WizardAnswer(errors={"permission_mode": unchecked(error)})
         if result.draft is not None and result.draft.copy_from_user:
             source_name = result.draft.copy_from_user
             try:
-                # A handful of calls for one user (get_user + three lists): inside the 3 s ack.
-                source = self.iam.user_permissions(source_name)
+                # Four calls for one user (GetUser and three lists), all at once: inside the 3 s ack.
+                source = self.lookup.live.user_permissions(source_name)
             except IamError as error:
                 message = (
                     f"IAM has no user named “{source_name}” any more; pick another."
@@ -233,7 +266,8 @@ class Wizard:
                     else f"Could not read {source_name}'s permissions from IAM ({error.code}); try again."
                 )
                 return WizardAnswer(errors={"copy_from_user": message})
-            if errors := copy_source_errors(result.draft, source, self.lookup):
+            policy = result.password_policy or PasswordPolicy()
+            if errors := copy_source_errors(result.draft, source, self.lookup.quotas, policy):
                 return WizardAnswer(errors=errors)
             result = ViewResult(draft=result.draft.model_copy(update={"copy_source": source}))
         return self._next(key, user_id, result, TAGS)
@@ -256,7 +290,11 @@ class Wizard:
                 return WizardAnswer(
                     view=self.view_after(DETAILS, draft, user_id, key, "Please enter the custom password again.")
                 )
-        if problem := recheck(draft, self.lookup, password):
+        try:
+            problem = recheck(draft, self.lookup, password)
+        except IamError as error:
+            return WizardAnswer(errors={"justification": unchecked(error)})
+        if problem:
             step, message = problem
             self._save(key, user_id, draft)
             return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))
@@ -284,6 +322,11 @@ class Wizard:
         if not request_id or not self.store.delete_draft(key):
             return None
         return self.store.get_request(request_id)
+
+
+def unchecked(error: IamError) -> str:
+    """A field error for a check IAM would not answer (throttled, refused): nothing is filed."""
+    return f"I could not check this with IAM just now ({error.code}); nothing was saved. Try again in a moment."
 
 
 # -- suggested user names ---------------------------------------------------------------------

@@ -183,8 +183,8 @@ def details_view(
         InputBlock(
             block_id="user_names",
             label="IAM user names",
-            hint="One per line, in the same order as the people above. Letters, digits and + = , . @ _ - ; "
-            "1 to 64 characters; not already in IAM (ignoring case).",
+            hint="One per line, in the same order as the people above. Letters, digits and + = . @ _ - (no comma: "
+            "the credentials file cannot carry one); 1 to 64 characters; not already in IAM (ignoring case).",
             element=PlainTextInputElement(action_id=user_names_action, multiline=True, initial_value=names or None),
         ),
         InputBlock(
@@ -209,7 +209,7 @@ def details_view(
             label="Custom password",
             optional=True,
             hint="Only with “Custom password”. Every new user gets it; it must meet the account password policy "
-            'and may not contain , or ". Stored only encrypted, never shown again.'
+            'and may not contain , or " or a tab or line break. Stored only encrypted, never shown again.'
             + (" Leave empty to keep the one you entered before." if draft.custom_password_sealed else ""),
             element=PlainTextInputElement(action_id="custom_password", max_length=128),
         ),

@@ -261,6 +261,31 @@ def test_sweeper_reminds_once_at_half_life_then_expires(world, slack, clock: Clo
     assert events(bot, request_id).count("reminder_sent") == 1
 
 
+def test_a_request_whose_announcement_was_lost_is_announced_once_by_the_sweep(world, slack, clock: Clock) -> None:
+    """The process (or Lambda's asynchronous invocation) that posts a filed request can die after
+    the filing: the sweep posts it, once, however many processes sweep."""
+    bot, _ = world
+    form = RequestForm(
+        recipients=(RECIPIENT,), user_names=("lost.announce",), access_types=frozenset({AccessType.PROGRAMMATIC})
+    )
+    lost = bot.store.create_request(REQUESTER, form)  # filed, never announced
+    shown = file_request(bot, user_names=("shown.request",))  # announced as usual
+    sweepers = [
+        PendingExpiry(bot.store, bot.board, bot.messenger, bot.people, bot.views, TTL, bot.approvals.announce)
+        for _ in range(2)
+    ]
+    assert [s.sweep().announced for s in sweepers] == [[], []]  # within the grace period: not yet
+    clock.advance(seconds=121)
+    assert [s.sweep().announced for s in sweepers] == [[lost.id], []]
+    assert [s.sweep().announced for s in sweepers] == [[], []]  # once
+    posted = [m for m in slack.messages(APPROVAL_CHANNEL) if lost.id in m.get("text", "")]
+    assert len(posted) == 1 and "approve_request" in json.dumps(posted[0]["blocks"])
+    assert bot.store.get_request(lost.id).approval_ts == posted[0]["ts"]
+    assert events(bot, lost.id).count("announced_again") == 1
+    assert "announced_again" not in events(bot, shown)
+    slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == f"D{REQUESTER}" and lost.id in c.args["text"])
+
+
 def test_cancel_only_by_the_requester_only_while_pending(world, slack) -> None:
     bot, _ = world
     request_id = file_request(bot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from bot.approval.message import approval_message, cli_lines_for, split_text
+from bot.approval.message import approval_message, cli_script_for, split_text
 from bot.domain.access import may_decide, may_request
 from bot.domain.models import (
     AccessType,
@@ -22,7 +22,9 @@ from bot.domain.models import (
     Tag,
     UserPermissions,
 )
+from bot.domain.plan_text import Script
 from bot.domain.states import RequestStatus
+from bot.slack.blocks import escape
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -84,8 +86,8 @@ def action_ids(blocks) -> set[str]:
 
 def test_pending_message_shows_everything_an_approver_judges() -> None:
     req = request()
-    lines = cli_lines_for(req, EXPANSION)
-    text, blocks = approval_message(req, REVIEW, lines, NOW + timedelta(hours=72))
+    script = cli_script_for(req, EXPANSION)
+    text, blocks = approval_message(req, REVIEW, script, NOW + timedelta(hours=72))
     body = rendered(blocks)
     for expected in (
         "<@U0REQUEST1>",  # requester
@@ -115,16 +117,17 @@ def test_pending_message_shows_everything_an_approver_judges() -> None:
 
 
 def test_cli_lines_follow_the_plan() -> None:
-    lines = cli_lines_for(request(), EXPANSION)
+    lines = cli_script_for(request(), EXPANSION).lines
     assert lines[0].startswith(
         "aws iam create-user --user-name nina --path /iam-user-bot/ --permissions-boundary " + BOUNDARY
     )
     assert '{"Key":"iam-user-bot:approved-by","Value":"<approver>"}' in lines[0]  # not decided yet
     assert "aws iam create-login-profile --user-name nina" in lines[1] and "--password-reset-required" in lines[1]
+    assert '--password="$PASSWORD"' in lines[1]
     assert lines[2] == "aws iam create-access-key --user-name nina"
     assert sum(line.startswith("aws iam create-user") for line in lines) == 2
     decided = request(RequestStatus.APPROVED)
-    assert '"Value":"U0APPROVE2"' in cli_lines_for(decided, EXPANSION)[0]
+    assert '"Value":"U0APPROVE2"' in cli_script_for(decided, EXPANSION).lines[0]
 
 
 def test_final_states_drop_the_buttons_and_name_the_deciders() -> None:
@@ -141,7 +144,7 @@ def test_final_states_drop_the_buttons_and_name_the_deciders() -> None:
             if status in (RequestStatus.APPROVED, RequestStatus.PROVISIONING, RequestStatus.PROVISIONED)
             else {}
         )
-        _, blocks = approval_message(request(status), review, ["aws iam create-user --user-name nina"])
+        _, blocks = approval_message(request(status), review, Script(lines=("aws iam create-user --user-name nina",)))
         assert action_ids(blocks) == set(), status
         assert words in rendered(blocks), status
 
@@ -153,8 +156,8 @@ def test_unreadable_request_offers_only_deny() -> None:
         approvals_required=2,
     )
     req = request()
-    assert cli_lines_for(req, review.expansion) == []
-    _, blocks = approval_message(req, review, [])
+    assert cli_script_for(req, review.expansion) == Script()
+    _, blocks = approval_message(req, review, Script())
     assert action_ids(blocks) == {"deny_request"}
     assert "could not be read from IAM" in rendered(blocks)
 
@@ -167,16 +170,46 @@ def test_long_content_fits_slack_limits() -> None:
         justification="why " * 500,
         tags=tuple(Tag(key=f"k{i}", value="v" * 200) for i in range(40)),
     )
-    lines = cli_lines_for(req, EXPANSION) * 20
-    _, blocks = approval_message(req, REVIEW, lines, NOW)
+    script = cli_script_for(req, EXPANSION)
+    script = Script(lines=script.lines * 20, notes=script.notes)
+    _, blocks = approval_message(req, REVIEW, script, NOW)
     assert len(blocks) <= 50
     for block in blocks:
         data = block.to_dict()
         if data["type"] == "section":
             assert len(data["text"]["text"]) <= 3000
     body = rendered(blocks)
-    assert "more command line(s) not shown" in body
+    assert "more command(s) not shown" in body and "DM me `status R-ABCDEFGH` for the whole script" in body
     assert action_ids(blocks) == {"approve_request", "deny_request"}  # the decision survives the cut
+    shown = code_lines(blocks)
+    assert shown and all(line in {escape(x) for x in script.lines} for line in shown)  # whole commands only
+
+
+def code_lines(blocks) -> list[str]:
+    """Every line inside the code blocks of ``blocks``."""
+    lines = []
+    for block in blocks:
+        data = block.to_dict()
+        text = data.get("text", {}).get("text", "") if data["type"] == "section" else ""
+        if text.startswith("```"):
+            lines += text.strip("`").strip("\n").split("\n")
+    return lines
+
+
+def test_a_command_longer_than_a_block_is_named_never_cut() -> None:
+    """45 tags of 128 + 56 characters make a create-user line over 3,000 characters: the message
+    says it is not shown and where the whole script is, and shows no cut line."""
+    tags = tuple(Tag(key=f"k{i:02d}" + "K" * 125, value="v" * 56) for i in range(45))
+    req = request(tags=tags)
+    script = cli_script_for(req, EXPANSION)
+    assert len(script.lines[0]) > 3000
+    _, blocks = approval_message(req, REVIEW, script, NOW)
+    body = rendered(blocks)
+    assert "Command 1 (`aws iam create-user`" in body and "longer than one Slack block holds" in body
+    assert "DM me `status R-ABCDEFGH` for the whole script" in body
+    shown = code_lines(blocks)
+    assert "…" not in "".join(shown) and shown and all(line in {escape(x) for x in script.lines} for line in shown)
+    assert not any(line.startswith("aws iam create-user") for line in shown)
 
 
 def test_split_text_cuts_between_lines() -> None:

@@ -23,6 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.aws.catalog import POLICY_KEY_PREFIX, Catalog, CatalogSnapshot, ManagedPolicy, policy_value
 from bot.aws.iam import IamGateway
+from bot.aws.typeahead import Typeahead
 from bot.domain.quotas import AccountQuotas
 from bot.domain.rules import PasswordPolicy
 from handlers import options
@@ -92,7 +93,9 @@ def bolt_app(catalog: Catalog) -> App:
         return AuthorizeResult(enterprise_id=None, team_id=team_id, bot_token="xoxb-unused", bot_user_id="UBOT")
 
     app = App(signing_secret=SIGNING_SECRET, authorize=authorize, process_before_response=True)
-    options.register(app, SimpleNamespace(catalog=catalog))  # type: ignore[arg-type]
+    # From memory only (no IAM behind it): what the menus answer before any read after a search.
+    typeahead = Typeahead(catalog, None, None, None, interval_seconds=300)
+    options.register(app, SimpleNamespace(typeahead=typeahead))  # type: ignore[arg-type]
     return app
 
 

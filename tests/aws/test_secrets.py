@@ -55,6 +55,16 @@ def test_ssm_parameters_under_a_path_fill_the_secret_variables(environ, moto_ser
     assert settings.slack_signing_secret is not None and settings.slack_signing_secret.get_secret_value() == SIGNING
 
 
+def test_ssm_parameters_that_are_not_secure_strings_are_refused_by_name(environ, moto_server) -> None:
+    path = f"/iam-user-bot/{uuid.uuid4().hex[:8]}"
+    ssm = moto_server.boto3_client("ssm")
+    ssm.put_parameter(Name=f"{path}/SLACK_BOT_TOKEN", Value=TOKEN, Type="String")
+    ssm.put_parameter(Name=f"{path}/SLACK_SIGNING_SECRET", Value=SIGNING, Type="SecureString")
+    with pytest.raises(ConfigError) as raised:
+        read_secrets(f"ssm:{path}")
+    assert str(raised.value) == f"SLACK_SECRETS_FROM: {path}/SLACK_BOT_TOKEN must be SecureString parameters"
+
+
 def test_a_variable_in_both_places_stops_start_up_naming_it(environ, moto_server) -> None:
     arn = new_secret(moto_server, json.dumps({"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING}))
     environ.setenv("SLACK_SECRETS_FROM", f"secretsmanager:{arn}")
@@ -70,7 +80,9 @@ def test_a_variable_in_both_places_stops_start_up_naming_it(environ, moto_server
     [
         (None, "secretsmanager:iam-user-bot/no-such-secret", "(ResourceNotFoundException)"),
         ("xoxb-not-json-" + "9" * 20, None, "must hold a JSON object"),
-        (json.dumps({"SLACK_BOT_TOKEN": TOKEN, "DATABASE_PATH": "/tmp/x.db"}), None, "holds DATABASE_PATH"),
+        (json.dumps({"SLACK_BOT_TOKEN": TOKEN, "DATABASE_PATH": "/tmp/x.db"}), None, "holds 1 name(s) that are not"),
+        # The token pasted as a key (the console's key/value editor): counted, never echoed.
+        (json.dumps({TOKEN: "SLACK_BOT_TOKEN"}), None, "holds 1 name(s) that are not"),
         (None, "vault:secret/bot", "must be secretsmanager:"),
         (None, "ssm:relative/path", "must be secretsmanager:"),
     ],

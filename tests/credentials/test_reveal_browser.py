@@ -27,6 +27,7 @@ from bot.domain.rules import PasswordPolicy, generate_password
 from bot.sandbox.processes import http
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, REQUESTER, STRANGER
+from tests.support.csv_readers import CSV_HEADER, read_like_aws_configure_import, read_with_python_csv
 
 REVEAL = {"X-Requested-With": "reveal"}
 SLACKBOT = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
@@ -77,20 +78,55 @@ def state(bot, link_id: str) -> str:
     return SqliteStore(bot.database_path).secret_row(link_digest(link_id)).state
 
 
-def parse_like_aws_configure_import(text: str) -> list[dict[str, str]]:
-    """What ``aws configure import --csv`` reads: BOM stripped, plain ``split(",")`` (no CSV
-    quoting), headers matched case-insensitively; it needs User name, Access key ID and
-    Secret access key."""
-    lines = [line for line in text.lstrip("\ufeff").splitlines() if line.strip()]
-    header = [h.strip().lower() for h in lines[0].split(",")]
-    wanted = {"user name": "user_name", "access key id": "access_key_id", "secret access key": "secret_access_key"}
-    assert set(wanted) <= set(header), header
-    rows = []
-    for line in lines[1:]:
-        cells = line.split(",")
-        assert len(cells) == len(header), "a field holds a comma: the importer would shift columns"
-        rows.append({wanted.get(h, h): cell for h, cell in zip(header, cells, strict=True)})
-    return rows
+def assert_csv_reads_right(csv_text: str, credentials: CreatedCredentials) -> None:
+    """Python's csv reads every field back; ``aws configure import`` takes the right three."""
+    rows = read_with_python_csv(csv_text)
+    assert len(rows) == 1 and mismatches(rows[0], credentials) == [], "Python's csv misreads the file"
+    imported = read_like_aws_configure_import(csv_text)
+    expected = {k: getattr(credentials, k) for k in ("user_name", "access_key_id", "secret_access_key")}
+    assert imported == [expected], "aws configure import would misread the file"
+
+
+def reveal_in_browser(chromium, link: str):  # type: ignore[no-untyped-def]
+    """Open ``link`` in a fresh context and click Reveal; returns ``(context, page)``."""
+    context = chromium.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(link)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click("#reveal")
+    assert answer.value.status == 200
+    page.wait_for_selector("#credentials", state="visible")
+    return context, page
+
+
+def test_the_csv_of_odd_but_legal_values_reads_right_both_ways(module_bot, chromium) -> None:
+    """A name starting with "-" and holding + = . @ _, a password with a space, quote-like and
+    shell characters and Latin-1 letters: all legal, all read back exactly by both readers."""
+    credentials = fake_credentials("-ana+ops=1.x_y@corp").model_copy(update={"password": "Pä ss#$'wörd 1!~ÿ`;"})
+    _secret_id, link = seed(module_bot, credentials)
+    context, page = reveal_in_browser(chromium, link)
+    try:
+        assert page.is_enabled("#download_csv") and page.locator("#csv_unsafe").is_hidden()
+        with page.expect_download() as download:
+            page.click("#download_csv")
+        csv_text = Path(download.value.path()).read_text(encoding="utf-8")
+        assert_csv_reads_right(csv_text, credentials)
+    finally:
+        context.close()
+
+
+def test_no_csv_is_offered_for_a_value_the_layout_cannot_carry(module_bot, chromium) -> None:
+    """A comma in a user name (a request filed before the wizard refused it): the page shows the
+    values but offers no file that either reader would get wrong, and says why."""
+    credentials = fake_credentials("ana+ops=1,x.y@corp")
+    _secret_id, link = seed(module_bot, credentials)
+    context, page = reveal_in_browser(chromium, link)
+    try:
+        assert page.input_value("#user_name") == credentials.user_name
+        assert page.is_disabled("#download_csv")
+        assert "cannot carry" in page.inner_text("#csv_unsafe")
+    finally:
+        context.close()
 
 
 def mismatches(got: dict[str, str | None], credentials: CreatedCredentials) -> list[str]:
@@ -141,14 +177,8 @@ def test_preview_consumes_nothing_reveal_shows_values_csv_imports_reload_is_gone
         with page.expect_download() as download:
             page.click("#download_csv")
         csv_text = Path(download.value.path()).read_text(encoding="utf-8")
-        assert csv_text.splitlines()[0] == "User name,Password,Access key ID,Secret access key,Console login link"
-        rows = parse_like_aws_configure_import(csv_text)
-        assert len(rows) == 1
-        row = rows[0]
-        assert (row["user_name"], row["access_key_id"]) == (credentials.user_name, credentials.access_key_id)
-        assert row["secret_access_key"] == credentials.secret_access_key, "CSV secret access key differs"
-        assert row["password"] == credentials.password, "CSV password differs"
-        assert row["console login link"] == credentials.console_url
+        assert csv_text.splitlines()[0] == CSV_HEADER
+        assert_csv_reads_right(csv_text, credentials)
         assert state(bot, secret_id) == "revealed"
 
         # A reload (or a second person) finds the link used up: 410, and the page says what to do.

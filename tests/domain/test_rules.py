@@ -35,6 +35,8 @@ IAM_TAG_CHAR = regex.compile(r"[\p{L}\p{Z}\p{N}_.:/=+\-@]")
 NAME_CHARS = string.ascii_letters + string.digits + "_+=,.@-"
 
 user_names = st.text(alphabet=NAME_CHARS, min_size=1, max_size=64)
+# What the wizard accepts: IAM's set less the comma the credentials CSV cannot carry.
+csv_safe_names = st.text(alphabet=NAME_CHARS.replace(",", ""), min_size=1, max_size=64)
 policies = st.builds(
     PasswordPolicy,
     minimum_length=st.integers(6, 128),
@@ -60,7 +62,7 @@ def test_every_name_iam_allows_is_accepted(name: str) -> None:
     assert user_name_error(name) is None
 
 
-@given(st.lists(user_names, min_size=1, max_size=10, unique_by=str.lower))
+@given(st.lists(csv_safe_names, min_size=1, max_size=10, unique_by=str.lower))
 def test_names_unique_ignoring_case_pass_and_any_case_twin_fails(names: list[str]) -> None:
     assert user_names_error(names, len(names), existing_lower=[]) is None
     twin = names[0].swapcase() if names[0].swapcase() != names[0] else names[0]
@@ -68,21 +70,36 @@ def test_names_unique_ignoring_case_pass_and_any_case_twin_fails(names: list[str
     assert error is not None and "same IAM user name" in error
 
 
-@given(st.lists(user_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(0, 9))
+@given(st.lists(csv_safe_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(0, 9))
 def test_a_name_iam_holds_in_any_case_is_refused(names: list[str], index: int) -> None:
     taken = names[index % len(names)]
     error = user_names_error(names, len(names), existing_lower=[taken.upper().lower()])
     assert error is not None and "already exists" in error
+    spelled = user_names_error(names, len(names), existing_lower={taken: taken.swapcase()})
+    assert spelled is not None and f"“{taken}” already exists" in spelled
+    if taken.swapcase() != taken:
+        assert f"spelled “{taken.swapcase()}”" in spelled
 
 
-@given(st.lists(user_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(0, 9))
+@given(st.lists(csv_safe_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(0, 9), csv_safe_names)
+def test_a_comma_in_any_name_is_refused_with_the_reason(names: list[str], index: int, tail: str) -> None:
+    """IAM allows "," in user names; the credentials CSV (console layout, split on plain commas
+    by `aws configure import`) cannot carry it."""
+    names = list(names)
+    names[index % len(names)] = f"ana,{tail}"[:64]
+    assume(len({n.lower() for n in names}) == len(names))
+    error = user_names_error(names, len(names), existing_lower=[])
+    assert error is not None and "comma" in error and "aws configure import" in error
+
+
+@given(st.lists(csv_safe_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(0, 9))
 def test_a_name_an_open_request_will_create_is_refused(names: list[str], index: int) -> None:
     taken = names[index % len(names)]
     error = user_names_error(names, len(names), existing_lower=[], requested_lower={taken.lower(): "R-ABCDEFGH"})
     assert error is not None and "already requested in R-ABCDEFGH" in error
 
 
-@given(st.lists(user_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(1, 10))
+@given(st.lists(csv_safe_names, min_size=1, max_size=10, unique_by=str.lower), st.integers(1, 10))
 def test_as_many_names_as_recipients(names: list[str], recipients: int) -> None:
     assume(recipients != len(names))
     error = user_names_error(names, recipients, existing_lower=[])
@@ -96,6 +113,7 @@ def test_suggested_names_are_valid_new_and_distinct(email: str | None, taken: se
     second = suggest_user_name(email, "u0fallback", taken)
     for name in (first, second):
         assert IAM_USER_NAME.fullmatch(name), name
+        assert "," not in name, name  # the credentials CSV cannot carry it
         assert name.lower() not in before
     assert first.lower() != second.lower()
 
@@ -146,6 +164,7 @@ def test_custom_password_verdict_matches_the_policy(policy: PasswordPolicy, pass
     }
     expected_ok = (
         not set(password) & set(',"')
+        and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in password)  # Latin-1's control characters
         and len(password) >= policy.minimum_length
         and (classes["upper"] or not policy.require_uppercase)
         and (classes["lower"] or not policy.require_lowercase)
@@ -154,6 +173,13 @@ def test_custom_password_verdict_matches_the_policy(policy: PasswordPolicy, pass
         and sum(classes.values()) >= policy.min_classes
     )
     assert (custom_password_error(password, policy) is None) == expected_ok
+
+
+@pytest.mark.parametrize("control", ["\t", "\n", "\r", "\r\n", "\x7f", "\x85", "\x9f"])
+def test_a_control_character_is_refused_though_iam_allows_some(control: str) -> None:
+    """IAM allows tab, CR and LF (and U+0080-U+009F) in a password; the CSV row would break."""
+    error = custom_password_error(f"Abcdef{control}gh12!", PasswordPolicy())
+    assert error is not None and "control character" in error and control not in error
 
 
 def test_aws_default_policy_wants_eight_characters_and_three_classes() -> None:

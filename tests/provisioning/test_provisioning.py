@@ -20,6 +20,7 @@ from botocore.exceptions import EndpointConnectionError
 from bot.aws.removal import Remover
 from bot.credentials.vault import open_sealed
 from bot.domain.ids import link_digest
+from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.plan import MANAGED_TAG, MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, StepKind, bot_policy_arn
 from bot.domain.states import RequestEvent, RequestStatus, StepState
 from bot.ops.jobs import Job, PeriodicJobs
@@ -30,6 +31,7 @@ from tests.support.provisioning import (
     INLINE_DOCUMENT,
     INLINE_POLICY,
     OPERATION_OF,
+    READ_DOCUMENT,
     SECOND_RECIPIENT,
     TEMPLATE_USER,
     FailOnCall,
@@ -293,6 +295,34 @@ def test_name_taken_by_someone_else_fails_first_and_their_user_is_untouched(
     assert len(iam.list_access_keys(UserName="Nina.Newhire")["AccessKeyMetadata"]) == 1
     assert {u["UserName"] for u in iam.list_users()["Users"]} == {TEMPLATE_USER, "Nina.Newhire"}
     assert "CreateUser" not in bot.recorder.operations()
+    # Found by GetUser in a few spellings (moto answers only the exact one), not by listing every user.
+    assert "ListUsers" not in bot.recorder.operations()
+    assert {p["UserName"] for p in bot.recorder.params("GetUser")} >= {"nina.newhire", "Nina.Newhire"}
+
+
+def test_a_policy_or_boundary_deleted_after_approval_stops_provisioning_first(
+    moto_server, slack, iam, world, tmp_path
+) -> None:
+    extra = iam.create_policy(PolicyName="short-lived", PolicyDocument=json.dumps(READ_DOCUMENT))["Policy"]["Arn"]
+    form = RequestForm(
+        recipients=(RECIPIENT,),
+        user_names=("nina.newhire",),
+        access_types=frozenset({AccessType.PROGRAMMATIC}),
+        permission_mode=PermissionMode.POLICIES,
+        policy_arns=(world.team_read_arn, extra),
+        permissions_boundary_arn=world.boundary_arn,
+        justification="policies that go away",
+    )
+    bot = make_harness(moto_server, slack, tmp_path / "bot.db")
+    request = file_and_approve(bot, form)
+    iam.delete_policy(PolicyArn=extra)  # someone else, after the approval
+
+    failed = bot.provisioning.provision(request.id)
+
+    assert failed.status is RequestStatus.FAILED
+    assert f"IAM no longer has managed policy {extra}" in failed.error and "nothing was created" in failed.error
+    assert {"CreateUser", "CreatePolicy", "AttachUserPolicy"}.isdisjoint(bot.recorder.operations())
+    assert {p["PolicyArn"] for p in bot.recorder.params("GetPolicy")} >= {extra, world.boundary_arn}
 
 
 def test_quota_rechecked_before_the_first_step(moto_server, slack, iam, world, tmp_path) -> None:

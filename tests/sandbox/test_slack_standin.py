@@ -136,6 +136,17 @@ def test_more_than_50_blocks_refused_50_accepted(client: WebClient, standin: Sla
     assert len(standin.messages(CHANNEL)[0]["blocks"]) == 50
 
 
+def test_long_section_text_and_long_message_text_refused(client: WebClient, standin: SlackStandIn) -> None:
+    long_section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    error = slack_error(client.chat_postMessage, channel=CHANNEL, text="x", blocks=[long_section])
+    assert error.response["error"] == "invalid_blocks" and "/blocks/0/text" in str(error.response)
+    assert slack_error(client.chat_postMessage, channel=CHANNEL, text="y" * 40_001).response["error"] == "msg_too_long"
+    assert standin.messages(CHANNEL) == []
+    client.chat_postMessage(channel=CHANNEL, text="y" * 40_000, blocks=[{**long_section, "text": {"type": "mrkdwn",
+                                                                          "text": "x" * 3000}}])  # fmt: skip
+    assert len(standin.messages(CHANNEL)) == 1
+
+
 def test_duplicate_block_ids_refused(client: WebClient) -> None:
     error = slack_error(client.chat_postMessage, channel=CHANNEL, text="x", blocks=[section(1), section(1)])
     assert error.response["error"] == "invalid_blocks"

@@ -27,15 +27,22 @@ def dm_replies(slack, user: str) -> list[str]:
     return [c.args.get("text", "") for c in slack.calls("chat.postMessage") if c.args.get("channel") == f"D{user}"]
 
 
-def ask(bot, slack, user: str, text: str) -> str:
-    """DM ``text`` to the bot as ``user``; return the bot's one new reply in that DM."""
+def ask(bot, slack, user: str, text: str, followups: int = 0) -> str:
+    """DM ``text`` to the bot as ``user``; return the bot's reply in that DM, once it and
+    ``followups`` more messages (the whole CLI script of ``status <id>``) have arrived."""
+    return ask_all(bot, slack, user, text, followups)[0]
+
+
+def ask_all(bot, slack, user: str, text: str, followups: int) -> list[str]:
+    """The reply and its follow-ups, exactly ``1 + followups`` messages."""
     before = len(dm_replies(slack, user))
     answer = bot.user.direct_message(user, f"D{user}", text)
     assert answer.status == 200
-    slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == f"D{user}", count=before + 1)
+    slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == f"D{user}", count=before + 1 + followups)
+    time.sleep(0.2)  # anything more would arrive now
     replies = dm_replies(slack, user)
-    assert len(replies) == before + 1, replies[before:]
-    return replies[-1]
+    assert len(replies) == before + 1 + followups, replies[before:]
+    return replies[before:]
 
 
 def file_request(bot, slack, user_names: str = "nina.newhire") -> tuple[str, str]:
@@ -84,9 +91,13 @@ def test_dm_words_answer_by_role_and_cancel_moves_only_the_requesters_own(start_
     listing = ask(bot, slack, REQUESTER, "   STATUS  ")
     assert request_id in listing and "waiting for approval" in listing and "<!date^" in listing
 
-    # status <id> in lower case, pasted in code marks: the request in full, with the approval link.
-    detail = ask(bot, slack, REQUESTER, f"Status   `{request_id.lower()}`")
+    # status <id> in lower case, pasted in code marks: the request in full, with the approval link,
+    # then the whole equivalent AWS CLI script in a message of its own.
+    detail, script = ask_all(bot, slack, REQUESTER, f"Status   `{request_id.lower()}`", followups=1)
     assert request_id in detail and JUSTIFICATION in detail and permalink in detail
+    assert "whole equivalent AWS CLI script follows" in detail
+    assert f"Equivalent AWS CLI of `{request_id}`" in script and script.count("```") == 2
+    assert "aws iam create-user --user-name nina.newhire" in script and "aws iam create-access-key" in script
 
     # The recipient sees their own IAM user and the state, not the justification.
     for_recipient = ask(bot, slack, RECIPIENT, f"status {request_id}")
@@ -132,7 +143,7 @@ def test_dm_words_answer_by_role_and_cancel_moves_only_the_requesters_own(start_
     assert [e.actor for e in store.audit_events() if e.event == "refused_cancel"].count(APPROVER) == 1
 
     # After the change, status names who acted.
-    after = ask(bot, slack, REQUESTER, f"status {request_id}")
+    after = ask(bot, slack, REQUESTER, f"status {request_id}", followups=1)
     assert "cancelled by the requester" in after and f"cancelled by <@{REQUESTER}>" in after
 
 
@@ -188,6 +199,14 @@ def test_slash_command_answers_ephemerally_in_place(start_bot, slack) -> None:
     assert request_id in slash(REQUESTER, "status") and "waiting for approval" in slash(REQUESTER, "STATUS")
     detail = slash(REQUESTER, f"status {request_id}")
     assert JUSTIFICATION in detail and f"p{ts.replace('.', '')}" in detail
+    # The whole CLI script may be longer than an ack carries: it comes by DM.
+    script = slack.wait_for(
+        "chat.postMessage",
+        lambda c: (
+            c.args.get("channel") == f"D{REQUESTER}" and f"Equivalent AWS CLI of `{request_id}`" in c.args["text"]
+        ),
+    )
+    assert len(script) == 1 and "aws iam create-user --user-name nina.newhire" in script[0].args["text"]
     assert "I know of no request" in slash(STRANGER, f"status {request_id}")
     assert "`/iam-user new`" in slash(STRANGER, "help")
     assert request_id in slash(APPROVER, "pending") and "Only approvers" in slash(STRANGER, "pending")

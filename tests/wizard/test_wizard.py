@@ -16,12 +16,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from bot.aws.catalog import Catalog, CatalogSnapshot, ManagedPolicy
 from bot.aws.iam import IamGateway
+from bot.aws.live import LiveIam
 from bot.credentials.sealing import PasswordSealer
 from bot.domain.quotas import AccountQuotas
 from bot.domain.rules import PasswordPolicy
@@ -31,6 +32,7 @@ from bot.wizard.draft import Draft
 from bot.wizard.service import Wizard, WizardAnswer, suggestion_view
 from bot.wizard.views import details_view
 from tests.support import wizard_driver as wiz
+from tests.support.moto_iam import mock_iam_with_some_aws_policies
 
 REQUESTER = "U0REQUEST1"
 ACCOUNT = "123456789012"
@@ -58,14 +60,22 @@ def snapshot(**changes: Any) -> CatalogSnapshot:
 
 
 @pytest.fixture
-def iam() -> Iterator[Any]:
-    with mock_aws():
+def iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """IAM (moto in-process) holding what the catalog's snapshot lists: the wizard decides on IAM."""
+    with mock_iam_with_some_aws_policies(monkeypatch):
         client = boto3.client("iam", region_name="us-east-1")
         doc = json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
         )
-        client.create_group(GroupName="developers")
-        client.create_policy(PolicyName="dev-boundary", PolicyDocument=doc)
+        for group in ("developers", "admins", *(f"g{i}" for i in range(12))):
+            client.create_group(GroupName=group)
+        for policy in (BOUNDARY, *MANY):
+            client.create_policy(PolicyName=policy.name, PolicyDocument=doc)
+        client.update_account_password_policy(
+            MinimumPasswordLength=STRICT.minimum_length, RequireSymbols=True, RequireNumbers=True,
+            RequireUppercaseCharacters=True, RequireLowercaseCharacters=True, AllowUsersToChangePassword=True,
+        )  # fmt: skip
+        client.create_user(UserName="Existing.User")
         client.create_user(UserName="template.dev")
         client.add_user_to_group(UserName="template.dev", GroupName="developers")
         client.attach_user_policy(UserName="template.dev", PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/dev-boundary")
@@ -88,9 +98,8 @@ def catalog() -> Catalog:
 @pytest.fixture
 def wizard(store: SqliteStore, catalog: Catalog, iam: Any) -> Wizard:
     gateway = IamGateway(iam, boto3.client("sts", region_name="us-east-1"))
-    return Wizard(
-        store, catalog, gateway, PasswordSealer(b"server-side-secret-for-tests"), store.create_request, slack_people
-    )
+    sealer = PasswordSealer(b"server-side-secret-for-tests")
+    return Wizard(store, catalog, LiveIam(gateway), gateway, sealer, store.create_request, slack_people)
 
 
 def slack_people(user_id: str) -> dict[str, Any] | None:
@@ -155,7 +164,8 @@ def test_copy_user_is_expanded_into_what_iam_holds_and_filed_on_review(wizard: W
     assert "aws iam create-user --user-name ana" in review and "aws iam create-user --user-name bo" in review
     assert "aws iam add-user-to-group --user-name bo --group-name developers" in review
     assert "put-user-policy --user-name ana --policy-name s3-scratch" in review
-    assert '--password \\"$PASSWORD\\"' in review
+    assert '--password=\\"$PASSWORD\\"' in review and "Set `PASSWORD` first" in review
+    assert "iam-user-bot policy require-mfa &gt; iam-user-bot-require-mfa.json" in review
     assert {b["block_id"] for b in run.view["blocks"] if b["type"] == "input"} == {"justification"}
     assert store.requests_where() == []
 
@@ -238,22 +248,58 @@ def test_copy_source_quota_counts_its_policies(wizard: Wizard, catalog: Catalog,
 
 
 def test_iam_changes_before_filing_send_the_requester_back(
-    wizard: Wizard, store: SqliteStore, catalog: Catalog
+    wizard: Wizard, store: SqliteStore, catalog: Catalog, iam: Any
 ) -> None:
+    """Someone changes IAM while the requester clicks through; the catalog (still listing what
+    it loaded) is not what decides: the review reads IAM again."""
     run = Run(wizard)
     to_review(
-        run, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups", groups=["admins"])
+        run,
+        wiz.details(["U0NEW1"], "ana", access=["console"], password_mode="custom", custom_password=GOOD_PASSWORD),
+        wiz.permissions("groups", groups=["admins"]),
     )
-    catalog.set_snapshot(snapshot(group_names=("developers",)))
+    iam.delete_group(GroupName="admins")
     answer = run.submit(wiz.review())
     assert answer.request is None and not answer.errors
     assert wiz.step_name(run.view) == "permissions" and "no group named “admins” any more" in text_of(run.view)
-    catalog.set_snapshot(snapshot(user_names=("ANA",)))
-    assert not run.submit(wiz.permissions("groups", groups=["admins"])).errors
+    assert "admins" in catalog.search_groups("admins")  # the catalog still had it
+    assert not run.submit(wiz.permissions("groups", groups=["developers"])).errors
     assert not run.submit(wiz.tags()).errors
+    iam.create_user(UserName="Ana")  # the same IAM user name, in another case
     run.submit(wiz.review())
-    assert wiz.step_name(run.view) == "details" and "already exists" in text_of(run.view)
+    assert wiz.step_name(run.view) == "details" and "“ana” already exists (spelled “Ana”)" in text_of(run.view)
+    iam.delete_user(UserName="Ana")
+    iam.update_account_password_policy(MinimumPasswordLength=30, AllowUsersToChangePassword=True)  # tightened
+    run.submit(wiz.details(["U0NEW1"], "ana", access=["console"], password_mode="custom"))  # the sealed one kept
+    run.submit(wiz.permissions("groups", groups=["developers"]))
+    run.submit(wiz.tags())
+    run.submit(wiz.review())
+    assert wiz.step_name(run.view) == "details" and "needs at least 30" in text_of(run.view)
     assert store.requests_where() == []
+
+
+def test_a_name_taken_in_iam_in_another_case_and_a_weak_password_are_refused_at_the_field(
+    wizard: Wizard, store: SqliteStore, catalog: Catalog, iam: Any
+) -> None:
+    """The decisions read IAM at submission, not the catalog (which has neither change)."""
+    iam.create_user(UserName="Gina.Ops")
+    error = Run(wizard).submit(wiz.details(["U0NEW1"], "gina.ops", access=["programmatic"])).errors
+    assert "“gina.ops” already exists (spelled “Gina.Ops”)" in error["user_names"]
+    iam.update_account_password_policy(MinimumPasswordLength=40, AllowUsersToChangePassword=True)
+    details = wiz.details(["U0NEW1"], "ana", access=["console"], password_mode="custom", custom_password=GOOD_PASSWORD)
+    assert "needs at least 40" in Run(wizard).submit(details).errors["custom_password"]
+    assert catalog.user_named("gina.ops") is None and catalog.password_policy.minimum_length == 12
+    assert drafts(store) == [] and store.requests_where() == []
+
+
+def test_nothing_is_saved_when_iam_does_not_answer(wizard: Wizard, store: SqliteStore, iam: Any) -> None:
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetUser")
+
+    wizard.lookup.live.gateway.iam.meta.events.register("before-call.iam.GetUser", refuse)
+    errors = Run(wizard).submit(wiz.details(["U0NEW1"], "ana", access=["programmatic"])).errors
+    assert "could not check this with IAM just now (Throttling)" in errors["user_names"]
+    assert drafts(store) == []
 
 
 def test_a_later_view_without_its_draft_starts_over(wizard: Wizard, store: SqliteStore) -> None:
@@ -351,7 +397,11 @@ def test_views_fit_slacks_limits_for_the_largest_request(wizard: Wizard) -> None
     view = run.view
     assert len(view["blocks"]) <= 100 and len(view["private_metadata"]) <= 3000
     assert all(len(b["text"]["text"]) <= 3000 for b in view["blocks"] if b["type"] == "section")
-    assert "more commands" in text_of(view) or text_of(view).count("create-user") == 10
+    # Each create-user line (45 tags of 200 characters) is longer than a section: named, never cut.
+    assert text_of(view).count("longer than one Slack block holds") == 10
+    code = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section" and b["text"]["text"].startswith("```")]
+    lines = [line for block in code for line in block.strip("`").strip("\n").split("\n")]
+    assert len(lines) == 10 * 12 and not any("create-user" in line or "…" in line for line in lines)
     assert isinstance(Draft.model_validate_json(wizard.store.get_draft(run.draft_key, REQUESTER) or ""), Draft)
 
 

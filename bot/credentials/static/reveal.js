@@ -106,11 +106,24 @@
       key: creds.access_key_id !== null };
     for (const el of document.querySelectorAll("[data-needs]")) el.hidden = !needs[el.dataset.needs];
 
+    const csvOk = csvSafe();
+    $("download_csv").disabled = !csvOk;
+    $("csv_unsafe").hidden = csvOk;
+
     $("intro").hidden = true;
     $("credentials").hidden = false;
     setStatus("ok", "Revealed. This link is now used up: save the values below before you leave "
       + "this page.");
     $("credentials_heading").focus();
+  }
+
+  // The console's CSV layout has no quoting, and `aws configure import` splits each row on every
+  // comma: a comma, a double quote or a control character in any value would shift or split
+  // the columns. The wizard refuses them; a value that holds one anyway gets no file.
+  const CSV_BREAKING = /[,"\u0000-\u001f\u007f-\u009f]/;
+
+  function csvSafe() {
+    return CSV_COLUMNS.every((name) => !CSV_BREAKING.test(creds[name] ?? ""));
   }
 
   function toCsv() {
@@ -119,7 +132,7 @@
   }
 
   function downloadCsv() {
-    if (!creds) return;
+    if (!creds || !csvSafe()) return;
     // IAM user names allow [\w+=,.@-]; keep the filename safe on every OS anyway.
     const base = (creds.user_name || "aws").replace(/[^\w+=.@-]/g, "_");
     const url = URL.createObjectURL(new Blob([toCsv()], { type: "text/csv" }));

@@ -45,7 +45,8 @@ def create_table(table: Table) -> list[str]:
     on, and record the schema version. Idempotent. Returns what it did, in words.
 
     Raises:
-        TableMissing: a table of that name exists but is not the bot's (other keys).
+        TableMissing: a table of that name exists but is not the bot's (other keys, missing
+            indexes, or items without the bot's META item).
         ClientError: DynamoDB refused (permissions, limits).
     """
     client, name = table.client, table.name
@@ -60,6 +61,11 @@ def create_table(table: Table) -> list[str]:
         keys = {k["AttributeName"]: k["KeyType"] for k in described["KeySchema"]}
         if keys != {"pk": "HASH", "sk": "RANGE"}:
             raise TableMissing(f"table {name} exists but is not the bot's (its keys are {sorted(keys)})")
+        indexes = {g["IndexName"] for g in described.get("GlobalSecondaryIndexes", [])}
+        if missing := sorted(set(GSIS) - indexes):
+            raise TableMissing(f"table {name} exists but is not the bot's (it has no index {', '.join(missing)})")
+        if table.get(META_KEY["pk"], META_KEY["sk"]) is None and client.scan(TableName=name, Limit=1)["Items"]:
+            raise TableMissing(f"table {name} holds items but was not set up by init-store: not the bot's table")
         done.append(f"table {name} exists")
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     ttl = client.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})

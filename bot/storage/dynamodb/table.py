@@ -98,7 +98,9 @@ class Table:
         self.clock = clock
         if client is None:
             session = boto3.session.Session()
-            client = session.client("dynamodb", config=RETRY_CONFIG, region_name=session.region_name or "us-east-1")
+            if session.region_name is None:  # a guess could find, or create, another region's table
+                raise TableMissing(f"no AWS region for DynamoDB table {name}: set AWS_REGION or AWS_DEFAULT_REGION")
+            client = session.client("dynamodb", config=RETRY_CONFIG, region_name=session.region_name)
         self.client = client
 
     # -- reads ---------------------------------------------------------------------------------
