@@ -143,12 +143,15 @@ def _init_store(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace) -> int:
     from bot.aws.steps import POLICY_DOCUMENT_NAMES, bot_policy_document
-    from bot.domain.bot_policy import PolicyScope, bot_policy, policy_text
+    from bot.domain.bot_policy import NO_BOUNDARY_RISK, PolicyScope, bot_policy, policy_text
 
     scoping = (args.account, args.boundary, args.groups, args.policies)
     if args.name != "bot":
-        if any(value is not None for value in scoping):
-            print("policy: --account, --boundary, --groups and --policies go with 'policy bot'", file=sys.stderr)
+        if any(value is not None for value in scoping) or args.no_boundary:
+            print(
+                "policy: --account, --boundary, --no-boundary, --groups and --policies go with 'policy bot'",
+                file=sys.stderr,
+            )
             return 2
         sys.stdout.write(bot_policy_document(POLICY_DOCUMENT_NAMES[args.name]).rstrip() + "\n")
         return 0
@@ -162,6 +165,12 @@ def _policy(args: argparse.Namespace) -> int:
         groups=_words(args.groups),
         policy_arns=_words(args.policies),
     )
+    if args.no_boundary:
+        print(
+            f"policy: WARNING (--no-boundary): {NO_BOUNDARY_RISK} Set one with --boundary ARN "
+            "(docs/security-model.md).",
+            file=sys.stderr,
+        )
     sys.stdout.write(policy_text(bot_policy(scope)))
     return 0
 
@@ -171,17 +180,29 @@ def _words(text: str | None) -> tuple[str, ...]:
 
 
 def _scope_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with ``policy bot``'s options, in words, or None."""
+    """What is wrong with ``policy bot``'s options, in words, or None (no boundary is wrong
+    unless ``--no-boundary`` accepts it: :data:`bot.domain.bot_policy.NO_BOUNDARY_RISK`)."""
+    from bot.domain.bot_policy import EVERY_GROUP, NO_BOUNDARY_RISK, ROOT_GROUP_PATH
+
     if args.account is not None and not (len(args.account) == 12 and args.account.isdigit()):
         return "--account must be the 12-digit AWS account id"
     if args.boundary is not None and (not args.boundary.startswith("arn:") or ":policy/" not in args.boundary):
         return "--boundary must be a managed policy ARN (arn:aws:iam::…:policy/…)"
+    if args.boundary is not None and args.no_boundary:
+        return "--boundary and --no-boundary contradict each other; give one"
+    if args.boundary is None and not args.no_boundary:
+        return (
+            f"no --boundary given. {NO_BOUNDARY_RISK} Give --boundary ARN (docs/security-model.md), "
+            "or --no-boundary to accept that risk."
+        )
     for arn in _words(args.policies):
         if not arn.startswith("arn:") or ":policy/" not in arn:
             return f"--policies takes managed policy ARNs, comma-separated; {arn!r} is not one"
     for group in _words(args.groups):
         if group.startswith("/") != group.endswith("/") or "*" in group:
             return f"--groups takes group names or paths like /team/ (starting and ending with /); not {group!r}"
+        if group == ROOT_GROUP_PATH:
+            return f"--groups: {EVERY_GROUP}"
     return None
 
 
@@ -219,11 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
         "policy (created in the account as iam-user-bot-<name>)",
     )
     policy.add_argument("--account", help="bot: the 12-digit account id (default: any account, *)")
-    policy.add_argument("--boundary", help="bot: the permissions boundary ARN every created user must carry")
+    policy.add_argument(
+        "--boundary",
+        help="bot: the permissions boundary ARN every created user must carry (required, or --no-boundary)",
+    )
+    policy.add_argument(
+        "--no-boundary",
+        action="store_true",
+        help="bot: print a policy without a boundary, accepting that whoever holds the bot's credentials "
+        "can make themselves account administrator",
+    )
     policy.add_argument(
         "--groups",
-        help="bot: comma-separated group names or paths (/team/) users may be added to "
-        "(default: the groups under /iam-user-bot/)",
+        help="bot: comma-separated group names or paths (/team/, never /) users may be added to and removed "
+        "from (default: the groups under /iam-user-bot/)",
     )
     policy.add_argument(
         "--policies", help="bot: comma-separated managed policy ARNs the bot may attach (default: any, on its users)"

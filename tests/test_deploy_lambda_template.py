@@ -3,8 +3,10 @@
 It lints clean; its table is the one ``init-store`` defines and, deployed into moto's
 CloudFormation, one the bot accepts; its handler, schedule input, environment and routes are the
 ones the code reads; its runtime policy allows every DynamoDB call the function makes (recorded in
-tests/test_serverless.py). moto's CloudFormation leaves API Gateway v2, the scheduler and role
-policies as placeholders, so those are checked from the template, not from a deployed stack.
+tests/test_serverless.py) and no IAM action, so the bot's IAM permissions stay the role template's
+alone (its boundary Rule, its group narrowing: tests/test_deploy_template.py). moto's
+CloudFormation leaves API Gateway v2, the scheduler and role policies as placeholders, so those are
+checked from the template, not from a deployed stack.
 """
 
 from __future__ import annotations
@@ -112,6 +114,45 @@ def test_its_routes_are_exactly_the_bots_http_paths(tmp_path: Path) -> None:
     routes = {route["RouteKey"] for route in resource("AWS::ApiGatewayV2::Route")}
     # Every route reaches a path the bot serves; the favicon is left to API Gateway's 404.
     assert routes == served - {"GET /favicon.ico"}
+
+
+def policy_actions() -> dict[str, set[str]]:
+    """Every action each IAM policy of the template allows, by resource name (inline policies of
+    a role included; both arms of an ``Fn::If`` statement)."""
+
+    def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        for statement in document["Statement"]:
+            found += statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+        return found
+
+    def actions(statement: dict[str, Any]) -> set[str]:
+        action = statement.get("Action", statement.get("NotAction", []))
+        return {action} if isinstance(action, str) else set(action)
+
+    allowed: dict[str, set[str]] = {}
+    for name, item in template()["Resources"].items():
+        documents = [item["Properties"]["PolicyDocument"]] if "PolicyDocument" in item["Properties"] else []
+        documents += [p["PolicyDocument"] for p in item["Properties"].get("Policies", [])]
+        for document in documents:
+            for statement in statements(document):
+                assert "NotAction" not in statement, f"{name}: NotAction allows everything it does not name"
+                if statement["Effect"] == "Allow":
+                    allowed.setdefault(name, set()).update(actions(statement))
+    return allowed
+
+
+def test_it_adds_no_iam_permission_to_the_bots_role() -> None:
+    # The function runs as the role stack's role, whose policy is `policy bot`'s (a boundary
+    # required unless NoBoundary=true, group writes on the allowed groups only). An IAM action, or
+    # a wildcard, added here would widen what the bot's credentials can do past that stack's Rules.
+    (function,) = resource("AWS::Lambda::Function")
+    assert function["Role"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}"}
+    allowed = policy_actions()
+    assert set(allowed) == {"RuntimePolicy", "SchedulerRole"}
+    everything = set().union(*allowed.values())
+    assert not [a for a in everything if a.lower().startswith(("iam:", "sts:")) or "*" in a], everything
+    assert allowed["SchedulerRole"] == {"lambda:InvokeFunction"}
 
 
 def runtime_dynamodb_actions() -> set[str]:

@@ -1,16 +1,21 @@
 """The bot's role as code (deploy/iam-user-bot-role.yaml): it lints clean, deploys into moto
 server's CloudFormation, and the role it makes holds exactly the policy ``iam-user-bot policy bot``
-generates for the same settings, with the trust the README promises."""
+generates for the same settings, with the trust the README promises. Its Rules (no boundary only
+when NoBoundary=true says so) and its group-ARN pattern (never every group) are evaluated here,
+because moto's CloudFormation evaluates neither."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
 from cfnlint.api import lint_file
+from cfnlint.decode import decode_str
 
 from bot.domain.bot_policy import PolicyScope, bot_policy
 
@@ -72,7 +77,13 @@ def deploy(moto_server: Any, name: str, parameters: dict[str, str]) -> tuple[dic
 def test_deployed_with_defaults_the_role_holds_the_generated_policy(moto_server) -> None:
     # moto does not split a CommaDelimitedList parameter's *default* into a list (CloudFormation
     # does), so the trusted services are passed, as their default.
-    defaults = {"RoleName": "iam-user-bot-defaults", "TrustedServices": "ecs-tasks.amazonaws.com,lambda.amazonaws.com"}
+    # NoBoundary=true: CloudFormation's Rules refuse the defaults otherwise (moto evaluates no Rule;
+    # the tests below evaluate them).
+    defaults = {
+        "RoleName": "iam-user-bot-defaults",
+        "TrustedServices": "ecs-tasks.amazonaws.com,lambda.amazonaws.com",
+        "NoBoundary": "true",
+    }
     policy, trust = deploy(moto_server, "bot-defaults", defaults)
     assert normalized(policy) == normalized(bot_policy(PolicyScope(account=ACCOUNT)))
     (services,) = trust["Statement"]
@@ -108,3 +119,75 @@ def test_deployed_with_boundary_allow_lists_and_eks_the_role_is_scoped_by_them(m
             f"{ISSUER}:aud": "sts.amazonaws.com",
         }
     }
+
+
+def template() -> dict[str, Any]:
+    decoded, problems = decode_str(TEMPLATE.read_text())
+    assert not problems and decoded is not None
+    return dict(decoded)
+
+
+def evaluate(expression: Any, parameters: dict[str, str]) -> Any:
+    """A Rules assertion as CloudFormation evaluates it, for the functions the template uses."""
+    if not isinstance(expression, dict):
+        return expression
+    ((function, value),) = expression.items()
+    if function == "Ref":
+        return parameters[value]
+    args = [evaluate(v, parameters) for v in value]
+    if function == "Fn::Equals":
+        return args[0] == args[1]
+    if function == "Fn::Not":
+        return not args[0]
+    if function == "Fn::Or":
+        return any(args)
+    if function == "Fn::And":
+        return all(args)
+    raise AssertionError(f"no evaluator for {function}")
+
+
+def refusals(**given: str) -> list[str]:
+    """The AssertDescriptions of every Rule assertion that fails for these parameter values."""
+    document = template()
+    parameters = {name: str(p.get("Default", "")) for name, p in document["Parameters"].items()} | given
+    return [
+        assertion["AssertDescription"]
+        for rule in document["Rules"].values()
+        if evaluate(rule.get("RuleCondition", True), parameters)
+        for assertion in rule["Assertions"]
+        if not evaluate(assertion["Assert"], parameters)
+    ]
+
+
+def test_the_stack_refuses_no_boundary_unless_no_boundary_is_accepted_in_words() -> None:
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/DeveloperBoundary"
+    (refused,) = refusals()  # the defaults: no boundary, not accepted
+    assert refused.startswith("Set PermissionsBoundaryArn.") and "account administrator" in refused
+    assert refusals(NoBoundary="true") == []
+    assert refusals(PermissionsBoundaryArn=boundary) == []
+    (contradiction,) = refusals(PermissionsBoundaryArn=boundary, NoBoundary="true")
+    assert "contradict" in contradiction
+    described = template()["Parameters"]["PermissionsBoundaryArn"]["Description"]
+    assert "administrator" in described and "NoBoundary" in described
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("", True),
+        (f"arn:aws:iam::{ACCOUNT}:group/developers", True),
+        (f"arn:aws:iam::{ACCOUNT}:group/teams/*", True),
+        (f"arn:aws:iam::{ACCOUNT}:group/teams/data/*", True),
+        (f"arn:aws-us-gov:iam::{ACCOUNT}:group/developers", True),
+        (f"arn:aws:iam::{ACCOUNT}:group/*", False),  # every group of the account, Admins included
+        (f"arn:aws:iam::{ACCOUNT}:group*", False),
+        (f"arn:aws:iam::{ACCOUNT}:group/", False),
+        (f"arn:aws:iam::{ACCOUNT}:group/dev*", False),
+        ("arn:aws:iam::*:group/developers", False),
+        ("*", False),
+    ],
+)
+def test_allowed_group_arns_never_take_every_group(value: str, allowed: bool) -> None:
+    # CloudFormation matches a CommaDelimitedList's AllowedPattern against each of its values.
+    pattern = template()["Parameters"]["AllowedGroupArns"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is allowed

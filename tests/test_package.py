@@ -183,6 +183,7 @@ def test_the_installed_package_runs_from_outside_the_source_tree(
         "ok   aws identity",
         "ok   iam permissions",
         "warn iam scoping",  # moto has no iam:SimulatePrincipalPolicy: said so, exit status 0
+        "ok   bot policies",  # compared with the documents the wheel carries
     ]
 
     bot = BotProcess(env=env, log_path=outside / "bot.log", command=(str(installed / "iam-user-bot"),), cwd=outside)

@@ -249,6 +249,29 @@ class IamGateway:
             raise as_iam_error(error) from None
         return True
 
+    def policy_document(self, arn: str, *, delays: Sequence[float] = ()) -> dict[str, Any] | None:
+        """The document of a managed policy's default version (``GetPolicy``, then
+        ``GetPolicyVersion``; boto3 URL-decodes it, a string is parsed), or None when the policy
+        does not exist.
+
+        ``delays``: retry ``NoSuchEntity`` this way first, for a policy that should exist.
+
+        Raises:
+            IamError: a read was refused.
+        """
+
+        def read() -> Any:
+            version = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            return self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+        try:
+            document = self.retry(read, delays)
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return None
+            raise as_iam_error(error) from None
+        return json.loads(document) if isinstance(document, str) else dict(document)
+
     def tags_of(self, user_name: str, *, delays: Sequence[float] = ()) -> dict[str, str] | None:
         """The tags of a user (``ListUserTags``), or None when the user does not exist.
 

@@ -6,6 +6,7 @@ Answers are plain facts; :mod:`bot.ops.check_aws` words them as check lines.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,7 +27,10 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as NoConnection
 
-from bot.aws.clients import error_code
+from bot.aws.clients import IamError, error_code
+from bot.aws.iam import IamGateway
+from bot.aws.steps import BOT_POLICY_FILES, bot_policy_document
+from bot.domain.plan import bot_policy_arn
 
 # check answers in seconds, not after a minute of retries against an unreachable endpoint.
 CHECK_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
@@ -101,25 +105,34 @@ def simulate(iam: Any, principal: str, actions: Sequence[str]) -> list[dict[str,
 
 # The writes that take a user over (a key, a password): allowed on the bot's users only.
 TAKEOVER_ACTIONS = ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile")
+# The writes that grant a user permissions: on a managed user, only with the boundary on it. Without
+# that condition, whoever holds the bot's credentials makes a user of their own an administrator.
+GRANTING_ACTIONS = ("iam:AttachUserPolicy", "iam:PutUserPolicy")
+ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
 PROBE_USER = "iam-user-bot-check-probe"  # never created: simulation needs only its ARN
 
 
 @dataclass(frozen=True)
 class Scoping:
     """What simulating the bot's policy on users found: the takeover writes allowed on a user
-    tagged managed (should be all), allowed on a user without the tag (should be none), and
-    whether removing a managed user's boundary is allowed (should not be)."""
+    tagged managed (should be all), allowed on a user without the tag (should be none), whether
+    removing a managed user's boundary is allowed (should not be), and the granting writes
+    (``AttachUserPolicy`` of ``AdministratorAccess``, ``PutUserPolicy``) allowed on a managed user
+    that carries no permissions boundary (should be none: a boundary is required)."""
 
     allowed_on_managed: tuple[str, ...]
     allowed_on_unmanaged: tuple[str, ...]
     boundary_removal_allowed: bool
+    granting_without_boundary: tuple[str, ...] = ()
 
 
 def simulate_scoping(iam: Any, principal: str, account: str, user_path: str) -> Scoping | None:
     """``iam:SimulatePrincipalPolicy`` of the takeover writes on a (never created) user under
     ``user_path`` tagged ``iam-user-bot:managed=true``, the same on one without the tag at ``/``,
-    and ``DeleteUserPermissionsBoundary`` on the managed one. None when the call is refused or
-    not supported (moto)."""
+    ``DeleteUserPermissionsBoundary`` on the managed one, and the granting writes on the managed
+    one with ``iam:PolicyARN`` = ``AdministratorAccess`` and no ``iam:PermissionsBoundary`` in the
+    context (a user without a boundary). Four calls; None when one is refused or not supported
+    (moto)."""
     managed_arn = f"arn:aws:iam::{account}:user{user_path}{PROBE_USER}"
     other_arn = f"arn:aws:iam::{account}:user/{PROBE_USER}"
     tagged = [
@@ -136,14 +149,45 @@ def simulate_scoping(iam: Any, principal: str, account: str, user_path: str) -> 
         )
         return tuple(sorted(r["EvalActionName"] for r in answer["EvaluationResults"] if r["EvalDecision"] == "allowed"))
 
+    administrator = [
+        {"ContextKeyName": "iam:PolicyARN", "ContextKeyValues": [ADMINISTRATOR_ACCESS], "ContextKeyType": "string"}
+    ]
     try:
         return Scoping(
             allowed_on_managed=allowed(TAKEOVER_ACTIONS, managed_arn, tagged),
             allowed_on_unmanaged=allowed(TAKEOVER_ACTIONS, other_arn, []),
             boundary_removal_allowed=bool(allowed(["iam:DeleteUserPermissionsBoundary"], managed_arn, tagged)),
+            granting_without_boundary=allowed(GRANTING_ACTIONS, managed_arn, tagged + administrator),
         )
     except Exception:  # refused, or not supported by this endpoint: the caller says it could not check
         return None
+
+
+class BotPolicyState(StrEnum):
+    """What IAM holds under the name of a bot-managed policy."""
+
+    ABSENT = "absent"  # not created yet: the first request that needs it creates it
+    SHIPPED = "shipped"  # the document in bot/policies/
+    CHANGED = "changed"  # another document: the bot refuses to attach it
+
+
+def read_bot_policies(iam: Any, account: str) -> dict[str, BotPolicyState] | None:
+    """Each bot-managed policy's state in ``account`` (``GetPolicy``, ``GetPolicyVersion``; the
+    default version compared with the shipped document as JSON values). None when a read is
+    refused or IAM does not answer."""
+    gateway = IamGateway(iam, sts=None)
+    states: dict[str, BotPolicyState] = {}
+    try:
+        for name in BOT_POLICY_FILES:
+            document = gateway.policy_document(bot_policy_arn(account, name))
+            if document is None:
+                states[name] = BotPolicyState.ABSENT
+            else:
+                shipped = document == json.loads(bot_policy_document(name))
+                states[name] = BotPolicyState.SHIPPED if shipped else BotPolicyState.CHANGED
+    except (IamError, *AwsFailure):
+        return None
+    return states
 
 
 @dataclass(frozen=True)

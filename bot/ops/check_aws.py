@@ -9,23 +9,28 @@ from typing import Any
 from bot.aws.selfcheck import (
     TAKEOVER_ACTIONS,
     AwsFailure,
+    BotPolicyState,
     Failure,
     Probes,
     Scoping,
     classify,
     identity,
     probe,
+    read_bot_policies,
     simulate,
     simulate_scoping,
 )
 from bot.domain.bot_policy import READ_ACTIONS, WRITE_ACTIONS
-from bot.domain.plan import USER_PATH
+from bot.domain.plan import USER_PATH, bot_policy_arn
 from bot.ops.report import CheckLine
 
 # Every IAM action the bot calls (bot.domain.bot_policy allows exactly these; a test keeps the
 # code in step). sts:GetCallerIdentity needs no permission and is not listed.
 REQUIRED_ACTIONS = READ_ACTIONS + WRITE_ACTIONS
-POLICY_HINT = "attach docs/bot-iam-policy.json to the bot's role or user"
+POLICY_HINT = (
+    "attach the output of `iam-user-bot policy bot --account … --boundary …` to the bot's role or user "
+    "(docs/bot-iam-policy.json lists every action)"
+)
 # Why sts:GetCallerIdentity failed → how to fix it (bot.aws.selfcheck.Failure).
 UNREACHABLE_FIX = (
     "let the bot reach AWS over HTTPS (firewall, DNS, HTTPS_PROXY for a proxy); if AWS_ENDPOINT_URL is set, "
@@ -47,7 +52,13 @@ IDENTITY_WORDS = {
     Failure.DENIED: "AWS denied sts:GetCallerIdentity",
     Failure.OTHER: "sts:GetCallerIdentity failed",
 }
-SCOPING_HINT = "replace the bot's policy with the output of `iam-user-bot policy bot --account …` (docs/deploy.md)"
+SCOPING_HINT = (
+    "replace the bot's policy with the output of `iam-user-bot policy bot --account … --boundary …` (docs/deploy.md)"
+)
+BOUNDARY_HINT = (
+    "set a permissions boundary: attach the output of `iam-user-bot policy bot --account … --boundary ARN`, or "
+    "deploy deploy/iam-user-bot-role.yaml with PermissionsBoundaryArn (docs/security-model.md)"
+)
 
 
 def role_arn(caller_arn: str) -> str | None:
@@ -65,7 +76,8 @@ def role_arn(caller_arn: str) -> str | None:
 
 
 def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
-    """The AWS identity line, then the IAM permissions line (simulated, else probed)."""
+    """The AWS identity line, the IAM permissions line (simulated, else probed), the scoping line
+    and the bot-managed policies' line."""
     try:
         caller = identity(make_client("sts"))
     except AwsFailure as error:
@@ -77,7 +89,10 @@ def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
     if principal is None:
         lines.append(
             CheckLine(
-                "iam permissions", False, "running as the account root user", "use a role or user with " + POLICY_HINT
+                "iam permissions",
+                False,
+                "running as the account root user",
+                "run as a role or user instead, and " + POLICY_HINT,
             )
         )
         return lines
@@ -91,7 +106,39 @@ def check_aws(make_client: Callable[[str], Any]) -> list[CheckLine]:
         if found.unreachable is not None:
             return lines  # no scoping line: IAM did not answer, which the line above says
     lines.append(scoping_line(simulate_scoping(iam, principal, caller["Account"], USER_PATH), principal))
+    lines.append(bot_policies_line(read_bot_policies(iam, caller["Account"]), caller["Account"]))
     return lines
+
+
+def bot_policies_line(states: dict[str, BotPolicyState] | None, account: str) -> CheckLine:
+    """One line: whether the bot-managed policies in IAM hold the shipped documents. One that does
+    not (someone changed or replaced it) fails: the bot refuses to attach it, so requests that ask
+    for it fail until it is restored."""
+    name = "bot policies"
+    if states is None:
+        return CheckLine(
+            name,
+            True,
+            "could not read the bot-managed policies (iam:GetPolicy, iam:GetPolicyVersion)",
+            POLICY_HINT,
+            warn=True,
+        )
+    changed = sorted(policy for policy, state in states.items() if state is BotPolicyState.CHANGED)
+    if changed:
+        restore = " and ".join(
+            f"aws iam create-policy-version --policy-arn {bot_policy_arn(account, policy)} --set-as-default "
+            f'--policy-document "$(iam-user-bot policy {policy.removeprefix("iam-user-bot-")})"'
+            for policy in changed
+        )
+        return CheckLine(
+            name,
+            False,
+            f"{', '.join(changed)}: not the document this bot ships (changed or replaced in IAM); the bot "
+            "refuses to attach it, so requests that need it fail",
+            f"find out who changed it (CloudTrail), then restore it: {restore}",
+        )
+    found = {BotPolicyState.SHIPPED: "holds the shipped document", BotPolicyState.ABSENT: "not created yet"}
+    return CheckLine(name, True, "; ".join(f"{policy} {found[state]}" for policy, state in sorted(states.items())))
 
 
 def scoping_line(scoping: Scoping | None, principal: str) -> CheckLine:
@@ -111,15 +158,28 @@ def scoping_line(scoping: Scoping | None, principal: str) -> CheckLine:
         problems.append(f"{', '.join(scoping.allowed_on_unmanaged)} allowed on a user the bot did not create")
     if scoping.boundary_removal_allowed:
         problems.append("iam:DeleteUserPermissionsBoundary allowed")
+    if scoping.granting_without_boundary:
+        # A FAIL, not a warning: this is an account takeover by whoever holds the credentials,
+        # and a warning leaves check's exit status 0.
+        granted = ", ".join(
+            f"{action} of AdministratorAccess" if action == "iam:AttachUserPolicy" else action
+            for action in scoping.granting_without_boundary
+        )
+        problems.append(
+            f"{granted} allowed on a managed user without a permissions boundary: whoever holds the bot's "
+            "credentials can create a user, grant it everything and make it a key (account administrator)"
+        )
     missing = sorted(set(TAKEOVER_ACTIONS) - set(scoping.allowed_on_managed))
     if problems:
-        return CheckLine(name, False, "; ".join(problems), SCOPING_HINT)
+        only_boundary = not scoping.allowed_on_unmanaged and not scoping.boundary_removal_allowed
+        return CheckLine(name, False, "; ".join(problems), BOUNDARY_HINT if only_boundary else SCOPING_HINT)
     if missing:
         return CheckLine(name, False, f"{', '.join(missing)} denied even on the bot's own users", SCOPING_HINT)
     return CheckLine(
         name,
         True,
         "key and password writes allowed on a managed user, denied on a user the bot did not create; "
+        "granting policies needs the permissions boundary; "
         f"boundary removal denied (simulated for {principal})",
     )
 

@@ -280,6 +280,24 @@ class Wizard:
         missing = [s for s in (DETAILS, PERMISSIONS, TAGS) if s not in draft.done]
         if missing:
             return WizardAnswer(view=self.view_after(missing[0], draft, user_id, key, "Please fill in this step."))
+        # Claim the draft before the last checks (of concurrent submissions only one gets past); a way
+        # back puts it back only after the claim, or one sent back after another filed lets a third file.
+        if not self.store.delete_draft(key):
+            return WizardAnswer(view=views.message_view("This request was already submitted."))
+        try:
+            if (sent_back := self._recheck(key, user_id, draft)) is not None:
+                return sent_back
+        except Exception:
+            self._save(key, user_id, draft)
+            raise
+        request = self.file(user_id, draft.form())
+        # What the work after the ack (announcing it) finds from the same submission payload.
+        self.store.put_draft(f"{key}{FILED_SUFFIX}", user_id, request.id)
+        return WizardAnswer(request=request)
+
+    def _recheck(self, key: str, user_id: str, draft: Draft) -> WizardAnswer | None:
+        """Open the custom password and check the claimed ``draft`` against IAM again: None when it
+        may be filed, else the answer sending the requester back, with the draft put back."""
         password = None
         if draft.custom_password_sealed:
             try:
@@ -293,18 +311,13 @@ class Wizard:
         try:
             problem = recheck(draft, self.lookup, password)
         except IamError as error:
-            return WizardAnswer(errors={"justification": unchecked(error)})
-        if problem:
-            step, message = problem
             self._save(key, user_id, draft)
-            return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))
-        # Claim the draft first: of two concurrent submissions only one files.
-        if not self.store.delete_draft(key):
-            return WizardAnswer(view=views.message_view("This request was already submitted."))
-        request = self.file(user_id, draft.form())
-        # What the work after the ack (announcing it) finds from the same submission payload.
-        self.store.put_draft(f"{key}{FILED_SUFFIX}", user_id, request.id)
-        return WizardAnswer(request=request)
+            return WizardAnswer(errors={"justification": unchecked(error)})
+        if problem is None:
+            return None
+        step, message = problem
+        self._save(key, user_id, draft)
+        return WizardAnswer(view=self.view_after(step, draft, user_id, key, f"IAM changed meanwhile: {message}"))
 
     def filed_request(self, user_id: str, view: Mapping[str, Any]) -> OnboardingRequest | None:
         """The request the submission of ``view`` by ``user_id`` filed, or None (it filed none).

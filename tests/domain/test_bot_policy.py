@@ -1,6 +1,7 @@
 """The bot's own IAM policy: every scoping statement asserted (moto evaluates no condition), the
-shipped file is the generator's output, and parliament finds no escalation that reaches a user
-the bot did not create."""
+shipped file is the generator's output, parliament finds no escalation that reaches a user the bot
+did not create, and none at all once a boundary is set; without one, ``policy bot`` refuses unless
+told, because the bot's credentials could then grant anything."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from parliament import analyze_policy_string
 from bot.cli import main
 from bot.domain.bot_policy import (
     GRANTING_WRITES,
+    GROUP_WRITES,
     MANAGED_USER_WRITES,
+    NO_BOUNDARY_RISK,
     READ_ACTIONS,
     WRITE_ACTIONS,
     PolicyScope,
@@ -136,11 +139,22 @@ def test_a_configured_boundary_is_required_to_create_users_and_to_grant_them_per
 
 def test_groups_and_attachable_policies_stay_within_their_allow_lists() -> None:
     default, full = by_sid(bot_policy()), by_sid(bot_policy(FULL))
-    assert default["AddUsersOnlyToAllowedGroups"]["Resource"] == [f"arn:aws:iam::*:group{USER_PATH}*"]
-    assert full["AddUsersOnlyToAllowedGroups"]["Resource"] == [
+    groups = "AddAndRemoveUsersOnlyInAllowedGroups"
+    assert (actions_of(default[groups]), default[groups]["Resource"]) == (
+        set(GROUP_WRITES),
+        [f"arn:aws:iam::*:group{USER_PATH}*"],
+    )
+    assert full[groups]["Resource"] == [
         f"arn:aws:iam::{ACCOUNT}:group/developers",
         f"arn:aws:iam::{ACCOUNT}:group/teams/*",
     ]
+    # IAM checks both membership writes against the group alone, for any user of the account: no
+    # statement allows either on a group outside the list (RemoveUserFromGroup once had group/*).
+    for document in (default, full):
+        holders = [s for s in document.values() if s["Effect"] == "Allow" and actions_of(s) & set(GROUP_WRITES)]
+        assert [s["Sid"] for s in holders] == [groups]
+        assert "Condition" not in holders[0]
+        assert not [r for r in holders[0]["Resource"] if r.endswith((":group/*", ":*"))]
     assert "ArnLike" not in default["AttachOnlyAllowedPoliciesToManagedUsers"]["Condition"]
     assert full["AttachOnlyAllowedPoliciesToManagedUsers"]["Condition"]["ArnLike"] == {
         "iam:PolicyARN": [
@@ -171,25 +185,46 @@ def test_bot_managed_policies_only_under_their_own_names() -> None:
 
 
 def confined(statement: dict[str, Any]) -> bool:
-    """Whether an Allow statement reaches only the bot's own users (or allow-listed groups)."""
+    """Whether an Allow statement reaches only the bot's own users (or allow-listed groups), and,
+    when it grants permissions (attaches or puts a policy), only within a permissions boundary:
+    the managed tag alone does not stop a holder of the bot's credentials from granting a user of
+    their own anything (CreateUser under the path with the tag, then CreateAccessKey)."""
     resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-    condition = statement.get("Condition", {}).get("StringEquals", {})
-    if all(":group/" in r and not r.endswith(":group/*") for r in resources):
-        return True  # AddUserToGroup: IAM checks the group; only allow-listed groups
-    if condition.get("aws:ResourceTag/iam-user-bot:managed") == "true":
+    condition = statement.get("Condition", {})
+    tags = condition.get("StringEquals", {})
+    if actions_of(statement) & set(GRANTING_WRITES) and not condition.get("ArnEquals", {}).get(
+        "iam:PermissionsBoundary"
+    ):
+        return False
+    if all(":group/" in r and not r.endswith((":group/*", ":group/")) for r in resources):
+        return True  # AddUserToGroup, RemoveUserFromGroup: IAM checks the group; only allow-listed groups
+    if tags.get("aws:ResourceTag/iam-user-bot:managed") == "true":
         return True
-    return condition.get("aws:RequestTag/iam-user-bot:managed") == "true" and all(
+    return tags.get("aws:RequestTag/iam-user-bot:managed") == "true" and all(
         r.endswith(f":user{USER_PATH}*") for r in resources
     )
 
 
-@pytest.mark.parametrize("scope", [PolicyScope(), FULL], ids=["shipped", "configured"])
-def test_parliament_finds_no_escalation_beyond_the_bots_own_users(scope: PolicyScope) -> None:
+UNBOUNDED = PolicyScope(
+    account=ACCOUNT, groups=("developers",), policy_arns=("arn:aws:iam::aws:policy/ReadOnlyAccess",)
+)
+GRANTING_STATEMENTS = {"AttachOnlyAllowedPoliciesToManagedUsers", "PutInlinePoliciesOnlyOnManagedUsers"}
+
+
+@pytest.mark.parametrize(
+    ("scope", "unconfined"),
+    [(PolicyScope(), GRANTING_STATEMENTS), (UNBOUNDED, GRANTING_STATEMENTS), (FULL, set())],
+    ids=["shipped-no-boundary", "allow-lists-no-boundary", "configured"],
+)
+def test_parliament_finds_no_escalation_beyond_the_bots_own_users(scope: PolicyScope, unconfined: set[str]) -> None:
     document = bot_policy(scope)
     findings = analyze_policy_string(json.dumps(document), include_community_auditors=True).findings
     issues = {f.issue for f in findings}
     # parliament's escalation auditor reads actions only; the statements holding them are what
-    # decides. Its six known paths are all here, and each is confined to the bot's users.
+    # decides. Its six known paths are all here, and each is confined to the bot's users; with a
+    # boundary, granting is confined too. Without one, attaching and putting policies are not
+    # (PutUserPolicy takes any document; an allow-list of policies always holds the bot's own,
+    # which its credentials may re-create with any document): exactly those two statements.
     escalations = {f.location["type"]: f.location["actions"] for f in findings if f.issue == "PRIVILEGE_ESCALATION"}
     assert set(escalations) == {
         "CreateAccessKey",
@@ -201,9 +236,12 @@ def test_parliament_finds_no_escalation_beyond_the_bots_own_users(scope: PolicyS
     }
     lowered = {s["Sid"]: {a.lower() for a in actions_of(s)} for s in document["Statement"] if s["Effect"] == "Allow"}
     statements = by_sid(document)
+    escaping = set()
     for path, actions in escalations.items():
         holders = [sid for sid, acts in lowered.items() if set(actions) & acts]
-        assert holders and all(confined(statements[sid]) for sid in holders), (path, holders)
+        assert holders, path
+        escaping |= {sid for sid in holders if not confined(statements[sid])}
+    assert escaping == unconfined
     # Nothing else parliament knows beyond the broad reads (RESOURCE_STAR) and the write
     # families it lists for review, every one of them in a confined statement.
     assert issues <= {"PRIVILEGE_ESCALATION", "CREDENTIALS_EXPOSURE", "PERMISSIONS_MANAGEMENT_ACTIONS", "RESOURCE_STAR"}
@@ -211,8 +249,10 @@ def test_parliament_finds_no_escalation_beyond_the_bots_own_users(scope: PolicyS
         if finding.issue in ("CREDENTIALS_EXPOSURE", "PERMISSIONS_MANAGEMENT_ACTIONS"):
             for action in finding.location["actions"]:
                 holders = [sid for sid, acts in lowered.items() if action in acts]
+                # CreatePolicy, TagPolicy, DeletePolicy: only the bot's two policies, by name; any
+                # document (IAM has no condition key on it), which the bot compares before attaching.
                 assert all(
-                    confined(statements[sid]) or sid.startswith(("RemoveUsers", "DeleteOnly", "CreateOnly"))
+                    confined(statements[sid]) or sid in unconfined or sid.startswith(("DeleteOnly", "CreateOnly"))
                     for sid in holders
                 ), (action, holders)
     star = [f for f in findings if f.issue == "RESOURCE_STAR"]
@@ -223,9 +263,23 @@ def test_policy_bot_prints_the_configured_policy(capsys: pytest.CaptureFixture[s
     argv = ["policy", "bot", "--account", ACCOUNT, "--boundary", BOUNDARY, "--groups", "developers, /teams/"]
     argv += ["--policies", f"arn:aws:iam::aws:policy/ReadOnlyAccess,arn:aws:iam::{ACCOUNT}:policy/app-*"]
     assert main(argv) == 0
-    assert capsys.readouterr().out == policy_text(bot_policy(FULL))
-    assert main(["policy", "bot"]) == 0
-    assert capsys.readouterr().out == (ROOT / "docs" / "bot-iam-policy.json").read_text()
+    printed = capsys.readouterr()
+    assert printed.out == policy_text(bot_policy(FULL)) and printed.err == ""
+
+
+def test_without_a_boundary_policy_bot_refuses_unless_told_and_then_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    # Without a boundary, stolen bot credentials grant anything: no quiet default.
+    assert main(["policy", "bot"]) == 2
+    refused = capsys.readouterr()
+    assert refused.out == "" and "no --boundary given" in refused.err and "--no-boundary" in refused.err
+    assert NO_BOUNDARY_RISK in refused.err and "administrator of the account" in NO_BOUNDARY_RISK
+    # Told so, it prints the shipped reference document, and says the risk again on stderr.
+    assert main(["policy", "bot", "--no-boundary"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == (ROOT / "docs" / "bot-iam-policy.json").read_text()
+    assert printed.err.startswith("policy: WARNING (--no-boundary): ") and NO_BOUNDARY_RISK in printed.err
+    assert main(["policy", "bot", "--boundary", BOUNDARY, "--no-boundary"]) == 2
+    assert "contradict" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -235,16 +289,25 @@ def test_policy_bot_prints_the_configured_policy(capsys: pytest.CaptureFixture[s
         (["--boundary", "DeveloperBoundary"], "--boundary must be a managed policy ARN"),
         (["--policies", "ReadOnlyAccess"], "'ReadOnlyAccess' is not one"),
         (["--groups", "/teams"], "not '/teams'"),
+        (["--groups", "developers,/"], "the group path / is every group of the account"),
     ],
 )
 def test_policy_bot_refuses_options_it_cannot_scope_with(
     argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["policy", "bot", *argv]) == 2
+    accepted = [] if "--boundary" in argv else ["--no-boundary"]  # so the option under test is the problem
+    assert main(["policy", "bot", *accepted, *argv]) == 2
     captured = capsys.readouterr()
     assert problem in captured.err and captured.out == ""
 
 
 def test_scoping_options_go_with_the_bot_policy_only(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["policy", "require-mfa", "--account", ACCOUNT]) == 2
-    assert "go with 'policy bot'" in capsys.readouterr().err
+    for option in (["--account", ACCOUNT], ["--no-boundary"]):
+        assert main(["policy", "require-mfa", *option]) == 2
+        assert "go with 'policy bot'" in capsys.readouterr().err
+
+
+def test_a_group_path_of_slash_is_refused_by_the_generator_too() -> None:
+    # "/" would make the group statement group/*: every group of the account, Admins included.
+    with pytest.raises(ValueError, match="every group of the account"):
+        bot_policy(PolicyScope(account=ACCOUNT, boundary_arn=BOUNDARY, groups=("/",)))

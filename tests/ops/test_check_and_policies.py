@@ -80,12 +80,55 @@ def test_check_passes_against_moto_and_the_stand_in(check_env) -> None:
         "ok   aws identity",
         "ok   iam permissions",
         "warn iam scoping",
+        "ok   bot policies",
     ]
-    assert "in account 123456789012" in lines[-3]
+    assert "in account 123456789012" in lines[-4]
     # moto does not implement SimulatePrincipalPolicy: the read-only probes ran, and say so; the
     # policy's scoping to the bot's own users could not be checked, and the line says that.
-    assert "read-only probes passed" in lines[-2] and "writes unverified" in lines[-2]
-    assert "could not check that writes stay on the bot's own users" in lines[-1]
+    assert "read-only probes passed" in lines[-3] and "writes unverified" in lines[-3]
+    assert "could not check that writes stay on the bot's own users" in lines[-2]
+    assert lines[-1] == (
+        "ok   bot policies: iam-user-bot-require-mfa not created yet; "
+        "iam-user-bot-self-manage-credentials not created yet"
+    )
+
+
+def test_check_fails_on_a_bot_policy_that_is_not_the_shipped_document(check_env, iam) -> None:
+    # The bot's credentials may create its two policies with any document; the bot then refuses
+    # to attach one that is not the shipped document, and check says so before a request fails.
+    from bot.aws.steps import bot_policy_document
+
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    tag = [{"Key": "iam-user-bot:managed", "Value": "true"}]
+    mfa = iam.create_policy(PolicyName="iam-user-bot-require-mfa", PolicyDocument=json.dumps(everything), Tags=tag)
+    shipped = bot_policy_document("iam-user-bot-self-manage-credentials")
+    own = iam.create_policy(PolicyName="iam-user-bot-self-manage-credentials", PolicyDocument=shipped, Tags=tag)
+    try:
+        result = run_check(check_env)
+        assert result.returncode == 1, result.stdout
+        (line,) = [line for line in result.stdout.splitlines() if "bot policies" in line]
+        arn = "arn:aws:iam::123456789012:policy/iam-user-bot-require-mfa"
+        assert line == (
+            "FAIL bot policies: iam-user-bot-require-mfa: not the document this bot ships (changed or replaced in "
+            "IAM); the bot refuses to attach it, so requests that need it fail — fix: find out who changed it "
+            f"(CloudTrail), then restore it: aws iam create-policy-version --policy-arn {arn} --set-as-default "
+            '--policy-document "$(iam-user-bot policy require-mfa)"'
+        )
+        restore = bot_policy_document("iam-user-bot-require-mfa")
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=restore, SetAsDefault=True)
+        restored = run_check(check_env)
+        assert restored.returncode == 0, restored.stdout
+        assert restored.stdout.splitlines()[-1] == (
+            "ok   bot policies: iam-user-bot-require-mfa holds the shipped document; "
+            "iam-user-bot-self-manage-credentials holds the shipped document"
+        )
+    finally:
+        for policy in (mfa, own):
+            arn = policy["Policy"]["Arn"]
+            for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+                if not version["IsDefaultVersion"]:
+                    iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+            iam.delete_policy(PolicyArn=arn)
 
 
 def test_check_names_what_is_wrong_and_the_fix_without_printing_secrets(check_env) -> None:
@@ -104,7 +147,7 @@ def test_check_names_what_is_wrong_and_the_fix_without_printing_secrets(check_en
     lines = result.stdout.splitlines()
     assert result.returncode == 1
     assert lines[0].startswith("FAIL configuration: APPROVAL_CHANNEL_ID is required")
-    assert lines[-2].startswith("ok   iam permissions")  # AWS is still checked
+    assert lines[-3].startswith("ok   iam permissions")  # AWS is still checked
 
 
 def test_role_arn_for_simulation() -> None:
@@ -203,7 +246,8 @@ def test_simulation_reports_denied_and_conditional_actions() -> None:
         assert denied is not None and not denied.ok
         assert denied.render() == (
             "FAIL iam permissions: not allowed: iam:DeleteUser, iam:TagUser"
-            " — fix: attach docs/bot-iam-policy.json to the bot's role or user"
+            " — fix: attach the output of `iam-user-bot policy bot --account … --boundary …` to the bot's role or"
+            " user (docs/bot-iam-policy.json lists every action)"
         )
         assert simulate(iam, principal, REQUIRED_ACTIONS) is None  # not allowed to simulate: probes run instead
 
@@ -212,7 +256,7 @@ def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_r
     import boto3
     from botocore.stub import Stubber
 
-    from bot.aws.selfcheck import TAKEOVER_ACTIONS, simulate_scoping
+    from bot.aws.selfcheck import GRANTING_ACTIONS, TAKEOVER_ACTIONS, simulate_scoping
     from bot.ops.check_aws import scoping_line
 
     iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
@@ -225,6 +269,15 @@ def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_r
             "ContextKeyValues": ["true"],
             "ContextKeyType": "string",
         }
+    ]
+    # A managed user with no boundary, and AdministratorAccess as the policy to attach.
+    administrator = [
+        *tag,
+        {
+            "ContextKeyName": "iam:PolicyARN",
+            "ContextKeyValues": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+            "ContextKeyType": "string",
+        },
     ]
 
     def answer(actions, allowed: set[str]) -> dict:
@@ -240,27 +293,74 @@ def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_r
         }
         stub.add_response("simulate_principal_policy", answer(actions, allowed), params)
 
+    def policy(stub, *, on_other: set[str], boundary_removal: bool, granting: set[str]) -> None:
+        expect(stub, TAKEOVER_ACTIONS, managed, tag, set(TAKEOVER_ACTIONS))
+        expect(stub, TAKEOVER_ACTIONS, other, [], on_other)
+        expect(stub, boundary, managed, tag, set(boundary) if boundary_removal else set())
+        expect(stub, GRANTING_ACTIONS, managed, administrator, granting)
+
     boundary = ["iam:DeleteUserPermissionsBoundary"]
     with Stubber(iam) as stub:
-        # The scoped policy: allowed on the managed user only; boundary removal denied.
-        expect(stub, TAKEOVER_ACTIONS, managed, tag, set(TAKEOVER_ACTIONS))
-        expect(stub, TAKEOVER_ACTIONS, other, [], set())
-        expect(stub, boundary, managed, tag, set())
-        # The old, unscoped policy: keys for anyone, boundary removal allowed.
-        expect(stub, TAKEOVER_ACTIONS, managed, tag, set(TAKEOVER_ACTIONS))
-        expect(stub, TAKEOVER_ACTIONS, other, [], {"iam:CreateAccessKey", "iam:UpdateLoginProfile"})
-        expect(stub, boundary, managed, tag, set(boundary))
+        # The scoped policy with a boundary: granting needs it, so a user without one gets nothing.
+        policy(stub, on_other=set(), boundary_removal=False, granting=set())
+        # The old, unscoped policy: keys for anyone, boundary removal allowed, granting anything.
+        policy(
+            stub,
+            on_other={"iam:CreateAccessKey", "iam:UpdateLoginProfile"},
+            boundary_removal=True,
+            granting=set(GRANTING_ACTIONS),
+        )
+        # The scoped policy without a boundary (`policy bot --no-boundary`, the template's NoBoundary):
+        # confined to the bot's users, and still an account takeover.
+        policy(stub, on_other=set(), boundary_removal=False, granting=set(GRANTING_ACTIONS))
+        # With an allow-list of policies but no boundary: AdministratorAccess is refused, an inline
+        # policy is not.
+        policy(stub, on_other=set(), boundary_removal=False, granting={"iam:PutUserPolicy"})
         stub.add_client_error("simulate_principal_policy", "AccessDenied")
-        ok = scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
-        bad = scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
-        unknown = scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
+        ok, bad, unbounded, listed, unknown = (
+            scoping_line(simulate_scoping(iam, principal, "123456789012", "/iam-user-bot/"), principal)
+            for _ in range(5)
+        )
     assert ok.render() == (
         "ok   iam scoping: key and password writes allowed on a managed user, denied on a user the bot did not "
-        f"create; boundary removal denied (simulated for {principal})"
+        "create; granting policies needs the permissions boundary; boundary removal denied "
+        f"(simulated for {principal})"
     )
     assert not bad.ok and bad.render().startswith(
         "FAIL iam scoping: iam:CreateAccessKey, iam:UpdateLoginProfile allowed on a user the bot did not create; "
-        "iam:DeleteUserPermissionsBoundary allowed — fix: replace the bot's policy with the output of "
-        "`iam-user-bot policy bot"
+        "iam:DeleteUserPermissionsBoundary allowed; iam:AttachUserPolicy of AdministratorAccess, iam:PutUserPolicy "
+        "allowed on a managed user without a permissions boundary"
     )
+    assert bad.fix.startswith("replace the bot's policy with the output of `iam-user-bot policy bot --account … --b")
+    assert not unbounded.ok and unbounded.render() == (
+        "FAIL iam scoping: iam:AttachUserPolicy of AdministratorAccess, iam:PutUserPolicy allowed on a managed "
+        "user without a permissions boundary: whoever holds the bot's credentials can create a user, grant it "
+        "everything and make it a key (account administrator) — fix: set a permissions boundary: attach the "
+        "output of `iam-user-bot policy bot --account … --boundary ARN`, or deploy deploy/iam-user-bot-role.yaml "
+        "with PermissionsBoundaryArn (docs/security-model.md)"
+    )
+    assert not listed.ok and listed.detail.startswith("iam:PutUserPolicy allowed on a managed user without")
+    assert "set a permissions boundary" in listed.fix
     assert unknown.ok and unknown.warn and unknown.render().startswith("warn iam scoping: could not check")
+
+
+def test_the_bot_policies_line_says_when_it_could_not_read_them() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from bot.aws.selfcheck import read_bot_policies
+    from bot.ops.check_aws import bot_policies_line
+
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(iam) as stub:
+        stub.add_client_error("get_policy", "AccessDenied")
+        states = read_bot_policies(iam, "123456789012")
+    assert states is None
+    line = bot_policies_line(states, "123456789012")
+    assert (
+        line.ok
+        and line.warn
+        and line.render().startswith(
+            "warn bot policies: could not read the bot-managed policies (iam:GetPolicy, iam:GetPolicyVersion)"
+        )
+    )

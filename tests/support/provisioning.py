@@ -221,10 +221,13 @@ def make_harness(
     return Harness(services, store, gateway, recorder)
 
 
-def file_and_approve(bot: Harness, form: RequestForm) -> OnboardingRequest:
+def file_and_approve(bot: Harness, form: RequestForm, *, announce: bool = False) -> OnboardingRequest:
     """File ``form`` and approve it as the bot does: the review is read from IAM and the approval
-    fixes its sealed fingerprint, so provisioning's approval and approved-plan checks pass."""
+    fixes its sealed fingerprint, so provisioning's approval and approved-plan checks pass.
+    ``announce``: post the approvers' message first (which provisioning then updates)."""
     request = bot.store.create_request(REQUESTER, form)
+    if announce:
+        bot.services.approvals.announce(request)
     review = bot.services.approvals.prepare_review(request)
     result = bot.store.record_approval(request.id, APPROVER, bot.services.approvals.sealed_fingerprint(request, review))
     assert result.verdict is ApprovalVerdict.APPROVED and result.request is not None, result

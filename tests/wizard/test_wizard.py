@@ -460,6 +460,61 @@ def test_the_same_review_submitted_twice_at_once_files_one_request(wizard: Wizar
     assert len(store.requests_where()) == 1
 
 
+def test_a_submission_sent_back_after_another_filed_does_not_let_a_third_file(
+    wizard: Wizard, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three submissions of one review, ordered: "held" checks the open requests (none) and waits;
+    "late" reads the draft and waits before its checks; a third files; "late" then finds the name
+    requested and is sent back; "held" goes on. One request only: while the checks ran before the
+    draft was claimed, "late" saved the draft again and "held" filed a second request for "ana"."""
+    import threading
+
+    run = Run(wizard)
+    to_review(run, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups"))
+    submitted = {**run.view, "state": {"values": wiz.state(run.view, wiz.review())}}
+    lookup, confirm, requested = wizard.lookup, wizard.lookup.confirm, wizard.lookup.requested_names_lower
+    holding, release, late_ready, third_done = (threading.Event() for _ in range(4))
+
+    def held_requested() -> dict[str, str]:
+        names = requested()
+        if threading.current_thread().name == "held":
+            holding.set()
+            assert release.wait(30)
+        return names
+
+    def late_confirm(wanted: Any) -> Any:
+        if threading.current_thread().name == "late":
+            late_ready.set()
+            assert third_done.wait(30)
+        return confirm(wanted)
+
+    monkeypatch.setattr(lookup, "requested_names_lower", held_requested)
+    monkeypatch.setattr(lookup, "confirm", late_confirm)
+    answers: dict[str, WizardAnswer] = {}
+
+    def submit(name: str) -> None:
+        try:
+            answers[name] = wizard.submit(REQUESTER, submitted)
+        finally:
+            late_ready.set()  # "late" may be refused before its checks: nothing to wait for then
+
+    held = threading.Thread(target=submit, args=("held",), name="held")
+    held.start()
+    assert holding.wait(30)
+    late = threading.Thread(target=submit, args=("late",), name="late")
+    late.start()
+    assert late_ready.wait(30)
+    answers["third"] = wizard.submit(REQUESTER, submitted)
+    third_done.set()
+    late.join(30)
+    release.set()
+    held.join(30)
+
+    assert len(answers) == 3 and sum(a.request is not None for a in answers.values()) == 1, answers
+    assert [r.form.user_names for r in store.requests_where()] == [("ana",)]
+    assert store.get_draft(run.draft_key, REQUESTER) is None  # claimed by the one that filed
+
+
 def test_a_name_an_open_request_will_create_is_refused(wizard: Wizard, store: SqliteStore) -> None:
     first = Run(wizard, view_id="V1")
     to_review(first, wiz.details(["U0NEW1"], "ana", access=["programmatic"]), wiz.permissions("groups"))
