@@ -112,6 +112,8 @@ def test_demo_without_moto_prints_one_line_hint() -> None:
 HELD_DEMO = """
 import faulthandler, signal, sys, threading
 faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)  # the test's view of a hang
+# Ctrl-C as at a terminal: a suite started in the background (nohup, `&`) passes SIGINT on ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from bot.cli import main
 from bot.sandbox import demo
 
