@@ -120,11 +120,14 @@ def build_services(
     leases: Leases | None = None,
     executor: Executor | None = None,
     background: Executor | None = None,
+    share_catalog: bool = True,
 ) -> Services:
     """Build and wire every service. Arguments left out are made from ``settings`` (tests pass
     their own); ``executor`` runs provisioning and the work after a reveal attempt, ``background``
     the views' refreshes (App Home, progress lines). On AWS Lambda both run inline
-    (:mod:`bot.serverless`): a frozen function would never run them later."""
+    (:mod:`bot.serverless`): a frozen function would never run them later, and
+    ``share_catalog=False``: a container's disk is its own and its code folder read-only, so
+    each container keeps its typeahead catalog in memory (no ``<DATABASE_PATH>.catalog.json``)."""
     store = store or open_store(settings)
     iam = iam or IamGateway(*make_clients())
     client = client or make_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
@@ -133,7 +136,7 @@ def build_services(
     catalog = Catalog(iam.load_catalog)
     live = LiveIam(iam)  # decisions read IAM now (the catalog is for typeahead)
     # The options menus' catalog: read by one worker of this server, shared through a file.
-    share = CatalogShare.beside(settings.database_path)
+    share = CatalogShare.beside(settings.database_path) if share_catalog else None
     typeahead = Typeahead(catalog, iam, live, share, settings.catalog_refresh_seconds)
     messenger = Messenger(client)
     people = People(

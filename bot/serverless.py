@@ -148,7 +148,9 @@ class Function:
         inline = InlineExecutor()
         store = open_store(self.settings)
         leases = Leases(clock=store.clock, owner=f"lambda:{secrets.token_hex(8)}", is_gone=lambda _owner: False)
-        self.services = build_services(self.settings, store=store, leases=leases, executor=inline, background=inline)
+        self.services = build_services(
+            self.settings, store=store, leases=leases, executor=inline, background=inline, share_catalog=False
+        )
         self.bolt = build_bolt(self.services, process_before_response=True, listener_executor=inline)
         self.slack = SlackRequestHandler(self.bolt)
         secret = self.settings.slack_signing_secret

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
@@ -43,8 +44,10 @@ def lazy_delay() -> float:
 
 @pytest.fixture
 def deployed(
-    moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch, lazy_delay: float
+    moto_server, slack, dynamodb_table: str, monkeypatch: pytest.MonkeyPatch, lazy_delay: float, tmp_path
 ) -> Iterator[Deployed]:
+    # As in Lambda's code folder (read-only there): the function must write nothing where it runs.
+    monkeypatch.chdir(tmp_path)
     with deploy(moto_server, slack, dynamodb_table, monkeypatch, lazy_delay, pending_request_ttl_seconds=3600) as it:
         yield it
 
@@ -60,6 +63,7 @@ def test_new_user_through_the_function_url_with_lazy_invocations(deployed: Deplo
     iam.create_group(GroupName="developers")
     view = open_modal(deployed, slack, REQUESTER)
     wait_catalog(deployed, slack, view, "developers")  # the cold start loads the catalog
+    assert list(Path.cwd().iterdir()) == []  # kept in memory: no catalog file where the function runs
     run = wiz.WizardRun(deployed.user, REQUESTER, view)
     filed = run.through(
         wiz.details([RECIPIENT], "lena.lambda", access=["console", "programmatic"]),

@@ -187,7 +187,10 @@ class BotProcess:
         try:
             self._process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self._process.kill()
+            # The master and its workers (its own process group): a worker left behind would keep
+            # its connections to moto and the stand-in open.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
         self._process = None
         self._log.close()

@@ -18,7 +18,8 @@ acts, so time without an open connection counts, and so does an envelope sent on
 the app stopped reading. The server closes a connection ``retire_after`` seconds after its
 ``disconnect`` if the app has not. Acks are matched by ``envelope_id`` on any connection.
 ``handshake_delay`` holds each new connection that long before it opens, like the network and
-TLS round trips to Slack.
+TLS round trips to Slack; ``hello_delay`` is the time from open to ``hello``, while Slack does not
+yet send on the new connection (envelopes still go to the old one if it is open).
 """
 
 from __future__ import annotations
@@ -95,12 +96,19 @@ class SocketModeServer:
     Args:
         retire_after: seconds between ``disconnect`` and the server closing that connection.
         handshake_delay: seconds each new connection waits before it opens.
+        hello_delay: seconds from a connection's opening to its ``hello`` (and to its first envelope).
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, retire_after: float = 10.0, handshake_delay: float = 0.0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        retire_after: float = 10.0,
+        handshake_delay: float = 0.0,
+        hello_delay: float = 0.0,
     ) -> None:
         self.host, self.port, self.retire_after, self.handshake_delay = host, port, retire_after, handshake_delay
+        self.hello_delay = hello_delay
         self._cond = threading.Condition(threading.RLock())
         self._tickets: set[str] = set()
         self._links: list[Link] = []
@@ -171,6 +179,7 @@ class SocketModeServer:
             "connection_info": {"app_id": APP_ID},
         }
         try:
+            time.sleep(self.hello_delay)
             ws.send(json.dumps(hello))
             with self._cond:
                 link.hello_at = time.monotonic()

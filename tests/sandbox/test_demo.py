@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -109,7 +110,10 @@ def test_demo_without_moto_prints_one_line_hint() -> None:
 # The demo as `iam-user-bot demo` runs it, held once moto, the stand-in and the bot are up, so
 # that Ctrl-C comes at a state the test sees (racing the demo's end made this test flaky).
 HELD_DEMO = """
-import threading
+import faulthandler, signal, sys, threading
+faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)  # the test's view of a hang
+# Ctrl-C as at a terminal: a suite started in the background (nohup, `&`) passes SIGINT on ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from bot.cli import main
 from bot.sandbox import demo
 
@@ -140,7 +144,14 @@ def test_ctrl_c_stops_every_process_and_removes_the_temp_dir(tmp_path: Path) -> 
     process.send_signal(signal.SIGINT)
     # The demo's stop is bounded (the bot 15 s, then killed; moto 10 s, then killed); a few seconds
     # on an idle machine, more when other suites share its two cores.
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # every thread's stack to stderr
+        time.sleep(2)
+        process.kill()
+        _, err = process.communicate()
+        raise AssertionError(f"the demo did not stop within 60 s of Ctrl-C; its threads:\n{err[-6000:]}") from None
     assert process.returncode == 130, err
     assert "interrupted" in err
     assert [u for u in urls if _answers_connections(u)] == []

@@ -30,9 +30,15 @@ RETIRE_AFTER = 5.0  # seconds from disconnect to the server closing the old conn
 
 
 @pytest.fixture
-def socket_slack() -> Iterator[tuple[SocketModeServer, SlackStandIn]]:
+def hello_delay() -> float:
+    """Seconds from a new connection's opening to its ``hello`` (a test may override it)."""
+    return 0.0
+
+
+@pytest.fixture
+def socket_slack(hello_delay: float) -> Iterator[tuple[SocketModeServer, SlackStandIn]]:
     with (
-        SocketModeServer(retire_after=RETIRE_AFTER, handshake_delay=0.1) as server,
+        SocketModeServer(retire_after=RETIRE_AFTER, handshake_delay=0.1, hello_delay=hello_delay) as server,
         SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN, socket_mode=server) as standin,
     ):
         standin.add_user(REQUESTER, name="rita.requester", email="rita.requester@example.com")
@@ -73,13 +79,16 @@ def test_every_envelope_around_a_refresh_is_acked_within_2_5_s(socket_bot, socke
 
     keep_acting(1.0)
     assert server.refresh() == [first.id]
+    refreshed = time.monotonic()
     keep_acting(3.0)
     second = server.wait_live(1, newer_than=first.id)[0]
     every = [e for e, _ in commands] + statuses + submissions
     done = {e.envelope_id: e for e in server.wait_acked(every, timeout=10)}
 
     delays = sorted(e.ack_delay for e in done.values() if e.ack_delay is not None)
-    assert len(delays) == len(every), f"{len(every) - len(delays)} of {len(every)} envelopes never acked"
+    # Unacked: on which connection, and when after the refresh (s) they were sent.
+    lost = [(e.link_id, e.sent_at and round(e.sent_at - refreshed, 3)) for e in done.values() if e.ack_delay is None]
+    assert len(delays) == len(every), f"{len(every) - len(delays)} of {len(every)} never acked: {lost} {server.links()}"
     assert delays[-1] <= ACK_LIMIT, f"slowest acks (s): {delays[-5:]}"
     # Envelopes went out on both connections, and the new one carried the later acks.
     assert {e.link_id for e in done.values()} == {first.id, second.id}
@@ -105,6 +114,37 @@ def test_every_envelope_around_a_refresh_is_acked_within_2_5_s(socket_bot, socke
     assert (answered.ack_payload or {}).get("response_action") == "errors"
     log = socket_bot.log_text()
     assert "Traceback" not in log and " DEBUG websockets" not in log and typed not in log
+
+
+@pytest.mark.parametrize("hello_delay", [1.0])
+def test_envelopes_sent_on_the_old_connection_after_the_new_one_opened_are_acked(socket_bot, socket_slack) -> None:
+    # Until the new connection's hello, Slack keeps sending on the old one: the bot must still read it.
+    server, _ = socket_slack
+    first = server.wait_live(1)[0]
+    user = SocketModeUser(server)
+    assert server.refresh() == [first.id]
+    deadline = time.monotonic() + 10
+    while not any(link.id > first.id for link in server.links()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    new = next(link for link in server.links() if link.id > first.id)
+    assert new.hello_at is None  # opened, not yet greeted: what is sent now goes to the old one
+    sent = []
+    while next(x for x in server.links() if x.id == new.id).hello_at is None and len(sent) < 40:
+        sent.append(user.slash_command(REQUESTER, "status")[0])
+        time.sleep(0.02)
+    done = server.wait_acked(sent, timeout=10)
+    on_old = [e for e in done if e.link_id == first.id]
+    assert len(on_old) >= 10, [e.link_id for e in done]  # the window was exercised
+    delays = sorted(e.ack_delay for e in done if e.ack_delay is not None)
+    assert len(delays) == len(sent), f"{len(sent) - len(delays)} of {len(sent)} envelopes never acked"
+    assert delays[-1] <= ACK_LIMIT, f"slowest acks (s): {delays[-5:]}"
+    # Then the bot closes it itself (after its drain), before the server would.
+    deadline = time.monotonic() + RETIRE_AFTER + 2
+    while (
+        old := next(x for x in server.links() if x.id == first.id)
+    ).closed_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert old.closed_by == "app" and old.closed_at - old.told_to_go_at < RETIRE_AFTER
 
 
 def test_a_refused_app_token_is_one_line_without_the_token() -> None:
