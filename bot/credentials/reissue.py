@@ -13,6 +13,7 @@ possible interception) and **Re-issue credentials** (after expiry).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -190,6 +191,20 @@ class Reissues:
                 "state changed",
                 f"The link of `{row.user_name}` was just used or expired.",
             )
+        if _identity(claimed) != _identity(row):
+            # Only a write to the store changes a record between IAM's check and the claim.
+            self.store.release_reissue(row.id, actor, "record changed after the check")
+            with contextlib.suppress(IamError):  # refused below either way; this alerts on a mismatch
+                self.records.refusal(claimed, "send a new link" if by_recipient else "rotate", actor)
+            return self._refuse(
+                action,
+                row.id,
+                row,
+                actor,
+                "record changed after the check",
+                "I can't make new credentials from this link: its record changed while I checked it. Nothing "
+                "was changed in IAM.",
+            )
         if by_recipient:
             self.links.update_notice(claimed, messages.superseded_words())
         try:
@@ -250,3 +265,9 @@ class Reissues:
             access_key_id=key_id,
             secret_access_key=secret_key,
         )
+
+
+def _identity(row: SecretRow) -> tuple[str, str, str, str | None, bool]:
+    """What a re-issue acts on and whom it sends to: request id, recipient, IAM user name, access
+    key id, console."""
+    return (row.request_id, row.recipient, row.user_name, row.access_key_id, row.console)

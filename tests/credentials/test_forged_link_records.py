@@ -12,6 +12,7 @@ On both stores; IAM on moto server, every call the bot makes recorded.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -204,3 +205,33 @@ def test_a_rotation_link_is_resent_expired_and_re_issued_like_any_other(
     assert third.access_key_id in {k["AccessKeyId"] for k in iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"]}
     assert events(bot, "link_record_mismatch") == []
     assert not [p for p in approvers_posts(slack) if "refused" in p]
+
+
+def test_a_record_changed_between_the_check_and_the_claim_gets_nobody_new_credentials(
+    moto_server, slack, iam, tamper, tmp_path, monkeypatch
+) -> None:
+    """IAM's tags are checked on the record as read; a store writer who then points the record at
+    another user before the claim reads it again gets that user nothing."""
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
+    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1))  # agrees
+    seed_user(bot.store, iam, "otto.other", SECOND_APPROVER)
+    other_keys = iam.list_access_keys(UserName="otto.other")["AccessKeyMetadata"]
+    bot.recorder.calls.clear()
+    claim = bot.store.claim_reissue
+
+    def claim_after_a_write(*args, **kwargs):  # the row as a concurrent store write left it
+        claimed = claim(*args, **kwargs)
+        return None if claimed is None else dataclasses.replace(claimed, user_name="otto.other")
+
+    monkeypatch.setattr(bot.store, "claim_reissue", claim_after_a_write)
+    outcome = bot.services.reissues.resend(secret_id, RECIPIENT)
+
+    assert not outcome.ok and "changed while I checked it" in outcome.message
+    assert CREDENTIAL_WRITES.isdisjoint(bot.recorder.operations())
+    assert iam.list_access_keys(UserName="otto.other")["AccessKeyMetadata"] == other_keys
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"]] == [key_id]
+    assert told(slack, RECIPIENT) == []
+    (refused,) = events(bot, "refused_resend")
+    assert refused["reason"] == "record changed after the check"
+    (alert,) = approvers_posts(slack)  # the changed record names a user its recipient does not own
+    assert "otto.other" in alert
