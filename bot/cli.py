@@ -182,7 +182,7 @@ def _words(text: str | None) -> tuple[str, ...]:
 def _scope_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with ``policy bot``'s options, in words, or None (no boundary is wrong
     unless ``--no-boundary`` accepts it: :data:`bot.domain.bot_policy.NO_BOUNDARY_RISK`)."""
-    from bot.domain.bot_policy import EVERY_GROUP, NO_BOUNDARY_RISK, ROOT_GROUP_PATH
+    from bot.domain.bot_policy import NO_BOUNDARY_RISK, PolicyScope
 
     if args.account is not None and not (len(args.account) == 12 and args.account.isdigit()):
         return "--account must be the 12-digit AWS account id"
@@ -198,11 +198,12 @@ def _scope_problem(args: argparse.Namespace) -> str | None:
     for arn in _words(args.policies):
         if not arn.startswith("arn:") or ":policy/" not in arn:
             return f"--policies takes managed policy ARNs, comma-separated; {arn!r} is not one"
-    for group in _words(args.groups):
-        if group.startswith("/") != group.endswith("/") or "*" in group:
-            return f"--groups takes group names or paths like /team/ (starting and ending with /); not {group!r}"
-        if group == ROOT_GROUP_PATH:
-            return f"--groups: {EVERY_GROUP}"
+    if args.groups is not None and not _words(args.groups):
+        return "--groups names no group; leave it out for the default (the groups under /iam-user-bot/)"
+    try:
+        PolicyScope(groups=_words(args.groups)).group_arns()
+    except ValueError as error:
+        return f"--groups: {error}"
     return None
 
 

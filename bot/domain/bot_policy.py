@@ -38,6 +38,7 @@ with policy_sentry); moto evaluates none of them, so tests assert the statements
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,10 @@ NO_BOUNDARY_RISK = (
     'policy allowing "*" on it (or attach AdministratorAccess), and create an access key for it.'
 )
 ROOT_GROUP_PATH = "/"
+GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)  # IAM's pattern for a group name
+GROUP_PATH = re.compile(r"/(?:[\w+=,.@-]+/)+", re.ASCII)  # a group path made of such parts
+# `*` and `?` are wildcards in an ARN and `${…}` a policy variable: each would widen the statement.
+NOT_A_GROUP = "group names or paths like /team/ (starting and ending with /), of letters, digits and +=,.@_- only"
 EVERY_GROUP = (
     "the group path / is every group of the account (Admins included): whoever holds the bot's "
     "credentials could add any user to it, or take anyone out of it; list group names or narrower paths"
@@ -154,10 +159,14 @@ class PolicyScope:
         """The groups the bot may add users to and remove them from, as ARN patterns.
 
         Raises:
-            ValueError: a group path of ``/`` (every group of the account, Admins included).
+            ValueError: a group path of ``/`` (every group of the account, Admins included), or a
+                name or path with characters IAM's patterns do not allow (wildcards, variables).
         """
         if ROOT_GROUP_PATH in self.groups:
             raise ValueError(EVERY_GROUP)
+        for group in self.groups:
+            if not (GROUP_NAME.fullmatch(group) or GROUP_PATH.fullmatch(group)):
+                raise ValueError(f"{NOT_A_GROUP}; not {group!r}")
         groups = self.groups or (USER_PATH,)
         return [self.arn(f"group{g}*" if g.startswith("/") else f"group/{g}") for g in groups]
 

@@ -290,6 +290,12 @@ def test_without_a_boundary_policy_bot_refuses_unless_told_and_then_warns(capsys
         (["--policies", "ReadOnlyAccess"], "'ReadOnlyAccess' is not one"),
         (["--groups", "/teams"], "not '/teams'"),
         (["--groups", "developers,/"], "the group path / is every group of the account"),
+        # IAM's wildcards and policy variables would widen the group statement: ?????? is Admins too.
+        (["--groups", "??????"], "not '??????'"),
+        (["--groups", "/?/"], "not '/?/'"),
+        (["--groups", "/team/*"], "not '/team/*'"),
+        (["--groups", "${aws:username}"], "not '${aws:username}'"),
+        (["--groups", " , "], "--groups names no group"),
     ],
 )
 def test_policy_bot_refuses_options_it_cannot_scope_with(
@@ -311,3 +317,6 @@ def test_a_group_path_of_slash_is_refused_by_the_generator_too() -> None:
     # "/" would make the group statement group/*: every group of the account, Admins included.
     with pytest.raises(ValueError, match="every group of the account"):
         bot_policy(PolicyScope(account=ACCOUNT, boundary_arn=BOUNDARY, groups=("/",)))
+    for widened in ("Adm?ns", "/team/*", "${aws:username}", "dev ops"):
+        with pytest.raises(ValueError, match="letters, digits"):
+            bot_policy(PolicyScope(account=ACCOUNT, boundary_arn=BOUNDARY, groups=(widened,)))
