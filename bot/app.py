@@ -170,7 +170,7 @@ def build_services(
     policy = settings.lifecycle_policy
     inventory = Inventory(iam)
     owned = OwnedUsers(store, iam)
-    rotations = Rotations(store, iam, keys, links, messenger, views, policy, channel)
+    rotations = Rotations(store, iam, keys, links, messenger, views, policy, channel, records)
     views.rotations = rotations
     owners = Owners(store, owned, keys, messenger, views, channel)
     unused = UnusedCredentials(store, keys, messenger, people, channel, policy.unused_days)
