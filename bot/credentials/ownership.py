@@ -18,6 +18,10 @@ IAM, which the store's writers cannot change, and must agree with the record:
   (its new owner rotates its key), and neither does a user without the tag (the back-fill's
   ``aws iam tag-user`` command gives it one).
 
+A key rotation's record (:class:`~bot.domain.records.RotationRow`) is checked the same way
+(:meth:`LinkRecords.rotation_refusal`: its request and owner) before its completion switches the old
+key off or its recovery deletes a key, and the revealed link must be the one it delivered.
+
 A record written by someone who can read the store can copy both values (they are in the
 request), so this does not tell a forged record of a user from a real one: what it ensures is
 that new credentials only ever go to the user's owner, under the request that made the user.

@@ -13,6 +13,11 @@ Each step is a move of the user's rotation record (:data:`bot.domain.states.ROTA
 audited with the request that created the user. A process that dies mid-way leaves a record
 ``started`` or ``key_created``: the periodic check (:meth:`Rotations.recover`) deletes the key it
 made (its secret died with the process) and fails it, or finishes it when its link went out.
+
+The record lives in the store, which others may be able to write: before completion or recovery
+writes IAM, :class:`~bot.credentials.ownership.LinkRecords` checks it against the user's tags (and
+the revealed link against the one it delivered), and recovery deletes only keys IAM made after the
+rotation started.
 """
 
 from __future__ import annotations
