@@ -170,12 +170,12 @@ def build_services(
     policy = settings.lifecycle_policy
     inventory = Inventory(iam)
     owned = OwnedUsers(store, iam)
-    rotations = Rotations(store, iam, keys, links, messenger, views, policy, channel)
+    rotations = Rotations(store, iam, keys, links, messenger, views, policy, channel, records)
     views.rotations = rotations
     owners = Owners(store, owned, keys, messenger, views, channel)
     unused = UnusedCredentials(store, keys, messenger, people, channel, policy.unused_days)
     lifecycle_check = LifecycleCheck(store, inventory, keys, messenger, rotations, unused, owners, policy)
-    backfill = OwnerBackfill(store, iam, inventory)
+    backfill = OwnerBackfill(store, iam, inventory, guard)
     offboarding = Offboarding(store, iam, inventory, provisioner, leases, messenger, views, executor, guard)
     key_desk = KeyDesk(store, owned, keys, policy)
     approvals = Approvals(

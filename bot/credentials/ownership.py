@@ -18,6 +18,10 @@ IAM, which the store's writers cannot change, and must agree with the record:
   (its new owner rotates its key), and neither does a user without the tag (the back-fill's
   ``aws iam tag-user`` command gives it one).
 
+A key rotation's record (:class:`~bot.domain.records.RotationRow`) is checked the same way
+(:meth:`LinkRecords.rotation_refusal`: its request and owner) before its completion switches the old
+key off or its recovery deletes a key, and the revealed link must be the one it delivered.
+
 A record written by someone who can read the store can copy both values (they are in the
 request), so this does not tell a forged record of a user from a real one: what it ensures is
 that new credentials only ever go to the user's owner, under the request that made the user.
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 
 from bot.aws.iam import IamGateway
 from bot.domain.plan import OWNER_TAG, REQUEST_ID_TAG
-from bot.domain.records import SecretRow
+from bot.domain.records import RotationRow, SecretRow
 from bot.slack.blocks import escape, mention, untrusted_id
 from bot.slack.messenger import Messenger
 from bot.storage.base import Store
@@ -38,23 +42,39 @@ from bot.storage.base import Store
 log = logging.getLogger(__name__)
 
 AUDIT_EVENT = "link_record_mismatch"
+CHAIN_MAX = 20  # re-issues followed back from a revealed link to the rotation's own
+ROTATION_MISMATCH = "rotation_record_mismatch"  # a finding: subject "<user>@<rotation started at>"
 
 
-def record_mismatch(tags: dict[str, str] | None, row: SecretRow) -> str | None:
-    """Why ``tags`` (a user's, from IAM) say ``row`` is not a record of a link for that user, or
-    None. None too when IAM has no such user (``tags`` None): whatever the record asks then
-    fails with ``NoSuchEntity`` and changes nothing. The words name tags, never a secret."""
+def tags_mismatch(
+    tags: dict[str, str] | None, user_name: str, request_id: str, owner: str, record: str = "the link's record"
+) -> str | None:
+    """Why ``tags`` (a user's, from IAM) say a store record naming ``user_name``, ``request_id``
+    and ``owner`` is not about that user, or None. None too when IAM has no such user (``tags``
+    None): whatever the record asks then fails with ``NoSuchEntity`` and changes nothing. The
+    words (``record`` names the kind of record) name tags, never a secret."""
     if tags is None:
         return None
     wrong = [
         f"{tag} is not set" if tag not in tags else f"{tag} differs"
-        for tag, expected in ((REQUEST_ID_TAG, row.request_id), (OWNER_TAG, row.recipient))
+        for tag, expected in ((REQUEST_ID_TAG, request_id), (OWNER_TAG, owner))
         if tags.get(tag) != expected
     ]
     if not wrong:
         return None
-    shown = escape(row.user_name.replace("`", "'"))
-    return f"the link's record does not match IAM user `{shown}` ({', '.join(wrong)})"
+    shown = escape(user_name.replace("`", "'"))
+    return f"{record} does not match IAM user `{shown}` ({', '.join(wrong)})"
+
+
+def record_mismatch(tags: dict[str, str] | None, row: SecretRow) -> str | None:
+    """:func:`tags_mismatch` of a one-time link's record (its request and recipient)."""
+    return tags_mismatch(tags, row.user_name, row.request_id, row.recipient)
+
+
+def rotation_mismatch(tags: dict[str, str] | None, rotation: RotationRow) -> str | None:
+    """:func:`tags_mismatch` of a key rotation's record (the request that made the user, and the
+    owner who clicked **Rotate**: :mod:`bot.lifecycle.rotation` starts one only for the owner tag)."""
+    return tags_mismatch(tags, rotation.user_name, rotation.request_id, rotation.owner, "the key rotation's record")
 
 
 @dataclass
@@ -89,16 +109,60 @@ class LinkRecords:
         if mismatch is None:
             return None
         detail = {"secret_id": untrusted_id(row.id), "user_name": untrusted_id(row.user_name, 64)}
+        self.report(mismatch, row.request_id, detail, action, actor, "a one-time link's record")
+        return mismatch
+
+    def rotation_refusal(self, rotation: RotationRow, action: str, link: SecretRow | None = None) -> str | None:
+        """None when IAM's tags agree with a key rotation's record (request and owner), or the user
+        is gone, and ``link`` (a revealed link said to hold the rotation's new key) is the link the
+        rotation delivered (``rotation.secret_id``) or one re-issued from it (its ``replaces``
+        chain, at most :data:`CHAIN_MAX` links, leads there); else what does not match, reported
+        once per rotation (a finding ``rotation_record_mismatch``: the periodic check meets the same
+        record again). At most one ``ListUserTags``; nothing in IAM is written either way.
+
+        Raises:
+            IamError: IAM refused the read.
+        """
+        mismatch = None
+        if link is not None and not self._delivered_by(link, rotation):
+            shown = escape(rotation.user_name.replace("`", "'"))
+            mismatch = f"the revealed link is not the one the key rotation of `{shown}` delivered"
+        mismatch = mismatch or rotation_mismatch(self.iam.tags_of(rotation.user_name), rotation)
+        if mismatch is None:
+            return None
+        user = untrusted_id(rotation.user_name, 64)
+        detail = {"user_name": user, "old_key_id": untrusted_id(rotation.old_key_id, 32)}
+        subject = f"{user}@{rotation.started_at.isoformat()}"
+        if self.store.open_finding(ROTATION_MISMATCH, subject, detail={**detail, "why": mismatch}):
+            self.report(mismatch, rotation.request_id, detail, action, None, "a key rotation's record")
+        return mismatch
+
+    def _delivered_by(self, link: SecretRow, rotation: RotationRow) -> bool:
+        """Whether ``link`` is ``rotation.secret_id`` or was re-issued (**Send a new link**,
+        **Re-issue**) from it, following ``replaces`` through the store."""
+        row: SecretRow | None = link
+        for _ in range(CHAIN_MAX):
+            if row is None or rotation.secret_id is None:
+                return False
+            if row.id == rotation.secret_id:
+                return row.user_name == rotation.user_name
+            row = self.store.secret_row(row.replaces) if row.replaces else None
+        return False
+
+    def report(
+        self, mismatch: str, request_id: str, detail: dict[str, str], action: str, actor: str | None, record: str
+    ) -> None:
+        """Audit ``link_record_mismatch`` (with ``action`` and ``actor``), log it and post one alert
+        to the approvers; ``record`` names the record in the alert."""
         self.store.audit(
-            AUDIT_EVENT, request_id=row.request_id, actor=actor, detail={**detail, "action": action, "why": mismatch}
+            AUDIT_EVENT, request_id=request_id, actor=actor, detail={**detail, "action": action, "why": mismatch}
         )
-        log.error("refused to %s from a link's record: %s", action, mismatch, extra={"request_id": row.request_id})
+        log.error("refused to %s from %s: %s", action, record, mismatch, extra={"request_id": request_id})
         by = f" ({mention(actor)} clicked it)" if actor else ""
         self.messenger.post(
             self.approval_channel,
-            f":rotating_light: I refused to {action} from a one-time link's record{by}: {mismatch}. Nothing "
+            f":rotating_light: I refused to {action} from {record}{by}: {mismatch}. Nothing "
             "was changed in IAM and nothing was sent. Unless someone changed that user's tags in IAM, the bot's "
             "store (database or DynamoDB table) may have been tampered with: check who can write to it, and "
             "compare its audit log with the copy in the bot's logs.",
         )
-        return mismatch

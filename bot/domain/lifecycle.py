@@ -21,6 +21,7 @@ KEY_DEACTIVATED = "key_deactivated"  # subject: an access key id; KEY_ROTATION_E
 OWNER_LEFT = "owner_left"  # subject: a Slack user id; their bot-made users were disabled
 UNUSED_CREDENTIAL = "unused_credential"  # subject: "<user>/<key id or password>/<unused since>"
 OWNER_BACKFILL = "owner_backfill"  # subject: "v1"; the one-time owner tag back-fill finished
+OWNER_BACKFILL_UNSEALED = "owner_backfill_unsealed"  # subject: a request id the back-fill did not trust
 
 PASSWORD = "password"  # noqa: S105 - the credential name of a console password in findings and digests
 ROTATE_VALUE_SEPARATOR = "|"  # IAM user names cannot hold "|" ([\w+=,.@-]), access key ids neither

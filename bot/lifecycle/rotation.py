@@ -13,6 +13,11 @@ Each step is a move of the user's rotation record (:data:`bot.domain.states.ROTA
 audited with the request that created the user. A process that dies mid-way leaves a record
 ``started`` or ``key_created``: the periodic check (:meth:`Rotations.recover`) deletes the key it
 made (its secret died with the process) and fails it, or finishes it when its link went out.
+
+The record lives in the store, which others may be able to write: before completion or recovery
+writes IAM, :class:`~bot.credentials.ownership.LinkRecords` checks it against the user's tags (and
+the revealed link against the one it delivered), and recovery deletes only keys IAM made after the
+rotation started.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from bot.aws.clients import IamError
 from bot.aws.iam import IamGateway
 from bot.aws.keys import KeyKeeper
 from bot.credentials.links import LinkOutcome, Links
+from bot.credentials.ownership import LinkRecords
 from bot.domain.changes import Changes
 from bot.domain.lifecycle import KEY_DEACTIVATED, ROTATION_DUE, KeyInfo, LifecyclePolicy, ManagedUser
 from bot.domain.lifecycle import parse_rotate_value as parse_value
@@ -41,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # A rotation started or with its key made this long ago belongs to a process that is gone.
 STALE_AFTER = timedelta(minutes=15)
+# How far IAM's clock (a key's CreateDate) may run behind the store's: a recovery deletes only keys
+# IAM made after the rotation started, less this.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -50,7 +59,8 @@ class Rotations:
     Args:
         iam: reads the owner tag at click time; keys: the key writes (managed users only);
         links: seals and delivers the new key; changes: Homes refresh; policy: the key age rules;
-        approval_channel: where enforcement is reported.
+        approval_channel: where enforcement is reported; records: checks a rotation's record
+        against the user's tags before the IAM writes its completion or recovery ask for.
     """
 
     store: Store
@@ -61,6 +71,7 @@ class Rotations:
     changes: Changes
     policy: LifecyclePolicy
     approval_channel: str
+    records: LinkRecords
 
     # -- notices and enforcement (the periodic check) ------------------------------------------
 
@@ -210,13 +221,13 @@ class Rotations:
             return
         if row.access_key_id == rotation.old_key_id or row.created_at < rotation.started_at:
             return
-        self._complete(rotation, row.access_key_id)
+        self._complete(rotation, row)
 
     def finish_if_revealed(self, rotation: RotationRow) -> bool:
         """Complete a ``delivered`` rotation whose link was revealed (the reveal's own work may have
         died with its process). True when it completed."""
         row = self._newest_link(rotation, revealed=True)
-        return row is not None and self._complete(rotation, row.access_key_id)
+        return row is not None and self._complete(rotation, row)
 
     def _newest_link(self, rotation: RotationRow, *, revealed: bool) -> SecretRow | None:
         """The newest link made for ``rotation`` (revealed ones only, if asked)."""
@@ -230,8 +241,14 @@ class Rotations:
         ]
         return links[-1] if links else None
 
-    def _complete(self, rotation: RotationRow, new_key: str | None) -> bool:
-        user_name, old_key = rotation.user_name, rotation.old_key_id
+    def _complete(self, rotation: RotationRow, link: SecretRow) -> bool:
+        """Switch the old key off: only if the rotation's record agrees with IAM's tags and
+        ``link`` is the link it delivered (or re-issued from it); else nothing is written, and
+        the approvers hear of it once (:meth:`LinkRecords.rotation_refusal`)."""
+        action = "switch off the old access key of a key rotation"
+        if self.records.rotation_refusal(rotation, action, link) is not None:
+            return False
+        user_name, old_key, new_key = rotation.user_name, rotation.old_key_id, link.access_key_id
         deactivated = self.keys.deactivate_access_key(user_name, old_key)
         detail = {"old_key_id": old_key, "new_key_id": new_key, "old_key_deactivated": deactivated}
         if self.store.move_rotation(user_name, RotationEvent.COMPLETED, actor=None, detail=detail) is None:
@@ -272,8 +289,14 @@ class Rotations:
                 rotation.user_name, RotationEvent.DELIVERED, actor=None, secret_id=link.id, detail={"recovered": True}
             )
             return moved is not None
+        if self.records.rotation_refusal(rotation, "delete the access keys a key rotation made") is not None:
+            error = "refused: the rotation's record does not match the user's tags in IAM"
+            failed = self.store.move_rotation(rotation.user_name, RotationEvent.FAILED, actor=None, error=error)
+            return failed is not None
         keep = {rotation.old_key_id, *rotation.kept_key_ids}
-        made = [k.key_id for k in self.keys.list_keys(rotation.user_name) if k.key_id not in keep]
+        since = rotation.started_at - CLOCK_SKEW  # a key older than the rotation is not one it made
+        keys = self.keys.list_keys(rotation.user_name)
+        made = [k.key_id for k in keys if k.key_id not in keep and k.created >= since]
         deleted = [key for key in made if self.keys.delete_access_key(rotation.user_name, key)]
         error = "interrupted: the process running it stopped; click Rotate again"
         moved = self.store.move_rotation(

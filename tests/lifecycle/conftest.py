@@ -47,11 +47,12 @@ class Life:
         """Wait for the work handed to the executor (one worker: FIFO)."""
         self.executor.submit(lambda: None).result(timeout=30)
 
-    def user(self, name: str, owner: str, *, console: bool = True, key: bool = True) -> str:
-        """A bot-made user as provisioning leaves it (:func:`tests.support.lifecycle.seed_user`); the
-        store's clock then stands a second after IAM made it, so its age in days is what
-        :meth:`age` makes it."""
-        request_id = seed_user(self.store, self.iam, name, owner, console=console, key=key)
+    def user(self, name: str, owner: str, *, console: bool = True, key: bool = True, sealed: bool = False) -> str:
+        """A bot-made user as provisioning leaves it (:func:`tests.support.lifecycle.seed_user`;
+        ``sealed``: approved under the bot's approval seal); the store's clock then stands a
+        second after IAM made it, so its age in days is what :meth:`age` makes it."""
+        seal = self.services.approvals.guard.seal if sealed else None
+        request_id = seed_user(self.store, self.iam, name, owner, console=console, key=key, seal=seal)
         self.clock.now = max(self.clock.now, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1))
         return request_id
 

@@ -20,7 +20,7 @@ def untag_owner(life: Life, name: str) -> None:
 
 
 def test_the_backfill_tags_each_old_user_once_from_the_store(life: Life) -> None:
-    old = life.user("old.user", RECIPIENT)
+    old = life.user("old.user", RECIPIENT, sealed=True)
     untag_owner(life, "old.user")
     life.user("new.user", REQUESTER)  # tagged already
     life.user("impostor", RECIPIENT)
@@ -49,7 +49,7 @@ def test_the_backfill_tags_each_old_user_once_from_the_store(life: Life) -> None
 
 
 def test_a_user_of_that_name_the_request_did_not_make_is_left_alone(life: Life) -> None:
-    life.user("old.user", RECIPIENT)
+    life.user("old.user", RECIPIENT, sealed=True)
     untag_owner(life, "old.user")
     life.iam.tag_user(UserName="old.user", Tags=[{"Key": REQUEST_ID_TAG, "Value": "R-ZZZZZZZZ"}])
     assert life.services.backfill.run() == 0
@@ -57,7 +57,7 @@ def test_a_user_of_that_name_the_request_did_not_make_is_left_alone(life: Life) 
 
 
 def test_a_refused_tag_is_audited_with_the_command_and_retried_at_the_next_start(life: Life) -> None:
-    life.user("old.user", RECIPIENT)
+    life.user("old.user", RECIPIENT, sealed=True)
     untag_owner(life, "old.user")
     life.services.iam.iam.meta.events.register("before-call.iam.TagUser", FailOnCall("TagUser", 1))
 

@@ -16,7 +16,7 @@ from tests.support.lifecycle import load_user
 def test_every_iam_call_of_the_lifecycle_is_in_the_bots_policy(moto_server, iam, slack, tmp_path, clock) -> None:
     life: Life = make_life(moto_server, iam, slack, tmp_path, clock, key_rotation_enforce=True)
     life.user("due.user", RECIPIENT)
-    life.user("old.user", REQUESTER)
+    life.user("old.user", REQUESTER, sealed=True)
     life.iam.untag_user(UserName="old.user", TagKeys=[OWNER_TAG])
     life.user("gone.user", "U0LEAVER01")
     life.user("deleted.user", RECIPIENT)

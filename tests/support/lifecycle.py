@@ -13,8 +13,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bot.domain.models import AccessType, RequestForm
+from bot.domain.models import AccessType, PermissionExpansion, RequestForm
 from bot.domain.plan import MANAGED_TAG, OWNER_TAG, REQUEST_ID_TAG, USER_PATH
+from bot.domain.risk import fingerprint
+from bot.domain.seal import ApprovalSeal
 from bot.domain.states import RequestEvent
 from bot.lifecycle.removal_form import JUSTIFICATION_BLOCK, MODE_BLOCK, USERS_BLOCK
 from bot.sandbox.moto_iam import AGE_PATH, SIGN_IN_PATH
@@ -28,9 +30,20 @@ READ_DOCUMENT = json.dumps(
 )
 
 
-def seed_user(store: Store, iam: Any, name: str, owner: str, *, console: bool = True, key: bool = True) -> str:
+def seed_user(
+    store: Store,
+    iam: Any,
+    name: str,
+    owner: str,
+    *,
+    console: bool = True,
+    key: bool = True,
+    seal: ApprovalSeal | None = None,
+) -> str:
     """A bot-made user as provisioning leaves it: its provisioned request in ``store``, the user
-    under /iam-user-bot/ with the bot's tags, a login profile and an access key. Its request id."""
+    under /iam-user-bot/ with the bot's tags, a login profile and an access key. Its request id.
+    With ``seal`` (the bot's), the request is approved as the bot approves one: a review stored
+    and its sealed fingerprint recorded (else it is moved ``approved`` with no review)."""
     form = RequestForm(
         recipients=(owner,),
         user_names=(name,),
@@ -38,7 +51,15 @@ def seed_user(store: Store, iam: Any, name: str, owner: str, *, console: bool = 
         justification="lifecycle tests",
     )
     request_id = store.create_request(REQUESTER, form).id
-    for event in (RequestEvent.APPROVED, RequestEvent.PROVISIONING_STARTED, RequestEvent.PROVISIONED):
+    moves = [RequestEvent.PROVISIONING_STARTED, RequestEvent.PROVISIONED]
+    if seal is None:
+        moves.insert(0, RequestEvent.APPROVED)
+    else:
+        expansion = PermissionExpansion()
+        assert store.save_review(request_id, expansion, (), 1)
+        approved = store.record_approval(request_id, APPROVER, seal.seal(request_id, fingerprint(form, expansion)))
+        assert approved.request is not None, approved
+    for event in moves:
         assert store.move_request(request_id, event, actor=APPROVER) is not None
     tags = {MANAGED_TAG: "true", OWNER_TAG: owner, REQUEST_ID_TAG: request_id}
     iam.create_user(UserName=name, Path=USER_PATH, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
