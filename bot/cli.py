@@ -143,7 +143,7 @@ def _init_store(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace) -> int:
     from bot.aws.steps import POLICY_DOCUMENT_NAMES, bot_policy_document
-    from bot.domain.bot_policy import NO_BOUNDARY_RISK, PolicyScope, bot_policy, policy_text
+    from bot.domain.bot_policy import NO_BOUNDARY_RISK, PolicyScope, bot_policy, boundary_warning, policy_text
 
     scoping = (args.account, args.boundary, args.groups, args.policies)
     if args.name != "bot":
@@ -171,6 +171,8 @@ def _policy(args: argparse.Namespace) -> int:
             "(docs/security-model.md).",
             file=sys.stderr,
         )
+    if args.boundary and (warning := boundary_warning(args.boundary)):
+        print(f"policy: WARNING (--boundary): {warning}", file=sys.stderr)
     sys.stdout.write(policy_text(bot_policy(scope)))
     return 0
 

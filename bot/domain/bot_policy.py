@@ -121,6 +121,9 @@ NO_BOUNDARY_RISK = (
     "administrator of the account, with no approval: create a user under /iam-user-bot/, put an inline "
     'policy allowing "*" on it (or attach AdministratorAccess), and create an access key for it.'
 )
+# AWS managed policies that, as a permissions boundary, cap nothing the boundary exists to stop:
+# AdministratorAccess allows every action; IAMFullAccess lets a capped user make an uncapped one.
+UNCAPPING_BOUNDARIES = ("AdministratorAccess", "IAMFullAccess")
 ROOT_GROUP_PATH = "/"
 GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)  # IAM's pattern for a group name
 GROUP_PATH = re.compile(r"/(?:[\w+=,.@-]+/)+", re.ASCII)  # a group path made of such parts
@@ -256,3 +259,18 @@ def bot_policy(scope: PolicyScope | None = None) -> dict[str, Any]:
 def policy_text(document: dict[str, Any]) -> str:
     """The document as the shipped file holds it: 2-space JSON and a final newline."""
     return json.dumps(document, indent=2) + "\n"
+
+
+def boundary_warning(boundary_arn: str) -> str | None:
+    """Why ``boundary_arn`` confines nothing, or None. Only the AWS managed policies of
+    :data:`UNCAPPING_BOUNDARIES` are known; a customer policy's document is not read here (``check``
+    reads IAM)."""
+    prefix, _, name = boundary_arn.partition(":policy/")
+    if prefix.endswith(":iam::aws") and name in UNCAPPING_BOUNDARIES:
+        return (
+            f"{name} as the permissions boundary caps nothing: a user carrying it may do "
+            + ("anything" if name == "AdministratorAccess" else "anything in IAM, such as making a user without it")
+            + ", so stolen bot credentials could still make an administrator. Use a boundary that allows only "
+            "what your users need and denies IAM writes."
+        )
+    return None

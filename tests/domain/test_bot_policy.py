@@ -320,3 +320,17 @@ def test_a_group_path_of_slash_is_refused_by_the_generator_too() -> None:
     for widened in ("Adm?ns", "/team/*", "${aws:username}", "dev ops"):
         with pytest.raises(ValueError, match="letters, digits"):
             bot_policy(PolicyScope(account=ACCOUNT, boundary_arn=BOUNDARY, groups=(widened,)))
+
+
+@pytest.mark.parametrize("name", ["AdministratorAccess", "IAMFullAccess"])
+def test_a_boundary_that_caps_nothing_is_printed_with_a_warning(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["policy", "bot", "--account", ACCOUNT, "--boundary", f"arn:aws:iam::aws:policy/{name}"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert (
+        printed.err.startswith("policy: WARNING (--boundary): ")
+        and f"{name} as the permissions boundary" in printed.err
+    )
+    assert json.loads(printed.out)["Statement"]  # the policy is still printed, on stdout only
+    assert main(["policy", "bot", "--account", ACCOUNT, "--boundary", BOUNDARY]) == 0
+    assert capsys.readouterr().err == ""  # a boundary of the account's own: no warning
