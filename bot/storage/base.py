@@ -172,6 +172,25 @@ class Store(Protocol):
         """Store a sealed secret (audited ``link_issued``, or ``link_reissued`` when it replaces one)."""
         ...
 
+    def unsealed_secrets(self, limit: int = 500) -> list[SecretRow]:
+        """Link records without a seal (written before records were sealed), oldest first; for the
+        one-time upgrade (:mod:`bot.credentials.ownership`), never the request path."""
+        ...
+
+    def seal_secret(self, secret_id: str, seal: str) -> bool:
+        """Give an unsealed link record its seal (compare-and-set on having none), audited
+        ``link_record_sealed``; False (nothing written) when it has one or is gone."""
+        ...
+
+    def upgrade_pending(self, name: str) -> bool:
+        """Whether the one-time upgrade ``name`` (``seal_link_records``) is still to be done: the
+        schema change that asks for it was applied and :meth:`finish_upgrade` not yet called."""
+        ...
+
+    def finish_upgrade(self, name: str) -> bool:
+        """Mark the upgrade ``name`` done (once, audited ``upgrade_done``); False if it was not pending."""
+        ...
+
     def claim_secret(self, secret_id: str) -> tuple[bytes, bytes] | None:
         """sealed → revealed: hand out ``(nonce, ciphertext)`` once and delete them; None for an
         unknown, used, replaced or expired id."""
