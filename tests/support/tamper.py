@@ -167,6 +167,20 @@ class HeldViews:
         self.held.clear()
 
 
+def edit_secret(tamper: Tamper, secret_id: str, name: str, value: str) -> None:
+    """Set one text attribute of a link's record (its recipient, user, key id…), raw."""
+    if tamper.backend == "sqlite":
+        tamper._sqlite(f"UPDATE secrets SET {name} = ? WHERE id = ?", value, secret_id)
+        return
+    tamper.client.update_item(
+        TableName=tamper.table,
+        Key={"pk": {"S": f"SECRET#{secret_id}"}, "sk": {"S": "SECRET"}},
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": name},
+        ExpressionAttributeValues={":v": {"S": value}},
+    )
+
+
 def open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Tamper:
     """Raw writes to a new store of ``backend`` (a SQLite file in ``tmp_path``, or a new table on
     moto server); its :meth:`Tamper.open_store` opens the bot's instances."""
