@@ -142,7 +142,7 @@ def test_the_bots_own_links_work_with_the_same_aws_calls(moto_server, slack, iam
 
     resent = bot.services.reissues.resend(link.id, RECIPIENT)
     assert resent.ok, resent.message
-    second = [s for s in bot.store.secrets_for_request(link.request_id) if s.replaces == link.id][0]
+    second = next(s for s in bot.store.secrets_for_request(link.request_id) if s.replaces == link.id)
     assert second.seal == bot.services.links.seal.link(second)
     operations = [op for op, _ in bot.recorder.calls]
     first_write = min(operations.index(op) for op in CREDENTIAL_WRITES & set(operations))
@@ -151,7 +151,7 @@ def test_the_bots_own_links_work_with_the_same_aws_calls(moto_server, slack, iam
     bot.store.clock = lambda: second.expires_at + timedelta(seconds=1)  # type: ignore[method-assign]
     bot.recorder.calls.clear()
     assert bot.services.link_expiry.expire_due() == [second.id]
-    assert [op for op, _ in bot.recorder.calls][0] == "ListUserTags"
+    assert next(op for op, _ in bot.recorder.calls) == "ListUserTags"
     assert keys_of(iam) == {old_key: "Active", second.access_key_id: "Inactive"}
 
     reissued = bot.services.reissues.rotate(second.id, APPROVER)

@@ -170,7 +170,11 @@ class HeldViews:
 def edit_secret(tamper: Tamper, secret_id: str, name: str, value: str) -> None:
     """Set one text attribute of a link's record (its recipient, user, key id…), raw."""
     if tamper.backend == "sqlite":
-        tamper._sqlite(f"UPDATE secrets SET {name} = ? WHERE id = ?", value, secret_id)
+        statements = {
+            column: f"UPDATE secrets SET {column} = ? WHERE id = ?"  # noqa: S608 (fixed column names)
+            for column in ("recipient", "user_name", "access_key_id", "request_id", "replaces")
+        }
+        tamper._sqlite(statements[name], value, secret_id)
         return
     tamper.client.update_item(
         TableName=tamper.table,
