@@ -214,3 +214,19 @@ def tampered_harness(moto_server: Any, slack: Any, tamper: Tamper, tmp_path: Pat
     return make_harness(
         moto_server, slack, tmp_path / "bot.db", store=tamper.open_store(), background=HeldViews(), **kw
     )
+
+
+def back_to_before_record_seals(tamper: Tamper) -> None:
+    """Put the store back to the schema before link records were sealed, its data kept: SQLite at
+    version 7 (no ``seal`` column, no ``upgrades`` table), a DynamoDB table at version 1. The
+    bot's next start-up on it is the upgrade."""
+    if tamper.backend == "sqlite":
+        with sqlite3.connect(str(tamper.db)) as conn:
+            conn.execute("ALTER TABLE secrets DROP COLUMN seal")
+            conn.execute("DROP TABLE upgrades")
+            conn.execute("PRAGMA user_version = 7")
+        return
+    tamper.client.put_item(
+        TableName=tamper.table,
+        Item={"pk": {"S": "META"}, "sk": {"S": "META"}, "kind": {"S": "meta"}, "schema_version": {"N": "1"}},
+    )
