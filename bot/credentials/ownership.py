@@ -150,7 +150,8 @@ class LinkRecords:
         """None when IAM's tags agree with a key rotation's record (request and owner), or the user
         is gone, and ``link`` (a revealed link said to hold the rotation's new key) is the link the
         rotation delivered (``rotation.secret_id``) or one re-issued from it (its ``replaces``
-        chain, at most :data:`CHAIN_MAX` links, leads there); else what does not match, reported
+        chain, at most :data:`CHAIN_MAX` links, leads there) and carries its own seal (the bot
+        wrote it); else what does not match, reported
         once per rotation (a finding ``rotation_record_mismatch``: the periodic check meets the same
         record again). At most one ``ListUserTags``; nothing in IAM is written either way.
 
@@ -162,6 +163,10 @@ class LinkRecords:
             shown = escape(rotation.user_name.replace("`", "'"))
             mismatch = f"the revealed link is not the one the key rotation of `{shown}` delivered"
         mismatch = mismatch or rotation_mismatch(self.iam.tags_of(rotation.user_name), rotation)
+        if mismatch is None and link is not None:  # a copied or edited link row does not complete it
+            problem = self.seal.problem(self.seal.link(link), link.seal, "the revealed link's record")
+            shown = escape(rotation.user_name.replace("`", "'"))
+            mismatch = f"{problem.what}; it names IAM user `{shown}`" if problem else None
         if mismatch is None:
             return None
         user = untrusted_id(rotation.user_name, 64)

@@ -8,7 +8,9 @@
   its own: a forged ``started`` row deleted a user's live keys; a forged ``delivered`` row and a
   forged revealed link switched its key off. Now the row must agree with the user's tags in IAM
   (request and owner), the revealed link must be the one the rotation delivered (or re-issued
-  from it), and a recovery deletes only keys IAM made after the rotation started.
+  from it) and carry the bot's seal (a row that agrees with IAM, with a link copied into the
+  store, switches nothing off), and a recovery deletes only keys IAM made after the rotation
+  started.
 
 On both stores; IAM on moto server, every call the bot makes recorded.
 """
@@ -118,7 +120,7 @@ def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tampe
     assert KEY_WRITES.isdisjoint(bot.recorder.operations()) and len(approvers_posts(slack)) == len(mismatches)
 
 
-@pytest.mark.parametrize("forged", ["another link", "another owner"])
+@pytest.mark.parametrize("forged", ["another link", "another owner", "an unsealed link"])
 def test_a_forged_delivered_rotation_and_revealed_link_switch_no_key_off(
     moto_server, slack, iam, tamper, tmp_path, forged
 ) -> None:
@@ -155,7 +157,11 @@ def test_a_forged_delivered_rotation_and_revealed_link_switch_no_key_off(
     assert KEY_WRITES.isdisjoint(bot.recorder.operations())
     assert bot.store.get_rotation(VICTIM).state is RotationState.DELIVERED  # type: ignore[union-attr]
     (mismatch,) = events(bot, "link_record_mismatch")
-    words = "not the one the key rotation" if forged == "another link" else "iam-user-bot:owner differs"
+    words = {
+        "another link": "not the one the key rotation",
+        "another owner": "iam-user-bot:owner differs",
+        "an unsealed link": "the revealed link's record carries no seal",  # the row agrees with IAM
+    }[forged]
     assert words in mismatch["why"]
     (alert,) = approvers_posts(slack)  # once, however many checks meet the row
     assert VICTIM in alert and "tampered" in alert
