@@ -157,9 +157,11 @@ def build_services(
     keys = KeyKeeper(iam)
     # Credentials: sealed, delivered, revealed once, re-issued, expired.
     # Each link's record is sealed (bot.domain.seal.RecordSeal); those written before seals
-    # existed are sealed once, here, at the first start-up after the store's upgrade.
+    # existed are sealed once: here, at the first start-up after a SQLite file's migration; a
+    # DynamoDB table's by `init-store` (its Scan is not in the bot's role).
     record_seal = record_seal_for(settings)
-    seal_older_links(store, record_seal)
+    if settings.store != "dynamodb":
+        seal_older_links(store, record_seal)
     links = Links(settings, store, messenger, record_seal)
     reveals = Reveals(store, links, messenger, views, channel, executor)
     records = LinkRecords(store, iam, messenger, channel, record_seal)

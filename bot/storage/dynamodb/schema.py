@@ -93,8 +93,9 @@ def create_table(table: Table) -> list[str]:
 def upgrade(table: Table) -> int:
     """Move a table at an older schema version to :data:`SCHEMA_VERSION`, once (a condition on the
     version it read, so of several processes one does it). From 1: the links written before links
-    were sealed get an ``UPGRADE#seal_link_records`` item, which the bot's next start-up clears
-    after sealing them (:func:`bot.credentials.ownership.seal_older_links`). Returns the version."""
+    were sealed get an ``UPGRADE#seal_link_records`` item, which ``init-store`` clears after
+    sealing them (:func:`bot.credentials.ownership.seal_older_links`: a ``Scan``, which the bot's
+    own role may not make). Returns the version."""
     item = table.get(META_KEY["pk"], META_KEY["sk"])
     version = int(item["schema_version"]) if item else SCHEMA_VERSION
     if version >= SCHEMA_VERSION:
@@ -133,4 +134,4 @@ def require_table(table: Table) -> int:
         raise TableMissing(
             f"DynamoDB table {table.name} has schema version {version}, newer than this bot ({SCHEMA_VERSION})"
         )
-    return upgrade(table) if version < SCHEMA_VERSION else version
+    return version  # an older one is upgraded by init-store (upgrade), which also seals its links
