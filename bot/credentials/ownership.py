@@ -56,7 +56,7 @@ SEAL_UPGRADE = "seal_link_records"  # the one-time upgrade that seals links writ
 
 def seal_older_links(store: Store, seal: RecordSeal) -> int:
     """Once, at the first start-up after the store's upgrade asked for it (``seal_link_records``):
-    seal every link record written before records were sealed, with this bot's key; then mark the
+    seal every link and key rotation record written before records were sealed, with this bot's key; then mark the
     upgrade done, so no later unsealed record is ever sealed. How many were sealed (0 when no
     upgrade is pending: one store read)."""
     if not store.upgrade_pending(SEAL_UPGRADE):
@@ -67,9 +67,19 @@ def seal_older_links(store: Store, seal: RecordSeal) -> int:
         sealed += done
         if not done:
             break
+    while rotations := store.unsealed_rotations():
+        done = sum(store.seal_rotation(row.user_name, seal.rotation(row)) for row in rotations)
+        sealed += done
+        if not done:
+            break
     store.finish_upgrade(SEAL_UPGRADE)
-    log.info("sealed %d link records written before records were sealed", sealed)
+    log.info("sealed %d link and key rotation records written before records were sealed", sealed)
     return sealed
+
+
+def shown(user_name: str) -> str:
+    """An IAM user name from the store as words may show it (escaped, no backtick)."""
+    return escape(user_name.replace("`", "'"))
 
 
 def tags_mismatch(
@@ -88,8 +98,7 @@ def tags_mismatch(
     ]
     if not wrong:
         return None
-    shown = escape(user_name.replace("`", "'"))
-    return f"{record} does not match IAM user `{shown}` ({', '.join(wrong)})"
+    return f"{record} does not match IAM user `{shown(user_name)}` ({', '.join(wrong)})"
 
 
 def record_mismatch(tags: dict[str, str] | None, row: SecretRow) -> str | None:
@@ -135,9 +144,8 @@ class LinkRecords:
             IamError: IAM refused the read (nothing was written or told).
         """
         problem = self.seal.problem(self.seal.link(row), row.seal, "the link's record")
-        shown = escape(row.user_name.replace("`", "'"))
         if problem is not None:
-            mismatch: str | None = f"{problem.what}; it names IAM user `{shown}`"
+            mismatch: str | None = f"{problem.what}; it names IAM user `{shown(row.user_name)}`"
         else:
             mismatch = record_mismatch(self.iam.tags_of(row.user_name), row)
         if mismatch is None:
@@ -151,7 +159,7 @@ class LinkRecords:
         is gone, and ``link`` (a revealed link said to hold the rotation's new key) is the link the
         rotation delivered (``rotation.secret_id``) or one re-issued from it (its ``replaces``
         chain, at most :data:`CHAIN_MAX` links, leads there) and carries its own seal (the bot
-        wrote it); else what does not match, reported
+        wrote it); the rotation's own seal is checked first (no AWS call); else what does not match, reported
         once per rotation (a finding ``rotation_record_mismatch``: the periodic check meets the same
         record again). At most one ``ListUserTags``; nothing in IAM is written either way.
 
@@ -159,14 +167,14 @@ class LinkRecords:
             IamError: IAM refused the read.
         """
         mismatch = None
-        if link is not None and not self._delivered_by(link, rotation):
-            shown = escape(rotation.user_name.replace("`", "'"))
-            mismatch = f"the revealed link is not the one the key rotation of `{shown}` delivered"
+        if problem := self.seal.problem(self.seal.rotation(rotation), rotation.seal, "the key rotation's record"):
+            mismatch = f"{problem.what}; it names IAM user `{shown(rotation.user_name)}`"
+        if mismatch is None and link is not None and not self._delivered_by(link, rotation):
+            mismatch = f"the revealed link is not the one the key rotation of `{shown(rotation.user_name)}` delivered"
         mismatch = mismatch or rotation_mismatch(self.iam.tags_of(rotation.user_name), rotation)
         if mismatch is None and link is not None:  # a copied or edited link row does not complete it
             problem = self.seal.problem(self.seal.link(link), link.seal, "the revealed link's record")
-            shown = escape(rotation.user_name.replace("`", "'"))
-            mismatch = f"{problem.what}; it names IAM user `{shown}`" if problem else None
+            mismatch = f"{problem.what}; it names IAM user `{shown(rotation.user_name)}`" if problem else None
         if mismatch is None:
             return None
         user = untrusted_id(rotation.user_name, 64)

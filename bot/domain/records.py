@@ -124,6 +124,7 @@ class RotationRow:
     new_key_id: str | None = None
     secret_id: str | None = None
     error: str | None = None
+    seal: str | None = None  # bot.domain.seal.RecordSeal.rotation of what it started with
 
 
 @dataclass(frozen=True)

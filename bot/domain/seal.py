@@ -23,6 +23,7 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 from bot.domain import risk
 from bot.domain.models import OnboardingRequest, PermissionExpansion, RemoveMode, RequestForm, Review
@@ -127,7 +128,7 @@ class RecordSeal(ApprovalSeal):
             "|",
             row.owner,
             row.request_id,
-            row.started_at.isoformat(),
+            row.started_at.astimezone(UTC).isoformat(),
         )
 
     def problem(self, expected: str, stored: str | None, record: str) -> SealProblem | None:

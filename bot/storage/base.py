@@ -172,6 +172,16 @@ class Store(Protocol):
         """Store a sealed secret (audited ``link_issued``, or ``link_reissued`` when it replaces one)."""
         ...
 
+    def unsealed_rotations(self, limit: int = 500) -> list[RotationRow]:
+        """Key rotation records without a seal (started before records were sealed); for the
+        one-time upgrade only."""
+        ...
+
+    def seal_rotation(self, user_name: str, seal: str) -> bool:
+        """Give an unsealed rotation record its seal (compare-and-set on having none), audited
+        ``rotation_record_sealed``; False (nothing written) when it has one or is gone."""
+        ...
+
     def unsealed_secrets(self, limit: int = 500) -> list[SecretRow]:
         """Link records without a seal (written before records were sealed), oldest first; for the
         one-time upgrade (:mod:`bot.credentials.ownership`), never the request path."""
@@ -247,10 +257,14 @@ class Store(Protocol):
         request_id: str,
         kept_key_ids: Sequence[str],
         actor: str | None,
+        started_at: datetime | None = None,
+        seal: str | None = None,
     ) -> RotationRow | None:
         """Begin a rotation of ``user_name``'s key ``old_key_id``: (no record), completed, failed or
         delivered → started (the state table's ``rotation_started``), the new key, link and error
-        of any earlier rotation cleared; audited with the request id. None (nothing written) while
+        of any earlier rotation cleared; audited with the request id. ``started_at`` (default: the
+        store's clock) and ``seal`` (:meth:`bot.domain.seal.RecordSeal.rotation` of the record as
+        started) are stored with it. None (nothing written) while
         another rotation of the user is started or has its key created."""
         ...
 

@@ -1,4 +1,4 @@
-"""The upgrade that seals link records: the links a store held before it (no seal) are sealed once,
+"""The upgrade that seals link records: the links and key rotations a store held before it (no seal) are sealed once,
 with the bot's key, by the first start-up on the upgraded store (SQLite migration 8, DynamoDB
 schema version 2), and then work as before; an unsealed record written after it is refused. On
 both stores."""
@@ -34,6 +34,12 @@ def test_links_from_before_the_upgrade_are_sealed_once_and_then_work(moto_server
         console=True,
     )
     before.put_secret(old)
+    other_request = seed_user(before, iam, "olga.old", RECIPIENT)  # and a key rotation under way
+    (other_key,) = [k["AccessKeyId"] for k in iam.list_access_keys(UserName="olga.old")["AccessKeyMetadata"]]
+    started = before.start_rotation(
+        "olga.old", old_key_id=other_key, owner=RECIPIENT, request_id=other_request, kept_key_ids=[], actor=RECIPIENT
+    )
+    assert started is not None and started.seal is None
     back_to_before_record_seals(tamper)
 
     if tamper.backend == "dynamodb":  # the operator's init-store upgrades the table and seals its links
@@ -46,6 +52,9 @@ def test_links_from_before_the_upgrade_are_sealed_once_and_then_work(moto_server
     row = bot.store.secret_row(old.secret_id)
     assert row is not None and row.seal == bot.services.links.seal.link(row)
     assert [e["secret_id"] for e in events(bot, "link_record_sealed")] == [old.secret_id]
+    rotation = bot.store.get_rotation("olga.old")
+    assert rotation is not None and rotation.seal == bot.services.links.seal.rotation(rotation)
+    assert [e["user_name"] for e in events(bot, "rotation_record_sealed")] == ["olga.old"]
     assert [e["upgrade"] for e in events(bot, "upgrade_done")] == [SEAL_UPGRADE]
     assert not bot.store.upgrade_pending(SEAL_UPGRADE)
     outcome = bot.services.reissues.resend(old.secret_id, RECIPIENT)

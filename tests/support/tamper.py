@@ -223,6 +223,7 @@ def back_to_before_record_seals(tamper: Tamper) -> None:
     if tamper.backend == "sqlite":
         with sqlite3.connect(str(tamper.db)) as conn:
             conn.execute("ALTER TABLE secrets DROP COLUMN seal")
+            conn.execute("ALTER TABLE rotations DROP COLUMN seal")
             conn.execute("DROP TABLE upgrades")
             conn.execute("PRAGMA user_version = 7")
         return
