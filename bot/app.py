@@ -38,10 +38,10 @@ from bot.aws.typeahead import SYNC_SECONDS, Typeahead
 from bot.config import ConfigError, Settings
 from bot.credentials.expiry import LinkExpiry
 from bot.credentials.links import Links
-from bot.credentials.ownership import LinkRecords
+from bot.credentials.ownership import LinkRecords, seal_older_links
 from bot.credentials.reissue import Reissues
 from bot.credentials.reveal import Reveals
-from bot.credentials.sealing import approval_seal_for, sealer_for
+from bot.credentials.sealing import approval_seal_for, record_seal_for, sealer_for
 from bot.domain.models import OnboardingRequest
 from bot.domain.records import SecretRow
 from bot.lifecycle.backfill import OwnerBackfill
@@ -156,9 +156,15 @@ def build_services(
     views = Views(board)
     keys = KeyKeeper(iam)
     # Credentials: sealed, delivered, revealed once, re-issued, expired.
-    links = Links(settings, store, messenger)
+    # Each link's record is sealed (bot.domain.seal.RecordSeal); those written before seals
+    # existed are sealed once: here, at the first start-up after a SQLite file's migration; a
+    # DynamoDB table's by `init-store` (its Scan is not in the bot's role).
+    record_seal = record_seal_for(settings)
+    if settings.store != "dynamodb":
+        seal_older_links(store, record_seal)
+    links = Links(settings, store, messenger, record_seal)
     reveals = Reveals(store, links, messenger, views, channel, executor)
-    records = LinkRecords(store, iam, messenger, channel)
+    records = LinkRecords(store, iam, messenger, channel, record_seal)
     reissues = Reissues(store, links, iam, keys, messenger, people, views, records)
     link_expiry = LinkExpiry(store, links, keys, messenger, views, channel, records)
     # Provisioning, started by the final approval; approval, started by the wizard.

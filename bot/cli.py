@@ -138,6 +138,30 @@ def _init_store(args: argparse.Namespace) -> int:
         return 2
     for line in done:
         print(line)
+    return _seal_older_links()
+
+
+def _seal_older_links() -> int:
+    """The one-time sealing of link records written before records were sealed, when the store's
+    upgrade asks for it, with the key of ``SLACK_BOT_TOKEN`` / ``CUSTOM_PASSWORD_SEALING_KEY``
+    (the bot's: a DynamoDB table's upgrade is done here, its ``Scan`` needs the operator's role)."""
+    from bot.credentials.ownership import SEAL_UPGRADE, seal_older_links
+    from bot.credentials.sealing import record_seal_key
+    from bot.domain.seal import RecordSeal
+    from bot.storage import open_from_environment
+
+    store = open_from_environment(os.environ)
+    if not store.upgrade_pending(SEAL_UPGRADE):
+        return 0
+    token, key = os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("CUSTOM_PASSWORD_SEALING_KEY")
+    if len((key or token).encode()) < 16:
+        print(
+            "init-store: link records from before this version wait to be sealed; run init-store again with "
+            "the bot's SLACK_BOT_TOKEN and CUSTOM_PASSWORD_SEALING_KEY set (until then they are refused)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"sealed {seal_older_links(store, RecordSeal(record_seal_key(token, key)))} link records from before seals")
     return 0
 
 

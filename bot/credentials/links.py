@@ -9,6 +9,7 @@ same transaction (:mod:`bot.credentials.reveal`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from bot.credentials.vault import credentials_plaintext, seal
 from bot.domain.ids import link_digest
 from bot.domain.models import CreatedCredentials
 from bot.domain.records import NewSecret, SecretRow
+from bot.domain.seal import RecordSeal
 from bot.slack.messenger import Messenger
 from bot.storage.base import Store
 
@@ -54,6 +56,7 @@ class Links:
     settings: Settings
     store: Store
     messenger: Messenger
+    seal: RecordSeal  # seals each link's record (bot.credentials.ownership checks it)
 
     def issue(
         self, request_id: str, recipient: str, credentials: CreatedCredentials, replaces: str | None = None
@@ -66,20 +69,19 @@ class Links:
         sealed = seal(credentials_plaintext(credentials))
         expires_at = self.store.clock() + timedelta(seconds=self.settings.credential_link_ttl_seconds)
         secret_id = link_digest(sealed.secret_id)
-        self.store.put_secret(
-            NewSecret(
-                secret_id=secret_id,
-                request_id=request_id,
-                recipient=recipient,
-                user_name=credentials.user_name,
-                nonce=sealed.nonce,
-                ciphertext=sealed.ciphertext,
-                expires_at=expires_at,
-                access_key_id=credentials.access_key_id,
-                console=credentials.password is not None,
-                replaces=replaces,
-            )
+        secret = NewSecret(
+            secret_id=secret_id,
+            request_id=request_id,
+            recipient=recipient,
+            user_name=credentials.user_name,
+            nonce=sealed.nonce,
+            ciphertext=sealed.ciphertext,
+            expires_at=expires_at,
+            access_key_id=credentials.access_key_id,
+            console=credentials.password is not None,
+            replaces=replaces,
         )
+        self.store.put_secret(dataclasses.replace(secret, seal=self.seal.link(secret)))
         return IssuedLink(secret_id, expires_at, self.settings.credential_link(sealed.secret_id, sealed.key))
 
     def deliver(

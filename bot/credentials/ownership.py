@@ -23,8 +23,14 @@ A key rotation's record (:class:`~bot.domain.records.RotationRow`) is checked th
 key off or its recovery deletes a key, and the revealed link must be the one it delivered.
 
 A record written by someone who can read the store can copy both values (they are in the
-request), so this does not tell a forged record of a user from a real one: what it ensures is
+request), so the tags alone do not tell a forged record of a user from a real one: they ensure
 that new credentials only ever go to the user's owner, under the request that made the user.
+What tells them apart is the link record's seal (:class:`bot.domain.seal.RecordSeal`: an HMAC of
+its id, request, recipient, user, key id, console flag and the link it replaces, under a key the
+store never holds), checked first: a record copied whole under a new id, or with one field
+edited, is refused the same way, with no AWS call. Links written before records were sealed are
+sealed once, by the start-up after the upgrade (:func:`seal_older_links`); after that an unsealed
+record is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from dataclasses import dataclass
 from bot.aws.iam import IamGateway
 from bot.domain.plan import OWNER_TAG, REQUEST_ID_TAG
 from bot.domain.records import RotationRow, SecretRow
+from bot.domain.seal import RecordSeal
 from bot.slack.blocks import escape, mention, untrusted_id
 from bot.slack.messenger import Messenger
 from bot.storage.base import Store
@@ -44,6 +51,35 @@ log = logging.getLogger(__name__)
 AUDIT_EVENT = "link_record_mismatch"
 CHAIN_MAX = 20  # re-issues followed back from a revealed link to the rotation's own
 ROTATION_MISMATCH = "rotation_record_mismatch"  # a finding: subject "<user>@<rotation started at>"
+SEAL_UPGRADE = "seal_link_records"  # the one-time upgrade that seals links written before seals
+
+
+def seal_older_links(store: Store, seal: RecordSeal) -> int:
+    """Once, at the first start-up after the store's upgrade asked for it (``seal_link_records``):
+    seal every link and key rotation record written before records were sealed, with this bot's key; then mark the
+    upgrade done, so no later unsealed record is ever sealed. How many were sealed (0 when no
+    upgrade is pending: one store read)."""
+    if not store.upgrade_pending(SEAL_UPGRADE):
+        return 0
+    sealed = 0
+    while rows := store.unsealed_secrets():
+        done = sum(store.seal_secret(row.id, seal.link(row)) for row in rows)
+        sealed += done
+        if not done:
+            break
+    while rotations := store.unsealed_rotations():
+        done = sum(store.seal_rotation(row.user_name, seal.rotation(row)) for row in rotations)
+        sealed += done
+        if not done:
+            break
+    store.finish_upgrade(SEAL_UPGRADE)
+    log.info("sealed %d link and key rotation records written before records were sealed", sealed)
+    return sealed
+
+
+def shown(user_name: str) -> str:
+    """An IAM user name from the store as words may show it (escaped, no backtick)."""
+    return escape(user_name.replace("`", "'"))
 
 
 def tags_mismatch(
@@ -62,8 +98,7 @@ def tags_mismatch(
     ]
     if not wrong:
         return None
-    shown = escape(user_name.replace("`", "'"))
-    return f"{record} does not match IAM user `{shown}` ({', '.join(wrong)})"
+    return f"{record} does not match IAM user `{shown(user_name)}` ({', '.join(wrong)})"
 
 
 def record_mismatch(tags: dict[str, str] | None, row: SecretRow) -> str | None:
@@ -90,13 +125,16 @@ class LinkRecords:
     iam: IamGateway
     messenger: Messenger
     approval_channel: str
+    seal: RecordSeal
 
     def refusal(self, row: SecretRow, action: str, actor: str | None = None) -> str | None:
         """None when IAM's tags agree with ``row`` (or the user is gone); else, what does not
         match, after auditing ``link_record_mismatch`` (with ``action`` and ``actor``), logging
         it and posting one alert to the approvers. Nothing in IAM is written either way.
 
-        One IAM call (``ListUserTags``), however many users, links or keys there are.
+        The record's seal is checked first (no AWS call; a missing, edited or copied record is
+        refused the same way); then one IAM call (``ListUserTags``), however many users, links or
+        keys there are.
 
         Args:
             action: what the record asked for, in words ("send a new link", "rotate", "expire").
@@ -105,7 +143,11 @@ class LinkRecords:
         Raises:
             IamError: IAM refused the read (nothing was written or told).
         """
-        mismatch = record_mismatch(self.iam.tags_of(row.user_name), row)
+        problem = self.seal.problem(self.seal.link(row), row.seal, "the link's record")
+        if problem is not None:
+            mismatch: str | None = f"{problem.what}; it names IAM user `{shown(row.user_name)}`"
+        else:
+            mismatch = record_mismatch(self.iam.tags_of(row.user_name), row)
         if mismatch is None:
             return None
         detail = {"secret_id": untrusted_id(row.id), "user_name": untrusted_id(row.user_name, 64)}
@@ -116,7 +158,8 @@ class LinkRecords:
         """None when IAM's tags agree with a key rotation's record (request and owner), or the user
         is gone, and ``link`` (a revealed link said to hold the rotation's new key) is the link the
         rotation delivered (``rotation.secret_id``) or one re-issued from it (its ``replaces``
-        chain, at most :data:`CHAIN_MAX` links, leads there); else what does not match, reported
+        chain, at most :data:`CHAIN_MAX` links, leads there) and carries its own seal (the bot
+        wrote it); the rotation's own seal is checked first (no AWS call); else what does not match, reported
         once per rotation (a finding ``rotation_record_mismatch``: the periodic check meets the same
         record again). At most one ``ListUserTags``; nothing in IAM is written either way.
 
@@ -124,10 +167,14 @@ class LinkRecords:
             IamError: IAM refused the read.
         """
         mismatch = None
-        if link is not None and not self._delivered_by(link, rotation):
-            shown = escape(rotation.user_name.replace("`", "'"))
-            mismatch = f"the revealed link is not the one the key rotation of `{shown}` delivered"
+        if problem := self.seal.problem(self.seal.rotation(rotation), rotation.seal, "the key rotation's record"):
+            mismatch = f"{problem.what}; it names IAM user `{shown(rotation.user_name)}`"
+        if mismatch is None and link is not None and not self._delivered_by(link, rotation):
+            mismatch = f"the revealed link is not the one the key rotation of `{shown(rotation.user_name)}` delivered"
         mismatch = mismatch or rotation_mismatch(self.iam.tags_of(rotation.user_name), rotation)
+        if mismatch is None and link is not None:  # a copied or edited link row does not complete it
+            problem = self.seal.problem(self.seal.link(link), link.seal, "the revealed link's record")
+            mismatch = f"{problem.what}; it names IAM user `{shown(rotation.user_name)}`" if problem else None
         if mismatch is None:
             return None
         user = untrusted_id(rotation.user_name, 64)

@@ -40,13 +40,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.config import Settings
 from bot.credentials.vault import b64url, b64url_decode
-from bot.domain.seal import SEAL_KEY_BYTES, ApprovalSeal
+from bot.domain.seal import SEAL_KEY_BYTES, ApprovalSeal, RecordSeal
 
 VERSION = "v1"
 SALT_BYTES = 16
 NONCE_BYTES = 12
 HKDF_INFO = b"iam-user-bot custom password v1"
 APPROVAL_SEAL_INFO = b"iam-user-bot approval seal v1"  # its own label: never the passwords' key
+RECORD_SEAL_INFO = b"iam-user-bot record seal v1"  # links' and rotations' records: never an approval's key
 
 
 class SealError(Exception):
@@ -136,11 +137,12 @@ def sealer_for(settings: Settings) -> PasswordSealer:
     return sealer_from_secrets(settings.slack_bot_token.get_secret_value(), key.get_secret_value() if key else None)
 
 
-def approval_seal_key(bot_token: str, sealing_key: str | None = None) -> bytes:
+def approval_seal_key(bot_token: str, sealing_key: str | None = None, info: bytes = APPROVAL_SEAL_INFO) -> bytes:
     """The key of :class:`bot.domain.seal.ApprovalSeal`: HKDF-SHA256 (no salt: the seal must be
     the same in every process and on every run) of ``CUSTOM_PASSWORD_SEALING_KEY`` when it is set,
     else of ``SLACK_BOT_TOKEN``, under its own ``info`` label, so it is neither a password seal's
-    key nor the secret itself. Never stored, never logged.
+    key nor the secret itself. Never stored, never logged. :func:`record_seal_key` is the same
+    derivation under :data:`RECORD_SEAL_INFO`.
 
     Rotation: with ``CUSTOM_PASSWORD_SEALING_KEY`` set, rotating the bot token changes nothing.
     Changing the secret the key comes from (rotating the token without a dedicated key, setting
@@ -154,7 +156,13 @@ def approval_seal_key(bot_token: str, sealing_key: str | None = None) -> bytes:
     secret = (sealing_key or bot_token).encode("utf-8")
     if len(secret) < 16:
         raise ValueError("the approval seal's secret must be at least 16 bytes")
-    return HKDF(algorithm=hashes.SHA256(), length=SEAL_KEY_BYTES, salt=None, info=APPROVAL_SEAL_INFO).derive(secret)
+    return HKDF(algorithm=hashes.SHA256(), length=SEAL_KEY_BYTES, salt=None, info=info).derive(secret)
+
+
+def record_seal_key(bot_token: str, sealing_key: str | None = None) -> bytes:
+    """The key of :class:`bot.domain.seal.RecordSeal`: :func:`approval_seal_key`'s derivation under
+    :data:`RECORD_SEAL_INFO` (its own label: no record's seal is an approval's). Rotates with it."""
+    return approval_seal_key(bot_token, sealing_key, RECORD_SEAL_INFO)
 
 
 def approval_seal_for(settings: Settings) -> ApprovalSeal:
@@ -162,3 +170,10 @@ def approval_seal_for(settings: Settings) -> ApprovalSeal:
     key = settings.custom_password_sealing_key
     token = settings.slack_bot_token.get_secret_value()
     return ApprovalSeal(approval_seal_key(token, key.get_secret_value() if key else None))
+
+
+def record_seal_for(settings: Settings) -> RecordSeal:
+    """:func:`record_seal_key` with ``SLACK_BOT_TOKEN`` and ``CUSTOM_PASSWORD_SEALING_KEY``."""
+    key = settings.custom_password_sealing_key
+    token = settings.slack_bot_token.get_secret_value()
+    return RecordSeal(record_seal_key(token, key.get_secret_value() if key else None))

@@ -41,6 +41,7 @@ class SecretRow:
     expiry_done_at: datetime | None = None
     reissued_at: datetime | None = None
     reissued_by: str | None = None
+    seal: str | None = None  # bot.domain.seal.RecordSeal.link of the row, written with it
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class NewSecret:
     access_key_id: str | None = None
     console: bool = False
     replaces: str | None = None
+    seal: str | None = None  # bot.domain.seal.RecordSeal.link of these fields and the id
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class RotationRow:
     new_key_id: str | None = None
     secret_id: str | None = None
     error: str | None = None
+    seal: str | None = None  # bot.domain.seal.RecordSeal.rotation of what it started with
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 from bot.domain import risk
 from bot.domain.models import OnboardingRequest, PermissionExpansion, RemoveMode, RequestForm, Review
 from bot.domain.plan import Step, build_plan
+from bot.domain.records import NewSecret, RotationRow, SecretRow
 from bot.domain.removal import MODE_KINDS
 
 SEAL_PREFIX = "seal1:"  # the version of the sealed form; a plain fingerprint is 64 hex digits alone
@@ -34,6 +36,8 @@ SEAL_KEY_BYTES = 32
 DOMAIN = "iam-user-bot approval seal v1"
 OFFER_DOMAIN = "iam-user-bot review seal v1"
 KEY_ID_DOMAIN = b"iam-user-bot approval seal key id v1"
+LINK_DOMAIN = "iam-user-bot link record seal v1"
+ROTATION_DOMAIN = "iam-user-bot rotation record seal v1"
 KEY_ID_HEX = 8  # 32 bits: tells a changed key from a forged seal, says nothing of the key
 SHOWN_STEPS = 3  # how many offending steps an audit detail names
 SHOWN_CHARS = 160  # of each: the labels come from the store, which may hold anything
@@ -81,6 +85,64 @@ class ApprovalSeal:
         if not stored:
             return False
         return hmac.compare_digest(self.seal(request_id, fingerprint).encode(), stored.encode())
+
+
+class RecordSeal(ApprovalSeal):
+    """Seals and checks the store's records that drive IAM writes after provisioning: a one-time
+    link's record (:class:`~bot.domain.records.SecretRow`) and a key rotation's
+    (:class:`~bot.domain.records.RotationRow`). Same form and key-id scheme as the approval seal
+    (``seal1:<key id>:<hex>``), under its own key (:func:`bot.credentials.sealing.record_seal_key`,
+    its own HKDF label), so no record's seal is ever an approval's.
+
+    Why: a store writer can copy a real record whole (its request id, recipient and user are
+    readable in the store) under a new id; IAM's tags cannot tell that copy from the original,
+    the seal (which covers the id) does.
+    """
+
+    def __repr__(self) -> str:
+        return "RecordSeal(<key hidden>)"
+
+    def link(self, row: SecretRow | NewSecret) -> str:
+        """The seal of a link's record: its id (the link digest), request, recipient, IAM user,
+        access key id, whether it holds a console password, and the link it replaces."""
+        secret_id = row.id if isinstance(row, SecretRow) else row.secret_id
+        return self._mac(
+            LINK_DOMAIN,
+            secret_id,
+            row.request_id,
+            row.recipient,
+            row.user_name,
+            row.access_key_id or "",
+            int(row.console),
+            row.replaces or "",
+        )
+
+    def rotation(self, row: RotationRow) -> str:
+        """The seal of a key rotation's record: its user, the key it replaces, the keys it keeps,
+        its owner and request, and when it started: what it is given when it starts."""
+        return self._mac(
+            ROTATION_DOMAIN,
+            row.user_name,
+            row.old_key_id,
+            *sorted(row.kept_key_ids),
+            "|",
+            row.owner,
+            row.request_id,
+            row.started_at.astimezone(UTC).isoformat(),
+        )
+
+    def problem(self, expected: str, stored: str | None, record: str) -> SealProblem | None:
+        """Why ``stored`` is not ``expected`` (a record's seal, computed now), or None; constant
+        time. ``record`` names the record in the words ("the link's record")."""
+        if stored and hmac.compare_digest(expected.encode(), stored.encode()):
+            return None
+        if not stored:
+            return SealProblem(f"{record} carries no seal (the bot did not write it)")
+        if stored.startswith(SEAL_PREFIX) and not stored.startswith(f"{SEAL_PREFIX}{self.key_id}:"):
+            return SealProblem(
+                f"{record} was sealed under another key (the sealing secret changed since)", SealCause.OTHER_KEY
+            )
+        return SealProblem(f"{record} does not match its seal (written or edited by someone not the bot)")
 
 
 class SealCause(enum.StrEnum):

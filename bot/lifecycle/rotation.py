@@ -177,8 +177,17 @@ class Rotations:
             )
             return self._refuse(actor, user_name, request.id, "two active keys", message)
         kept = [k.key_id for k in others if k not in in_the_way]
+        now = self.store.clock()
+        record = RotationRow(user_name, RotationState.STARTED, key_id, actor, request.id, now, now, tuple(kept))
         started = self.store.start_rotation(
-            user_name, old_key_id=key_id, owner=actor, request_id=request.id, kept_key_ids=kept, actor=actor
+            user_name,
+            old_key_id=key_id,
+            owner=actor,
+            request_id=request.id,
+            kept_key_ids=kept,
+            actor=actor,
+            started_at=now,
+            seal=self.records.seal.rotation(record),  # what recovery and completion check
         )
         if started is None:
             return self._refuse(actor, user_name, request.id, "running", f"A rotation of {shown} is under way.")

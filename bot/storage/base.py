@@ -172,6 +172,35 @@ class Store(Protocol):
         """Store a sealed secret (audited ``link_issued``, or ``link_reissued`` when it replaces one)."""
         ...
 
+    def unsealed_rotations(self, limit: int = 500) -> list[RotationRow]:
+        """Key rotation records without a seal (started before records were sealed); for the
+        one-time upgrade only."""
+        ...
+
+    def seal_rotation(self, user_name: str, seal: str) -> bool:
+        """Give an unsealed rotation record its seal (compare-and-set on having none), audited
+        ``rotation_record_sealed``; False (nothing written) when it has one or is gone."""
+        ...
+
+    def unsealed_secrets(self, limit: int = 500) -> list[SecretRow]:
+        """Link records without a seal (written before records were sealed), oldest first; for the
+        one-time upgrade (:mod:`bot.credentials.ownership`), never the request path."""
+        ...
+
+    def seal_secret(self, secret_id: str, seal: str) -> bool:
+        """Give an unsealed link record its seal (compare-and-set on having none), audited
+        ``link_record_sealed``; False (nothing written) when it has one or is gone."""
+        ...
+
+    def upgrade_pending(self, name: str) -> bool:
+        """Whether the one-time upgrade ``name`` (``seal_link_records``) is still to be done: the
+        schema change that asks for it was applied and :meth:`finish_upgrade` not yet called."""
+        ...
+
+    def finish_upgrade(self, name: str) -> bool:
+        """Mark the upgrade ``name`` done (once, audited ``upgrade_done``); False if it was not pending."""
+        ...
+
     def claim_secret(self, secret_id: str) -> tuple[bytes, bytes] | None:
         """sealed → revealed: hand out ``(nonce, ciphertext)`` once and delete them; None for an
         unknown, used, replaced or expired id."""
@@ -228,10 +257,14 @@ class Store(Protocol):
         request_id: str,
         kept_key_ids: Sequence[str],
         actor: str | None,
+        started_at: datetime | None = None,
+        seal: str | None = None,
     ) -> RotationRow | None:
         """Begin a rotation of ``user_name``'s key ``old_key_id``: (no record), completed, failed or
         delivered → started (the state table's ``rotation_started``), the new key, link and error
-        of any earlier rotation cleared; audited with the request id. None (nothing written) while
+        of any earlier rotation cleared; audited with the request id. ``started_at`` (default: the
+        store's clock) and ``seal`` (:meth:`bot.domain.seal.RecordSeal.rotation` of the record as
+        started) are stored with it. None (nothing written) while
         another rotation of the user is started or has its key created."""
         ...
 

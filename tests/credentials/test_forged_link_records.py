@@ -1,8 +1,9 @@
 """A one-time link's record written into the store cannot aim new credentials, or their switching
-off, at a user the bot manages: IAM's tags (the link's request and owner) decide, and the store's
-writers cannot change them. Without that check, a record naming someone else's user with the
-attacker as recipient showed up in the attacker's App Home with **Send a new link**, and one click
-replaced that user's key and password and sent the new ones to the attacker.
+off, at a user the bot manages: its seal (a key the store does not hold) and IAM's tags (the link's
+request and owner) decide, and the store's writers can change neither. Without the tag check, a
+record naming someone else's user with the attacker as recipient showed up in the attacker's App
+Home with **Send a new link**, and one click replaced that user's key and password and sent the
+new ones to the attacker.
 
 The records that agree with IAM (every link the bot makes: onboarding, re-issue, key rotation)
 still work, and the check costs one ``ListUserTags`` before the first write.
@@ -31,28 +32,37 @@ CREDENTIAL_WRITES = {"CreateAccessKey", "DeleteAccessKey", "UpdateAccessKey", "U
 
 
 def forge(
-    bot: Harness, tamper: Tamper, iam, *, recipient: str, expires_in: timedelta, request_id: str | None = None
+    bot: Harness,
+    tamper: Tamper,
+    iam,
+    *,
+    recipient: str,
+    expires_in: timedelta,
+    request_id: str | None = None,
+    sealed: bool = False,
 ) -> tuple[str, str]:
     """The victim (a user the bot made for RECIPIENT), and a link record about it written into the
     store: its real request id (readable in the store) unless ``request_id``, ``recipient``, its
-    real key id. ``(secret id, key id)``."""
+    real key id. ``(secret id, key id)``. With ``sealed``, the record carries the bot's own seal
+    (as if the bot had written it: what IAM's tags still check); else none, as a store writer
+    without the bot's secrets writes it."""
     real_request = seed_user(bot.store, iam, VICTIM, RECIPIENT)
     key_id = iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"][0]["AccessKeyId"]
     attacker = tamper.open_store()
     secret_id = "f" * 64
-    attacker.put_secret(
-        NewSecret(
-            secret_id=secret_id,
-            request_id=request_id or real_request,
-            recipient=recipient,
-            user_name=VICTIM,
-            nonce=b"\0" * 12,
-            ciphertext=b"\0" * 32,
-            expires_at=bot.store.clock() + expires_in,
-            access_key_id=key_id,
-            console=True,
-        )
+    record = NewSecret(
+        secret_id=secret_id,
+        request_id=request_id or real_request,
+        recipient=recipient,
+        user_name=VICTIM,
+        nonce=b"\0" * 12,
+        ciphertext=b"\0" * 32,
+        expires_at=bot.store.clock() + expires_in,
+        access_key_id=key_id,
+        console=True,
     )
+    seal = bot.services.links.seal.link(record) if sealed else None
+    attacker.put_secret(dataclasses.replace(record, seal=seal))
     bot.recorder.calls.clear()
     return secret_id, key_id
 
@@ -74,13 +84,42 @@ def events(bot: Harness, name: str) -> list[dict]:
 
 @pytest.mark.parametrize("who", ["recipient", "approver"])
 @pytest.mark.parametrize("request_of", ["victim", "attacker"])
-def test_a_forged_link_record_gets_nobody_new_credentials(
+def test_an_unsealed_link_record_gets_nobody_new_credentials(
     moto_server, slack, iam, tamper, tmp_path, who, request_of
 ) -> None:
+    """A record a store writer wrote (no seal: the key is not in the store) is refused before any
+    AWS call."""
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
+    own = seed_user(bot.store, iam, "sam.stranger", STRANGER) if request_of == "attacker" else None
+    secret_id, key_id = forge(bot, tamper, iam, recipient=STRANGER, expires_in=timedelta(hours=1), request_id=own)
+    reissues = bot.services.reissues
+    outcome = reissues.resend(secret_id, STRANGER) if who == "recipient" else reissues.rotate(secret_id, APPROVER)
+
+    assert not outcome.ok and "carries no seal" in outcome.message
+    assert bot.recorder.calls == []  # the seal check makes no AWS call
+    keys = iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"]
+    assert [(k["AccessKeyId"], k["Status"]) for k in keys] == [(key_id, "Active")]
+    assert told(slack, STRANGER) == []
+    (mismatch,) = events(bot, "link_record_mismatch")
+    assert mismatch["user_name"] == VICTIM and "carries no seal" in mismatch["why"]
+    (alert,) = approvers_posts(slack)
+    assert "tampered" in alert and "carries no seal" in alert
+    assert bot.store.secret_row(secret_id).reissued_at is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("who", ["recipient", "approver"])
+@pytest.mark.parametrize("request_of", ["victim", "attacker"])
+def test_a_sealed_link_record_iam_disagrees_with_gets_nobody_new_credentials(
+    moto_server, slack, iam, tamper, tmp_path, who, request_of
+) -> None:
+    """IAM's tags still decide behind the seal: a record carrying the bot's seal that names a
+    recipient or request the user's tags do not is refused after one ``ListUserTags``."""
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     # The record names the victim's own request (read from the store), or the attacker's own request.
     own = seed_user(bot.store, iam, "sam.stranger", STRANGER) if request_of == "attacker" else None
-    secret_id, key_id = forge(bot, tamper, iam, recipient=STRANGER, expires_in=timedelta(hours=1), request_id=own)
+    secret_id, key_id = forge(
+        bot, tamper, iam, recipient=STRANGER, expires_in=timedelta(hours=1), request_id=own, sealed=True
+    )
     # Send a new link (the attacker, in their own App Home), or an approver's Rotate on a forged alert.
     reissues = bot.services.reissues
     outcome = reissues.resend(secret_id, STRANGER) if who == "recipient" else reissues.rotate(secret_id, APPROVER)
@@ -109,15 +148,16 @@ def test_a_forged_expired_link_record_switches_nothing_off(moto_server, slack, i
 
     assert bot.services.link_expiry.expire_due() == []
 
-    assert [op for op, _ in bot.recorder.calls] == ["ListUserTags"]
+    assert bot.recorder.calls == []  # refused on its missing seal: no AWS call
     keys = iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"]
     assert [(k["AccessKeyId"], k["Status"]) for k in keys] == [(key_id, "Active")]
     (alert,) = approvers_posts(slack)
     assert "tampered" in alert and VICTIM in alert and "expired link" in alert
     (mismatch,) = events(bot, "link_record_mismatch")
     assert mismatch["action"] == "switch off the credentials of an expired link"
+    assert "carries no seal" in alert
     (done,) = events(bot, "link_expiry_done")
-    assert "does not match" in done["refused"]
+    assert "carries no seal" in done["refused"]
     assert told(slack, STRANGER) == []
     # Done with it: a later sweep neither switches anything off nor alerts again.
     assert bot.services.link_expiry.expire_due() == [] and len(slack.calls("chat.postMessage")) == 1
@@ -131,7 +171,7 @@ def test_a_user_whose_owner_tag_changed_gets_no_new_credentials_from_the_old_lin
     """The bot never changes an owner tag; an administrator may (or an old user lacks it): the
     user's credentials then go only where IAM says, through its owner's **Rotate**."""
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)
-    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1))
+    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1), sealed=True)
     if change == "another owner":
         iam.tag_user(UserName=VICTIM, Tags=[{"Key": OWNER_TAG, "Value": SECOND_APPROVER}])
     else:
@@ -146,14 +186,14 @@ def test_a_user_whose_owner_tag_changed_gets_no_new_credentials_from_the_old_lin
     assert told(slack, RECIPIENT) == [] and len(approvers_posts(slack)) == 1
 
 
-def test_a_record_that_agrees_with_iam_gets_new_credentials_for_the_owner(
+def test_a_sealed_record_that_agrees_with_iam_gets_new_credentials_for_the_owner(
     moto_server, slack, iam, tamper, tmp_path
 ) -> None:
-    """What a store writer can still do with a record copied from the store: new credentials for
-    the user's own owner (the old ones gone), no one else. The check is one ``ListUserTags``,
-    before the first write."""
+    """A record the bot sealed that agrees with IAM: new credentials for the user's own owner (the
+    old ones gone), no one else. The checks cost one ``ListUserTags`` (the seal none), before the
+    first write. (A copy of such a record is refused: tests/credentials/test_sealed_link_records.py.)"""
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)
-    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1))
+    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1), sealed=True)
 
     outcome = bot.services.reissues.resend(secret_id, RECIPIENT)
 
@@ -213,7 +253,7 @@ def test_a_record_changed_between_the_check_and_the_claim_gets_nobody_new_creden
     """IAM's tags are checked on the record as read; a store writer who then points the record at
     another user before the claim reads it again gets that user nothing."""
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)
-    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1))  # agrees
+    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(hours=1), sealed=True)
     seed_user(bot.store, iam, "otto.other", SECOND_APPROVER)
     other_keys = iam.list_access_keys(UserName="otto.other")["AccessKeyMetadata"]
     bot.recorder.calls.clear()

@@ -9,6 +9,7 @@ name what leaked, never print it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import string
@@ -19,14 +20,16 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bot.credentials.sealing import record_seal_key
 from bot.credentials.vault import b64url_decode, credentials_plaintext, open_sealed, seal
 from bot.domain.ids import link_digest
 from bot.domain.models import AccessType, CreatedCredentials, RequestForm, utcnow
 from bot.domain.records import NewSecret
 from bot.domain.rules import PasswordPolicy, generate_password
+from bot.domain.seal import RecordSeal
 from bot.sandbox.processes import http
 from bot.storage.sqlite import SqliteStore
-from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, REQUESTER, STRANGER
+from tests.conftest import APPROVAL_CHANNEL, BOT_TOKEN, RECIPIENT, REQUESTER, STRANGER
 from tests.support.csv_readers import CSV_HEADER, read_like_aws_configure_import, read_with_python_csv
 
 REVEAL = {"X-Requested-With": "reveal"}
@@ -57,19 +60,19 @@ def seed(bot, credentials: CreatedCredentials) -> tuple[str, str]:
     )
     request = store.create_request(REQUESTER, form)
     sealed = seal(credentials_plaintext(credentials))
-    store.put_secret(
-        NewSecret(
-            secret_id=link_digest(sealed.secret_id),
-            request_id=request.id,
-            recipient=RECIPIENT,
-            user_name=credentials.user_name,
-            nonce=sealed.nonce,
-            ciphertext=sealed.ciphertext,
-            expires_at=utcnow() + timedelta(hours=1),
-            access_key_id=credentials.access_key_id,
-            console=True,
-        )
+    record = NewSecret(
+        secret_id=link_digest(sealed.secret_id),
+        request_id=request.id,
+        recipient=RECIPIENT,
+        user_name=credentials.user_name,
+        nonce=sealed.nonce,
+        ciphertext=sealed.ciphertext,
+        expires_at=utcnow() + timedelta(hours=1),
+        access_key_id=credentials.access_key_id,
+        console=True,
     )
+    # Sealed with the running bot's key, as its Links seal every record they write.
+    store.put_secret(dataclasses.replace(record, seal=RecordSeal(record_seal_key(BOT_TOKEN)).link(record)))
     store.close()
     return sealed.secret_id, f"{bot.url}/credentials/{sealed.secret_id}#{sealed.key}"
 

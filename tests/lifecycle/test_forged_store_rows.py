@@ -8,7 +8,9 @@
   its own: a forged ``started`` row deleted a user's live keys; a forged ``delivered`` row and a
   forged revealed link switched its key off. Now the row must agree with the user's tags in IAM
   (request and owner), the revealed link must be the one the rotation delivered (or re-issued
-  from it), and a recovery deletes only keys IAM made after the rotation started.
+  from it) and carry the bot's seal (a row that agrees with IAM, with a link copied into the
+  store, switches nothing off), and a recovery deletes only keys IAM made after the rotation
+  started.
 
 On both stores; IAM on moto server, every call the bot makes recorded.
 """
@@ -26,7 +28,7 @@ from bot.domain.states import RotationEvent, RotationState
 from bot.lifecycle.rotation import STALE_AFTER
 from tests.conftest import RECIPIENT, STRANGER
 from tests.credentials.test_forged_link_records import VICTIM, approvers_posts, events, told
-from tests.support.lifecycle import age, keys_of, seed_user
+from tests.support.lifecycle import age, keys_of, seed_user, start_sealed_rotation
 from tests.support.provisioning import Harness
 from tests.support.tamper import tampered_harness
 
@@ -83,19 +85,26 @@ def later(bot: Harness) -> None:
     bot.store.clock = lambda: now + STALE_AFTER + timedelta(minutes=1)  # type: ignore[method-assign]
 
 
-@pytest.mark.parametrize("as_whom", ["attacker", "copied from the store"])
-def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tamper, tmp_path, as_whom) -> None:
-    """A forged row the tags refuse (another request and owner) is failed with no IAM write; one
-    that copies the victim's request and owner passes that check, but the victim's key is older
-    than the rotation, so it is not a key the rotation made."""
+@pytest.mark.parametrize(
+    ("as_whom", "sealed"),
+    [("attacker", False), ("copied from the store", False), ("attacker", True), ("copied from the store", True)],
+)
+def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tamper, tmp_path, as_whom, sealed) -> None:
+    """A row a store writer started (no seal) is failed with no AWS call; one carrying the bot's
+    seal that IAM's tags refuse (another request and owner) is failed with no IAM write; one the
+    bot sealed that names the victim's request and owner passes both checks, but the victim's key
+    is older than the rotation, so it is not a key the rotation made."""
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)
     request_id, key_id = victim_with_an_old_key(bot, iam, moto_server)
     own = seed_user(bot.store, iam, "sam.stranger", STRANGER) if as_whom == "attacker" else request_id
     owner = STRANGER if as_whom == "attacker" else RECIPIENT
     attacker = tamper.open_store()
-    assert attacker.start_rotation(
-        VICTIM, old_key_id="AKIANOTAKEY", owner=owner, request_id=own, kept_key_ids=[], actor=owner
-    )
+    if sealed:
+        assert start_sealed_rotation(attacker, bot.services.links.seal, VICTIM, "AKIANOTAKEY", owner, own)
+    else:
+        assert attacker.start_rotation(
+            VICTIM, old_key_id="AKIANOTAKEY", owner=owner, request_id=own, kept_key_ids=[], actor=owner
+        )
     later(bot)
     bot.recorder.calls.clear()
 
@@ -106,7 +115,12 @@ def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tampe
     assert bot.store.get_rotation(VICTIM).state is RotationState.FAILED  # type: ignore[union-attr]
     mismatches = events(bot, "link_record_mismatch")
     assert told(slack, STRANGER) == []
-    if as_whom == "attacker":
+    if not sealed:
+        (mismatch,) = mismatches
+        assert "the key rotation's record carries no seal" in mismatch["why"]
+        (alert,) = approvers_posts(slack)
+        assert "key rotation's record" in alert and VICTIM in alert and "tampered" in alert
+    elif as_whom == "attacker":
         (mismatch,) = mismatches
         assert "iam-user-bot:owner differs" in mismatch["why"] and "request-id differs" in mismatch["why"]
         (alert,) = approvers_posts(slack)
@@ -118,7 +132,7 @@ def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tampe
     assert KEY_WRITES.isdisjoint(bot.recorder.operations()) and len(approvers_posts(slack)) == len(mismatches)
 
 
-@pytest.mark.parametrize("forged", ["another link", "another owner"])
+@pytest.mark.parametrize("forged", ["an unsealed rotation", "another link", "another owner", "an unsealed link"])
 def test_a_forged_delivered_rotation_and_revealed_link_switch_no_key_off(
     moto_server, slack, iam, tamper, tmp_path, forged
 ) -> None:
@@ -127,9 +141,12 @@ def test_a_forged_delivered_rotation_and_revealed_link_switch_no_key_off(
     attacker = tamper.open_store()
     owner = STRANGER if forged == "another owner" else RECIPIENT
     delivered, revealed = "d" * 64, ("e" * 64 if forged == "another link" else "d" * 64)
-    assert attacker.start_rotation(
-        VICTIM, old_key_id=key_id, owner=owner, request_id=request_id, kept_key_ids=[], actor=owner
-    )
+    if forged == "an unsealed rotation":  # as a store writer starts one
+        assert attacker.start_rotation(
+            VICTIM, old_key_id=key_id, owner=owner, request_id=request_id, kept_key_ids=[], actor=owner
+        )
+    else:  # the rotation's row as the bot sealed it: the later checks decide
+        assert start_sealed_rotation(attacker, bot.services.links.seal, VICTIM, key_id, owner, request_id)
     attacker.move_rotation(VICTIM, RotationEvent.KEY_CREATED, actor=None, new_key_id="AKIAFORGEDFORGEDXX")
     attacker.move_rotation(VICTIM, RotationEvent.DELIVERED, actor=None, secret_id=delivered)
     attacker.put_secret(
@@ -155,7 +172,12 @@ def test_a_forged_delivered_rotation_and_revealed_link_switch_no_key_off(
     assert KEY_WRITES.isdisjoint(bot.recorder.operations())
     assert bot.store.get_rotation(VICTIM).state is RotationState.DELIVERED  # type: ignore[union-attr]
     (mismatch,) = events(bot, "link_record_mismatch")
-    words = "not the one the key rotation" if forged == "another link" else "iam-user-bot:owner differs"
+    words = {
+        "another link": "not the one the key rotation",
+        "another owner": "iam-user-bot:owner differs",
+        "an unsealed link": "the revealed link's record carries no seal",  # the row agrees with IAM
+        "an unsealed rotation": "the key rotation's record carries no seal",
+    }[forged]
     assert words in mismatch["why"]
     (alert,) = approvers_posts(slack)  # once, however many checks meet the row
     assert VICTIM in alert and "tampered" in alert

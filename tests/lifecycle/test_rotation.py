@@ -19,7 +19,7 @@ from bot.lifecycle.messages import ROTATE_ACTION
 from bot.storage.sqlite import SqliteStore
 from tests.conftest import APPROVAL_CHANNEL, RECIPIENT, STRANGER
 from tests.lifecycle.conftest import Life, make_life
-from tests.support.lifecycle import buttons_of
+from tests.support.lifecycle import buttons_of, start_sealed_rotation
 
 NAME = "nina.newhire"
 
@@ -174,9 +174,7 @@ def test_a_rotation_a_dead_process_left_is_undone_after_a_while(life: Life) -> N
     request_id = life.user(NAME, RECIPIENT)
     (old_key,) = life.keys(NAME)
     # A process started a rotation and made the key, then died before sealing its link.
-    assert life.store.start_rotation(
-        NAME, old_key_id=old_key, owner=RECIPIENT, request_id=request_id, kept_key_ids=[], actor=RECIPIENT
-    )
+    assert start_sealed_rotation(life.store, life.services.links.seal, NAME, old_key, RECIPIENT, request_id)
     orphan = life.iam.create_access_key(UserName=NAME)["AccessKey"]["AccessKeyId"]
     assert life.store.move_rotation(NAME, RotationEvent.KEY_CREATED, actor=None, new_key_id=orphan)
 

@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.domain.models import AccessType, PermissionExpansion, RequestForm
 from bot.domain.plan import MANAGED_TAG, OWNER_TAG, REQUEST_ID_TAG, USER_PATH
+from bot.domain.records import RotationRow
 from bot.domain.risk import fingerprint
-from bot.domain.seal import ApprovalSeal
-from bot.domain.states import RequestEvent
+from bot.domain.seal import ApprovalSeal, RecordSeal
+from bot.domain.states import RequestEvent, RotationState
 from bot.lifecycle.removal_form import JUSTIFICATION_BLOCK, MODE_BLOCK, USERS_BLOCK
 from bot.sandbox.moto_iam import AGE_PATH, SIGN_IN_PATH
 from bot.sandbox.processes import http
@@ -156,3 +157,22 @@ def buttons_of(args: dict[str, Any]) -> list[dict[str, Any]]:
 def keys_of(iam: Any, user_name: str) -> dict[str, str]:
     """Access key id → status, as IAM holds them."""
     return {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]}
+
+
+def start_sealed_rotation(
+    store: Store, seal: RecordSeal, user_name: str, old_key_id: str, owner: str, request_id: str
+) -> RotationRow | None:
+    """``store.start_rotation`` as the bot's :meth:`bot.lifecycle.rotation.Rotations.rotate` makes
+    it: started now, sealed with ``seal`` (the bot's), no other keys kept."""
+    now = store.clock()
+    record = RotationRow(user_name, RotationState.STARTED, old_key_id, owner, request_id, now, now)
+    return store.start_rotation(
+        user_name,
+        old_key_id=old_key_id,
+        owner=owner,
+        request_id=request_id,
+        kept_key_ids=[],
+        actor=owner,
+        started_at=now,
+        seal=seal.rotation(record),
+    )

@@ -167,6 +167,24 @@ class HeldViews:
         self.held.clear()
 
 
+def edit_secret(tamper: Tamper, secret_id: str, name: str, value: str) -> None:
+    """Set one text attribute of a link's record (its recipient, user, key id…), raw."""
+    if tamper.backend == "sqlite":
+        statements = {
+            column: f"UPDATE secrets SET {column} = ? WHERE id = ?"  # noqa: S608 (fixed column names)
+            for column in ("recipient", "user_name", "access_key_id", "request_id", "replaces")
+        }
+        tamper._sqlite(statements[name], value, secret_id)
+        return
+    tamper.client.update_item(
+        TableName=tamper.table,
+        Key={"pk": {"S": f"SECRET#{secret_id}"}, "sk": {"S": "SECRET"}},
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": name},
+        ExpressionAttributeValues={":v": {"S": value}},
+    )
+
+
 def open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Tamper:
     """Raw writes to a new store of ``backend`` (a SQLite file in ``tmp_path``, or a new table on
     moto server); its :meth:`Tamper.open_store` opens the bot's instances."""
@@ -195,4 +213,21 @@ def tampered_harness(moto_server: Any, slack: Any, tamper: Tamper, tmp_path: Pat
     views' refreshes held (:class:`HeldViews`), so its IAM recorder holds only the calls under test."""
     return make_harness(
         moto_server, slack, tmp_path / "bot.db", store=tamper.open_store(), background=HeldViews(), **kw
+    )
+
+
+def back_to_before_record_seals(tamper: Tamper) -> None:
+    """Put the store back to the schema before link records were sealed, its data kept: SQLite at
+    version 7 (no ``seal`` column, no ``upgrades`` table), a DynamoDB table at version 1. The
+    bot's next start-up on it is the upgrade."""
+    if tamper.backend == "sqlite":
+        with sqlite3.connect(str(tamper.db)) as conn:
+            conn.execute("ALTER TABLE secrets DROP COLUMN seal")
+            conn.execute("ALTER TABLE rotations DROP COLUMN seal")
+            conn.execute("DROP TABLE upgrades")
+            conn.execute("PRAGMA user_version = 7")
+        return
+    tamper.client.put_item(
+        TableName=tamper.table,
+        Item={"pk": {"S": "META"}, "sk": {"S": "META"}, "kind": {"S": "meta"}, "schema_version": {"N": "1"}},
     )

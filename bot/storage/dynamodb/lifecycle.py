@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot.domain.records import Finding, RotationRow
@@ -49,6 +50,7 @@ def _rotation(item: dict[str, Any]) -> RotationRow:
         new_key_id=item.get("new_key_id"),
         secret_id=item.get("secret_id"),
         error=item.get("error"),
+        seal=item.get("seal"),
     )
 
 
@@ -82,6 +84,8 @@ class LifecycleItems(DynamoBase):
         request_id: str,
         kept_key_ids: Sequence[str],
         actor: str | None,
+        started_at: datetime | None = None,
+        seal: str | None = None,
     ) -> RotationRow | None:
         """See :meth:`bot.storage.base.Store.start_rotation`: a ``Put`` replacing the record,
         conditioned on its absence or on the state read, with the audit row."""
@@ -101,8 +105,9 @@ class LifecycleItems(DynamoBase):
                 "kept_key_ids": json.dumps(list(kept_key_ids)),
                 "owner": owner,
                 "request_id": request_id,
-                "started_at": now,
+                "started_at": iso(started_at) if started_at else now,
                 "updated_at": now,
+                "seal": seal,
                 "gsi2pk": f"ROTATIONS#{RotationState.STARTED}",
                 "gsi2sk": f"{now}#{user_name}",
             }
@@ -124,6 +129,26 @@ class LifecycleItems(DynamoBase):
             if self.table.write((str(event), request_id, actor, detail), put):
                 return self.get_rotation(user_name)
         return None
+
+    def unsealed_rotations(self, limit: int = 500) -> list[RotationRow]:
+        """Rotation records without a seal: a ``Query`` of each state's list on ``gsi2``, filtered."""
+        rows: list[RotationRow] = []
+        for state in RotationState:
+            items = self.table.query("gsi2pk", f"ROTATIONS#{state}", index="gsi2", limit=limit)
+            rows += [_rotation(item) for item in items if not item.get("seal")]
+        return rows[:limit]
+
+    def seal_rotation(self, user_name: str, seal: str) -> bool:
+        """Give an unsealed rotation record its seal (condition: it has none), audited."""
+        before = self.get_rotation(user_name)
+        if before is None:
+            return False
+        update = self.table.update(
+            *rotation_key(user_name),
+            set_={"seal": seal},
+            condition="attribute_exists(pk) AND attribute_not_exists(seal)",
+        )
+        return self.table.write(("rotation_record_sealed", before.request_id, None, {"user_name": user_name}), update)
 
     def move_rotation(
         self,

@@ -82,9 +82,34 @@ def create_table(table: Table) -> list[str]:
     except ClientError as error:  # not offered by every endpoint (a local emulator)
         done.append(f"point-in-time recovery not switched on ({error.response.get('Error', {}).get('Code')})")
     meta = {**META_KEY, "kind": "meta", "schema_version": SCHEMA_VERSION}
-    client.put_item(TableName=name, Item=encode(meta))
-    done.append(f"schema version {SCHEMA_VERSION}")
+    try:
+        client.put_item(TableName=name, Item=encode(meta), ConditionExpression="attribute_not_exists(pk)")
+        done.append(f"schema version {SCHEMA_VERSION}")
+    except client.exceptions.ConditionalCheckFailedException:
+        done.append(f"schema version {upgrade(table)}")  # an existing table: its upgrades, once
     return done
+
+
+def upgrade(table: Table) -> int:
+    """Move a table at an older schema version to :data:`SCHEMA_VERSION`, once (a condition on the
+    version it read, so of several processes one does it). From 1: the links written before links
+    were sealed get an ``UPGRADE#seal_link_records`` item, which ``init-store`` clears after
+    sealing them (:func:`bot.credentials.ownership.seal_older_links`: a ``Scan``, which the bot's
+    own role may not make). Returns the version."""
+    item = table.get(META_KEY["pk"], META_KEY["sk"])
+    version = int(item["schema_version"]) if item else SCHEMA_VERSION
+    if version >= SCHEMA_VERSION:
+        return version
+    move = table.update(
+        META_KEY["pk"],
+        META_KEY["sk"],
+        set_={"schema_version": SCHEMA_VERSION},
+        condition="schema_version = :old",
+        values={":old": version},
+    )
+    pending = table.put({"pk": "UPGRADE#seal_link_records", "sk": "UPGRADE", "kind": "upgrade"})
+    table.write(("schema_upgraded", None, None, {"from": version, "to": SCHEMA_VERSION}), move, pending)
+    return SCHEMA_VERSION
 
 
 def require_table(table: Table) -> int:
@@ -109,4 +134,4 @@ def require_table(table: Table) -> int:
         raise TableMissing(
             f"DynamoDB table {table.name} has schema version {version}, newer than this bot ({SCHEMA_VERSION})"
         )
-    return version
+    return version  # an older one is upgraded by init-store (upgrade), which also seals its links

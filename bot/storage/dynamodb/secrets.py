@@ -16,7 +16,7 @@ from typing import Any
 from bot.domain.records import NewSecret, SecretRow
 from bot.domain.states import SecretEvent, SecretState, secret_sources
 from bot.storage.dynamodb.base import DynamoBase
-from bot.storage.dynamodb.table import iso, parse_time, sequence
+from bot.storage.dynamodb.table import decode, encode, iso, parse_time, sequence
 
 _TIMES = ("created_at", "expires_at", "revealed_at", "alerted_at", "expired_at", "expiry_done_at", "reissued_at")
 _FIELDS = (
@@ -29,6 +29,7 @@ _FIELDS = (
     "notice_channel",
     "notice_ts",
     "reissued_by",
+    "seal",
 )
 SEALED_ONLY = {"gsi2pk": None, "gsi2sk": None}  # the recipient's sealed list
 NO_EXPIRY_WORK = {"gsi3pk": None, "gsi3sk": None}
@@ -82,6 +83,7 @@ class SecretItems(DynamoBase):
             "access_key_id": secret.access_key_id,
             "console": secret.console,
             "replaces": secret.replaces,
+            "seal": secret.seal,
             "gsi1pk": f"REQSECRETS#{secret.request_id}",
             "gsi1sk": order,
             "gsi2pk": f"SEALED#{secret.recipient}",
@@ -99,6 +101,54 @@ class SecretItems(DynamoBase):
             detail["replaces"] = secret.replaces
         event = "link_reissued" if secret.replaces else "link_issued"
         self.table.write((event, secret.request_id, None, detail), self.table.put(item, "attribute_not_exists(pk)"))
+
+    def unsealed_secrets(self, limit: int = 500) -> list[SecretRow]:
+        """Link records without a seal (written before records were sealed). A ``Scan`` (filtered
+        on ``kind``): run only at the start-up that upgrades the table, never on the request path."""
+        rows: list[SecretRow] = []
+        start: dict[str, Any] | None = None
+        while len(rows) < limit:
+            page = self.table.client.scan(
+                TableName=self.table.name,
+                FilterExpression="kind = :secret AND attribute_not_exists(seal)",
+                ExpressionAttributeValues={":secret": {"S": "secret"}},
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            rows += [secret_from_item(decode(item)) for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return sorted(rows, key=lambda r: r.created_at)[:limit]
+
+    def seal_secret(self, secret_id: str, seal: str) -> bool:
+        """Give an unsealed link record its seal (condition: it has none), audited
+        ``link_record_sealed``. False (nothing written) when it has one or is gone."""
+        item = self._secret_item(secret_id)
+        if item is None:
+            return False
+        return self._move_secret(
+            secret_id,
+            ("link_record_sealed", item["request_id"], None, {"secret_id": secret_id}),
+            {"seal": seal},
+            "attribute_exists(pk) AND attribute_not_exists(seal)",
+            {},
+        )
+
+    def upgrade_pending(self, name: str) -> bool:
+        """Whether the one-time upgrade ``name`` is still to be done (an ``UPGRADE#<name>`` item,
+        written when the table moved to the schema version that asks for it)."""
+        return self.table.get(f"UPGRADE#{name}", "UPGRADE") is not None
+
+    def finish_upgrade(self, name: str) -> bool:
+        """Mark the upgrade ``name`` done (deletes its item), audited ``upgrade_done``."""
+        delete = {
+            "Delete": {
+                "TableName": self.table.name,
+                "Key": encode({"pk": f"UPGRADE#{name}", "sk": "UPGRADE"}),
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+        }
+        return self.table.write(("upgrade_done", None, None, {"upgrade": name}), delete)
 
     def claim_secret(self, secret_id: str) -> tuple[bytes, bytes] | None:
         """Hand out a sealed secret once: ``(nonce, ciphertext)``, removed in the same transaction

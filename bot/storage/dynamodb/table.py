@@ -27,7 +27,9 @@ from bot.domain.models import utcnow
 
 log = logging.getLogger("bot.storage")
 
-SCHEMA_VERSION = 1  # of the items' layout; the META item records the version a table was made with
+SCHEMA_VERSION = 2  # of the items' layout; the META item records the version a table was made with
+# 2: a link's item carries ``seal`` (bot.domain.seal.RecordSeal); a table at 1 gets an
+# ``UPGRADE#seal_link_records`` item when it moves to 2, and the bot seals its older links once.
 GSIS = ("gsi1", "gsi2", "gsi3")
 TTL_ATTRIBUTE = "expires_ttl"  # epoch seconds; DynamoDB deletes lazily: garbage collection only
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=20)

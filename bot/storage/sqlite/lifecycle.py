@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot.domain.records import Finding, RotationRow
@@ -34,6 +35,7 @@ def _rotation(row: dict[str, Any]) -> RotationRow:
         new_key_id=row["new_key_id"],
         secret_id=row["secret_id"],
         error=row["error"],
+        seal=row.get("seal"),
     )
 
 
@@ -70,23 +72,37 @@ class LifecycleTables(SqliteBase):
         request_id: str,
         kept_key_ids: Sequence[str],
         actor: str | None,
+        started_at: datetime | None = None,
+        seal: str | None = None,
     ) -> RotationRow | None:
         """See :meth:`bot.storage.base.Store.start_rotation`."""
         event = RotationEvent.STARTED
         sources = rotation_sources(event)
         marks, values = in_list(sources)
         now = iso(self.clock())
+        started = iso(started_at) if started_at else now
         kept = json.dumps(list(kept_key_ids))
         with self.transaction() as conn:
             before = self._rotation_in(conn, user_name)
             cursor = conn.execute(
                 "INSERT INTO rotations (user_name, state, old_key_id, kept_key_ids, owner, request_id, started_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_name) DO UPDATE SET "
+                "updated_at, seal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_name) DO UPDATE SET "
                 "state = excluded.state, old_key_id = excluded.old_key_id, kept_key_ids = excluded.kept_key_ids, "
                 "owner = excluded.owner, request_id = excluded.request_id, started_at = excluded.started_at, "
-                "updated_at = excluded.updated_at, new_key_id = NULL, secret_id = NULL, error = NULL "
-                f"WHERE rotations.state IN ({marks})",
-                (user_name, str(RotationState.STARTED), old_key_id, kept, owner, request_id, now, now, *values),
+                "updated_at = excluded.updated_at, seal = excluded.seal, new_key_id = NULL, secret_id = NULL, "
+                f"error = NULL WHERE rotations.state IN ({marks})",
+                (
+                    user_name,
+                    str(RotationState.STARTED),
+                    old_key_id,
+                    kept,
+                    owner,
+                    request_id,
+                    started,
+                    now,
+                    seal,
+                    *values,
+                ),
             )
             if cursor.rowcount != 1:
                 return None
@@ -133,6 +149,24 @@ class LifecycleTables(SqliteBase):
             audited = {"user_name": user_name, "from": str(before.state), "to": str(target), **(detail or {})}
             self.write_audit(conn, str(event), before.request_id, actor, audited)
             return row
+
+    def unsealed_rotations(self, limit: int = 500) -> list[RotationRow]:
+        """Rotation records without a seal (started before records were sealed)."""
+        with self.transaction() as conn:
+            rows = self.rows(conn, "SELECT * FROM rotations WHERE seal IS NULL LIMIT ?", [limit])
+        return [_rotation(row) for row in rows]
+
+    def seal_rotation(self, user_name: str, seal: str) -> bool:
+        """Give an unsealed rotation record its seal (compare-and-set), audited ``rotation_record_sealed``."""
+        with self.transaction() as conn:
+            row = self._rotation_in(conn, user_name)
+            cursor = conn.execute(
+                "UPDATE rotations SET seal = ? WHERE user_name = ? AND seal IS NULL", (seal, user_name)
+            )
+            if row is None or cursor.rowcount != 1:
+                return False
+            self.write_audit(conn, "rotation_record_sealed", row.request_id, None, {"user_name": user_name})
+            return True
 
     def rotations_in(self, states: Iterable[RotationState], *, limit: int = 500) -> list[RotationRow]:
         """Rotations now in one of ``states``, least recently moved first."""

@@ -165,5 +165,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX findings_open ON findings(kind, state, created_at);
     """,
+    # 8: a one-time link's record and a key rotation's carry their seal (bot.domain.seal.RecordSeal: an HMAC under a key
+    # the store never holds), so a record copied or edited by a store writer is refused. Rows
+    # written before stay NULL: the bot seals them once, at the start-up that applies this.
+    """
+    ALTER TABLE secrets ADD COLUMN seal TEXT;
+    ALTER TABLE rotations ADD COLUMN seal TEXT;
+    CREATE TABLE upgrades (name TEXT PRIMARY KEY);
+    INSERT INTO upgrades (name) SELECT 'seal_link_records'
+        WHERE EXISTS (SELECT 1 FROM secrets) OR EXISTS (SELECT 1 FROM rotations);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,7 +20,7 @@ from bot.storage.sqlite.base import SqliteBase, in_list, iso, parse_time
 
 _METADATA = (
     "id, request_id, recipient, user_name, state, created_at, expires_at, revealed_at, access_key_id, console, "
-    "replaces, notice_channel, notice_ts, alerted_at, expired_at, expiry_done_at, reissued_at, reissued_by"
+    "replaces, notice_channel, notice_ts, alerted_at, expired_at, expiry_done_at, reissued_at, reissued_by, seal"
 )
 _TIMES = ("created_at", "expires_at", "revealed_at", "alerted_at", "expired_at", "expiry_done_at", "reissued_at")
 
@@ -45,7 +45,7 @@ class SecretTables(SqliteBase):
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO secrets (id, request_id, recipient, user_name, nonce, ciphertext, state, created_at, "
-                "expires_at, access_key_id, console, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "expires_at, access_key_id, console, replaces, seal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     secret.secret_id,
                     secret.request_id,
@@ -59,6 +59,7 @@ class SecretTables(SqliteBase):
                     secret.access_key_id,
                     int(secret.console),
                     secret.replaces,
+                    secret.seal,
                 ),
             )
             detail: dict[str, object] = {
@@ -71,6 +72,38 @@ class SecretTables(SqliteBase):
                 detail["replaces"] = secret.replaces
             event = "link_reissued" if secret.replaces else "link_issued"
             self.write_audit(conn, event, secret.request_id, None, detail)
+
+    def unsealed_secrets(self, limit: int = 500) -> list[SecretRow]:
+        """Link records without a seal (written before records were sealed), oldest first."""
+        with self.transaction() as conn:
+            return self._secrets(conn, "seal IS NULL ORDER BY created_at LIMIT ?", [limit])
+
+    def seal_secret(self, secret_id: str, seal: str) -> bool:
+        """Give an unsealed link record its seal (compare-and-set on no seal), audited
+        ``link_record_sealed``. False (nothing written) when it has one or is gone."""
+        with self.transaction() as conn:
+            row = self._one(conn, secret_id)
+            if (
+                row is None
+                or conn.execute("UPDATE secrets SET seal = ? WHERE id = ? AND seal IS NULL", (seal, secret_id)).rowcount
+                != 1
+            ):
+                return False
+            self.write_audit(conn, "link_record_sealed", row.request_id, None, {"secret_id": secret_id})
+            return True
+
+    def upgrade_pending(self, name: str) -> bool:
+        """Whether the one-time upgrade ``name`` is still to be done (a row of ``upgrades``)."""
+        with self.transaction() as conn:
+            return bool(self.rows(conn, "SELECT name FROM upgrades WHERE name = ?", [name]))
+
+    def finish_upgrade(self, name: str) -> bool:
+        """Mark the upgrade ``name`` done (deletes its row), audited ``upgrade_done``."""
+        with self.transaction() as conn:
+            if conn.execute("DELETE FROM upgrades WHERE name = ?", (name,)).rowcount != 1:
+                return False
+            self.write_audit(conn, "upgrade_done", None, None, {"upgrade": name})
+            return True
 
     def claim_secret(self, secret_id: str) -> tuple[bytes, bytes] | None:
         """Hand out a sealed secret once: ``(nonce, ciphertext)``, deleted in the same transaction.
