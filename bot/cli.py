@@ -143,8 +143,10 @@ def _init_store(args: argparse.Namespace) -> int:
 
 def _seal_older_links() -> int:
     """The one-time sealing of link records written before records were sealed, when the store's
-    upgrade asks for it, with the key of ``SLACK_BOT_TOKEN`` / ``CUSTOM_PASSWORD_SEALING_KEY``
-    (the bot's: a DynamoDB table's upgrade is done here, its ``Scan`` needs the operator's role)."""
+    upgrade asks for it, with the bot's key: ``SLACK_BOT_TOKEN`` / ``CUSTOM_PASSWORD_SEALING_KEY``
+    from the environment or from ``SLACK_SECRETS_FROM``, as the bot reads them (a DynamoDB table's
+    upgrade is done here: its ``Scan`` needs the operator's role). Prints only a count."""
+    from bot.aws.secrets import SOURCE_VARIABLE, read_secrets
     from bot.credentials.ownership import SEAL_UPGRADE, seal_older_links
     from bot.credentials.sealing import record_seal_key
     from bot.domain.seal import RecordSeal
@@ -153,15 +155,22 @@ def _seal_older_links() -> int:
     store = open_from_environment(os.environ)
     if not store.upgrade_pending(SEAL_UPGRADE):
         return 0
-    token, key = os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("CUSTOM_PASSWORD_SEALING_KEY")
-    if len((key or token).encode()) < 16:
+    secrets = dict(os.environ)
+    try:
+        if source := secrets.get(SOURCE_VARIABLE, "").strip():
+            secrets.update(read_secrets(source))
+        seal = RecordSeal(
+            record_seal_key(secrets.get("SLACK_BOT_TOKEN", ""), secrets.get("CUSTOM_PASSWORD_SEALING_KEY"))
+        )
+    except (ConfigError, ValueError) as error:  # ValueError: no bot token or sealing key of 16+ bytes
         print(
-            "init-store: link records from before this version wait to be sealed; run init-store again with "
-            "the bot's SLACK_BOT_TOKEN and CUSTOM_PASSWORD_SEALING_KEY set (until then they are refused)",
+            f"init-store: link records from before this version wait to be sealed ({error}); run init-store again "
+            f"with the bot's SLACK_BOT_TOKEN and CUSTOM_PASSWORD_SEALING_KEY set, or {SOURCE_VARIABLE} "
+            "(until then they are refused)",
             file=sys.stderr,
         )
         return 2
-    print(f"sealed {seal_older_links(store, RecordSeal(record_seal_key(token, key)))} link records from before seals")
+    print(f"sealed {seal_older_links(store, seal)} link records from before seals")
     return 0
 
 

@@ -5,6 +5,7 @@ both stores."""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from unittest import mock
@@ -44,8 +45,17 @@ def test_links_from_before_the_upgrade_are_sealed_once_and_then_work(moto_server
 
     if tamper.backend == "dynamodb":  # the operator's init-store upgrades the table and seals its links
         env = {**moto_server.client_env(), "STORE": "dynamodb", "DYNAMODB_TABLE": tamper.table}
-        env["SLACK_BOT_TOKEN"] = BOT_TOKEN
         with mock.patch.dict(os.environ, env):
+            for name in ("SLACK_BOT_TOKEN", "CUSTOM_PASSWORD_SEALING_KEY", "SLACK_SECRETS_FROM"):
+                os.environ.pop(name, None)
+            assert cli.main(["init-store"]) == 2  # without the bot's key: nothing sealed, still pending
+            assert tamper.open_store().upgrade_pending(SEAL_UPGRADE)
+            # The bot's token where a Lambda deployment keeps it: Secrets Manager.
+            secrets = moto_server.boto3_client("secretsmanager")
+            arn = secrets.create_secret(
+                Name="iam-user-bot/upgrade", SecretString=json.dumps({"SLACK_BOT_TOKEN": BOT_TOKEN})
+            )
+            os.environ["SLACK_SECRETS_FROM"] = f"secretsmanager:{arn['ARN']}"
             assert cli.main(["init-store"]) == 0
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)  # the first start-up after the upgrade
 
