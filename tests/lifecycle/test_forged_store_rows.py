@@ -23,7 +23,7 @@ import pytest
 
 from bot.domain.lifecycle import OWNER_BACKFILL, rotate_value
 from bot.domain.plan import OWNER_TAG
-from bot.domain.records import NewSecret
+from bot.domain.records import NewSecret, RotationRow
 from bot.domain.states import RotationEvent, RotationState
 from bot.lifecycle.rotation import STALE_AFTER
 from tests.conftest import RECIPIENT, STRANGER
@@ -116,6 +116,7 @@ def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tampe
     mismatches = events(bot, "link_record_mismatch")
     assert told(slack, STRANGER) == []
     if not sealed:
+        assert bot.recorder.calls == []  # refused on its seal, before any AWS call
         (mismatch,) = mismatches
         assert "the key rotation's record carries no seal" in mismatch["why"]
         (alert,) = approvers_posts(slack)
@@ -130,6 +131,40 @@ def test_a_forged_started_rotation_deletes_no_key(moto_server, slack, iam, tampe
     # Done with it: the next check neither writes nor alerts.
     assert bot.services.rotations.recover(bot.store.clock()) == []
     assert KEY_WRITES.isdisjoint(bot.recorder.operations()) and len(approvers_posts(slack)) == len(mismatches)
+
+
+@pytest.mark.parametrize("edit", ["started earlier", "another old key"])
+def test_a_sealed_rotation_edited_in_the_store_deletes_no_key(moto_server, slack, iam, tamper, tmp_path, edit) -> None:
+    """The bot's own seal, on a rotation a store writer edited: its start moved back (so the
+    victim's key would pass for one the rotation made and be deleted), or the key it replaces
+    changed. Refused on the seal, before any AWS call."""
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
+    request_id, key_id = victim_with_an_old_key(bot, iam, moto_server)
+    now = bot.store.clock()
+    honest = RotationRow(VICTIM, RotationState.STARTED, "AKIANOTAKEY", RECIPIENT, request_id, now, now)
+    started = now - timedelta(days=30) if edit == "started earlier" else now
+    old_key = "AKIANOTAKEY" if edit == "started earlier" else "AKIAANOTHERKEY"
+    assert tamper.open_store().start_rotation(
+        VICTIM,
+        old_key_id=old_key,
+        owner=RECIPIENT,
+        request_id=request_id,
+        kept_key_ids=[],
+        actor=RECIPIENT,
+        started_at=started,
+        seal=bot.services.links.seal.rotation(honest),  # a real seal, of the row before the edit
+    )
+    later(bot)
+    bot.recorder.calls.clear()
+
+    assert bot.services.rotations.recover(bot.store.clock()) == [VICTIM]
+
+    assert keys_of(iam, VICTIM) == {key_id: "Active"}
+    assert bot.recorder.calls == []
+    (mismatch,) = events(bot, "link_record_mismatch")
+    assert "does not match its seal" in mismatch["why"]
+    (alert,) = approvers_posts(slack)
+    assert "key rotation's record" in alert and VICTIM in alert
 
 
 @pytest.mark.parametrize("forged", ["an unsealed rotation", "another link", "another owner", "an unsealed link"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.credentials.sealing import approval_seal_key
+from bot.credentials.sealing import approval_seal_key, record_seal_key
 from bot.domain.models import AccessType, PermissionMode, RequestForm
 from bot.domain.plan import Step, StepKind, build_plan
 from bot.domain.risk import fingerprint
@@ -365,7 +365,8 @@ def test_a_rotated_bot_token_keeps_approvals_valid_with_a_dedicated_key_and_no_k
 
     # Neither the secret nor the key derived from it is at rest in the store or in any log line.
     at_rest, logged = tamper.stored_text(), caplog.text
-    for key in (approval_seal_key(BOT_TOKEN, dedicated), approval_seal_key(rotated)):
+    keys = [seal_key(secret) for seal_key in (approval_seal_key, record_seal_key) for secret in (dedicated, rotated)]
+    for key in [approval_seal_key(BOT_TOKEN, dedicated), record_seal_key(BOT_TOKEN, dedicated), *keys]:
         for form in (key.hex(), key.decode("latin-1")):
             assert form not in at_rest and form not in logged
     for secret in (dedicated, BOT_TOKEN, rotated):
