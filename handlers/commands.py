@@ -54,16 +54,18 @@ def register(app: App, services: Services) -> None:
             ack(text=f"I don't know `{escape(parsed.argument or '')}`. Try `/iam-user help`.")
             return
         ack(text=desk.reply(user_id, text, links=False))
-        # The whole CLI script of `status <id>` can pass what an ack may carry: it goes by DM.
-        for part in desk.followups(user_id, text):
-            messenger.dm(user_id, part)
 
     def after_ack(command: dict) -> None:
-        """``cancel <id>`` (the move) and ``keys`` (IAM reads), after the ack; the answer by DM."""
-        parsed = parse_command(command.get("text") or "")
+        """``cancel <id>`` (the move), ``keys`` (IAM reads) and the whole CLI script of
+        ``status <id>`` (more than an ack may carry), after the ack; by DM."""
+        user_id, text = command["user_id"], command.get("text") or ""
+        parsed = parse_command(text)
         if parsed.verb == "cancel" and parsed.request_id is not None:
-            messenger.dm(command["user_id"], desk.cancel(command["user_id"], parsed.request_id).message)
+            messenger.dm(user_id, desk.cancel(user_id, parsed.request_id).message)
         elif parsed.verb == "keys":
-            messenger.dm(command["user_id"], desk.reply(command["user_id"], "keys"))
+            messenger.dm(user_id, desk.reply(user_id, "keys"))
+        elif parsed.verb == "status":
+            for part in desk.followups(user_id, text):
+                messenger.dm(user_id, part)
 
     app.command(COMMAND)(ack=iam_user, lazy=[after_ack])
