@@ -33,7 +33,7 @@ class LinkExpiry:
 
     Args:
         approval_channel: where the approvers' note with **Re-issue credentials** goes;
-        records: checks each link's record against its user's tags in IAM first.
+        records: checks each link's record carries the bot's seal first.
     """
 
     store: Store
@@ -48,9 +48,10 @@ class LinkExpiry:
         """Expire every unopened link past its expiry; returns the ids this call handled.
 
         Per link: state sealed → expired (ciphertext deleted, compare-and-set: one worker wins),
-        then, if the user's tags in IAM agree with the link's record
-        (:class:`bot.credentials.ownership.LinkRecords`; else the approvers are alerted and nothing
-        is switched off), the access key is deactivated (``UpdateAccessKey Status=Inactive``), the
+        then, if the link's record carries the bot's seal
+        (:meth:`bot.credentials.ownership.LinkRecords.refusal` without the tags: switching off is
+        the safe direction, even for a user whose owner tag changed by hand; else the approvers are
+        alerted and nothing is switched off), the access key is deactivated (``UpdateAccessKey Status=Inactive``), the
         console password replaced by one nobody knows with ``PasswordResetRequired=True``, and the
         recipient, the requester and the approvers (with **Re-issue credentials**) are told.
         If IAM fails, the work is retried by a later sweep after ``lease_seconds``.
@@ -68,8 +69,9 @@ class LinkExpiry:
         return done
 
     def _expire(self, row: SecretRow) -> bool:
-        if (mismatch := self.records.refusal(row, "switch off the credentials of an expired link")) is not None:
-            # A record that does not match IAM: nothing on the user it names is switched off.
+        action = "switch off the credentials of an expired link"
+        if (mismatch := self.records.refusal(row, action, tags=False)) is not None:
+            # A record the bot did not seal: nothing on the user it names is switched off.
             self.store.finish_expiry(row.id, {"user_name": row.user_name, "refused": mismatch})
             return False
         deactivated = self.keys.deactivate_access_key(row.user_name, row.access_key_id) if row.access_key_id else None

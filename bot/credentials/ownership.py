@@ -127,7 +127,7 @@ class LinkRecords:
     approval_channel: str
     seal: RecordSeal
 
-    def refusal(self, row: SecretRow, action: str, actor: str | None = None) -> str | None:
+    def refusal(self, row: SecretRow, action: str, actor: str | None = None, *, tags: bool = True) -> str | None:
         """None when IAM's tags agree with ``row`` (or the user is gone); else, what does not
         match, after auditing ``link_record_mismatch`` (with ``action`` and ``actor``), logging
         it and posting one alert to the approvers. Nothing in IAM is written either way.
@@ -139,6 +139,10 @@ class LinkRecords:
         Args:
             action: what the record asked for, in words ("send a new link", "rotate", "expire").
             actor: who clicked (None for the expiry sweep).
+            tags: False checks the seal alone. For switching an expired link's credentials off:
+                the bot wrote that record, and an owner tag changed by hand since (or never set)
+                must not leave the credentials it sealed working; new credentials (True) go
+                only where IAM's tags say.
 
         Raises:
             IamError: IAM refused the read (nothing was written or told).
@@ -146,8 +150,10 @@ class LinkRecords:
         problem = self.seal.problem(self.seal.link(row), row.seal, "the link's record")
         if problem is not None:
             mismatch: str | None = f"{problem.what}; it names IAM user `{shown(row.user_name)}`"
-        else:
+        elif tags:
             mismatch = record_mismatch(self.iam.tags_of(row.user_name), row)
+        else:
+            mismatch = None
         if mismatch is None:
             return None
         detail = {"secret_id": untrusted_id(row.id), "user_name": untrusted_id(row.user_name, 64)}

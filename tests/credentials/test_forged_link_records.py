@@ -186,6 +186,26 @@ def test_a_user_whose_owner_tag_changed_gets_no_new_credentials_from_the_old_lin
     assert told(slack, RECIPIENT) == [] and len(approvers_posts(slack)) == 1
 
 
+@pytest.mark.parametrize("change", ["another owner", "no owner tag"])
+def test_an_expired_link_the_bot_sealed_is_switched_off_even_if_the_owner_tag_changed(
+    moto_server, slack, iam, tamper, tmp_path, change
+) -> None:
+    """Switching credentials off is the safe direction: an expired link's record the bot sealed
+    has its key and password switched off whatever its user's owner tag says now."""
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
+    secret_id, key_id = forge(bot, tamper, iam, recipient=RECIPIENT, expires_in=timedelta(seconds=-1), sealed=True)
+    if change == "another owner":
+        iam.tag_user(UserName=VICTIM, Tags=[{"Key": OWNER_TAG, "Value": SECOND_APPROVER}])
+    else:
+        iam.untag_user(UserName=VICTIM, TagKeys=[OWNER_TAG])
+
+    assert bot.services.link_expiry.expire_due() == [secret_id]
+
+    keys = iam.list_access_keys(UserName=VICTIM)["AccessKeyMetadata"]
+    assert [(k["AccessKeyId"], k["Status"]) for k in keys] == [(key_id, "Inactive")]
+    assert events(bot, "link_record_mismatch") == []
+
+
 def test_a_sealed_record_that_agrees_with_iam_gets_new_credentials_for_the_owner(
     moto_server, slack, iam, tamper, tmp_path
 ) -> None:
