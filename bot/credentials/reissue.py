@@ -13,7 +13,6 @@ possible interception) and **Re-issue credentials** (after expiry).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -157,8 +156,9 @@ class Reissues:
         self, row: SecretRow, actor: str, states: tuple[str, ...] | list[str], *, by_recipient: bool
     ) -> LinkOutcome:
         action = "resend" if by_recipient else "rotate"
-        try:  # IAM's tags, before anything is claimed or written
-            mismatch = self.records.refusal(row, "send a new link" if by_recipient else "rotate", actor)
+        words = "send a new link" if by_recipient else "rotate"
+        try:  # the record's seal and IAM's tags, before anything is claimed or written
+            mismatch = self.records.refusal(row, words, actor)
         except IamError as error:
             return LinkOutcome(False, f"IAM could not be read for `{row.user_name}` ({error.code}); try again.")
         if mismatch is not None:
@@ -191,11 +191,10 @@ class Reissues:
                 "state changed",
                 f"The link of `{row.user_name}` was just used or expired.",
             )
-        if _identity(claimed) != _identity(row):
-            # Only a write to the store changes a record between IAM's check and the claim.
+        if self.records.refusal(claimed, words, actor, tags=False) is not None:
+            # The record as claimed (read again) is not the one checked: a store write in between.
+            # Its seal covers what the claim acts on (no AWS call); audited and alerted.
             self.store.release_reissue(row.id, actor, "record changed after the check")
-            with contextlib.suppress(IamError):  # refused below either way; this alerts on a mismatch
-                self.records.refusal(claimed, "send a new link" if by_recipient else "rotate", actor)
             return self._refuse(
                 action,
                 row.id,
@@ -265,9 +264,3 @@ class Reissues:
             access_key_id=key_id,
             secret_access_key=secret_key,
         )
-
-
-def _identity(row: SecretRow) -> tuple[str, str, str, str | None, bool]:
-    """What a re-issue acts on and whom it sends to: request id, recipient, IAM user name, access
-    key id, console."""
-    return (row.request_id, row.recipient, row.user_name, row.access_key_id, row.console)
