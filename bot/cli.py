@@ -151,9 +151,13 @@ def _seal_older_links() -> int:
     from bot.credentials.sealing import record_seal_key
     from bot.domain.seal import RecordSeal
     from bot.storage import open_from_environment
+    from bot.storage.dynamodb import DynamoStore
 
     store = open_from_environment(os.environ)
     if not store.upgrade_pending(SEAL_UPGRADE):
+        return 0
+    if not isinstance(store, DynamoStore):  # an SQLite file's are sealed by the bot at its next start-up
+        print("link records from before seals: the bot seals them at its next start-up")
         return 0
     secrets = dict(os.environ)
     try:

@@ -57,6 +57,13 @@ def test_links_from_before_the_upgrade_are_sealed_once_and_then_work(moto_server
             )
             os.environ["SLACK_SECRETS_FROM"] = f"secretsmanager:{arn['ARN']}"
             assert cli.main(["init-store"]) == 0
+    else:  # init-store on the SQLite file migrates it; the bot's start-up seals, no secret needed here
+        env = {**moto_server.client_env(), "STORE": "sqlite", "DATABASE_PATH": str(tamper.db)}
+        with mock.patch.dict(os.environ, env):
+            for name in ("SLACK_BOT_TOKEN", "CUSTOM_PASSWORD_SEALING_KEY", "SLACK_SECRETS_FROM"):
+                os.environ.pop(name, None)
+            assert cli.main(["init-store"]) == 0
+            assert tamper.open_store().upgrade_pending(SEAL_UPGRADE)
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)  # the first start-up after the upgrade
 
     row = bot.store.secret_row(old.secret_id)
