@@ -131,6 +131,19 @@ def test_rotations_in_lists_by_state_least_recently_moved_first(store: Store, cl
     assert len(store.rotations_in([RotationState.STARTED], limit=2)) == 2
 
 
+def test_unsealed_rotations_counts_only_unsealed_records_against_its_limit(store: Store, clock: Clock) -> None:
+    # The one-time upgrade seals them page by page: sealed records must not hide the rest.
+    for name in ("alice", "bob", "carol"):
+        assert start(store, user=name) is not None
+        clock.advance(seconds=1)
+    assert store.seal_rotation("alice", "seal1:00000000:aa") and store.seal_rotation("bob", "seal1:00000000:bb")
+
+    assert [r.user_name for r in store.unsealed_rotations(limit=2)] == ["carol"]
+    assert store.seal_rotation("carol", "seal1:00000000:cc")
+    assert store.unsealed_rotations(limit=2) == []
+    assert not store.seal_rotation("carol", "seal1:00000000:dd")  # once
+
+
 # -- findings ------------------------------------------------------------------------------------
 
 FINDING_PAIRS = [

@@ -131,12 +131,21 @@ class LifecycleItems(DynamoBase):
         return None
 
     def unsealed_rotations(self, limit: int = 500) -> list[RotationRow]:
-        """Rotation records without a seal: a ``Query`` of each state's list on ``gsi2``, filtered."""
+        """Rotation records without a seal: a ``Query`` of each state's list on ``gsi2``, filtered
+        on the server, so ``limit`` counts unsealed records only (sealed ones never hide the rest)."""
         rows: list[RotationRow] = []
         for state in RotationState:
-            items = self.table.query("gsi2pk", f"ROTATIONS#{state}", index="gsi2", limit=limit)
-            rows += [_rotation(item) for item in items if not item.get("seal")]
-        return rows[:limit]
+            items = self.table.query(
+                "gsi2pk",
+                f"ROTATIONS#{state}",
+                index="gsi2",
+                limit=limit - len(rows),
+                filter_expression="attribute_not_exists(seal)",
+            )
+            rows += [_rotation(item) for item in items]
+            if len(rows) >= limit:
+                break
+        return rows
 
     def seal_rotation(self, user_name: str, seal: str) -> bool:
         """Give an unsealed rotation record its seal (condition: it has none), audited."""
