@@ -174,7 +174,7 @@ def _seal_older_links() -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"sealed {seal_older_links(store, seal)} link records from before seals")
+    print(f"sealed {seal_older_links(store, seal)} link and key rotation records from before seals")
     return 0
 
 

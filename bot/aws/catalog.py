@@ -282,10 +282,6 @@ class Catalog:
         """Group names containing ``query`` ignoring case (prefix matches first), at most ``limit``."""
         return rank(self._index.groups, query)[:limit]  # type: ignore[return-value]
 
-    def has_group(self, name: str) -> bool:
-        """Whether IAM has a group of exactly this name (group names are case-sensitive in ARNs)."""
-        return name in self._index.group_names
-
     # -- managed policies ------------------------------------------------------------------------
 
     def search_policies(self, query: str, limit: int = OPTIONS_MAX) -> PolicyMatches:

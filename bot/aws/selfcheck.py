@@ -30,6 +30,7 @@ from botocore.exceptions import ConnectionError as NoConnection
 from bot.aws.clients import IamError, error_code
 from bot.aws.iam import IamGateway
 from bot.aws.steps import BOT_POLICY_FILES, bot_policy_document
+from bot.domain.bot_policy import GRANTING_WRITES  # on a managed user, only with the boundary on it
 from bot.domain.plan import bot_policy_arn
 
 # check answers in seconds, not after a minute of retries against an unreachable endpoint.
@@ -105,9 +106,6 @@ def simulate(iam: Any, principal: str, actions: Sequence[str]) -> list[dict[str,
 
 # The writes that take a user over (a key, a password): allowed on the bot's users only.
 TAKEOVER_ACTIONS = ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile")
-# The writes that grant a user permissions: on a managed user, only with the boundary on it. Without
-# that condition, whoever holds the bot's credentials makes a user of their own an administrator.
-GRANTING_ACTIONS = ("iam:AttachUserPolicy", "iam:PutUserPolicy")
 ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
 PROBE_USER = "iam-user-bot-check-probe"  # never created: simulation needs only its ARN
 
@@ -157,7 +155,7 @@ def simulate_scoping(iam: Any, principal: str, account: str, user_path: str) -> 
             allowed_on_managed=allowed(TAKEOVER_ACTIONS, managed_arn, tagged),
             allowed_on_unmanaged=allowed(TAKEOVER_ACTIONS, other_arn, []),
             boundary_removal_allowed=bool(allowed(["iam:DeleteUserPermissionsBoundary"], managed_arn, tagged)),
-            granting_without_boundary=allowed(GRANTING_ACTIONS, managed_arn, tagged + administrator),
+            granting_without_boundary=allowed(GRANTING_WRITES, managed_arn, tagged + administrator),
         )
     except Exception:  # refused, or not supported by this endpoint: the caller says it could not check
         return None

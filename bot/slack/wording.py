@@ -42,11 +42,6 @@ def status_words(request: OnboardingRequest) -> str:
     return request.status.words
 
 
-def kind_words(request: OnboardingRequest) -> str:
-    """What a request is, in a few words: "request" or "removal request (delete)"."""
-    return f"removal request ({request.form.remove_mode})" if request.form.is_removal else "request"
-
-
 def decision_verb(status: RequestStatus) -> str | None:
     """``approved``, ``denied``, ``cancelled`` or ``expired``; None while pending."""
     return DECISION_VERBS.get(status)

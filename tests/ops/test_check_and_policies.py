@@ -256,7 +256,8 @@ def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_r
     import boto3
     from botocore.stub import Stubber
 
-    from bot.aws.selfcheck import GRANTING_ACTIONS, TAKEOVER_ACTIONS, simulate_scoping
+    from bot.aws.selfcheck import TAKEOVER_ACTIONS, simulate_scoping
+    from bot.domain.bot_policy import GRANTING_WRITES
     from bot.ops.check_aws import scoping_line
 
     iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
@@ -297,7 +298,7 @@ def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_r
         expect(stub, TAKEOVER_ACTIONS, managed, tag, set(TAKEOVER_ACTIONS))
         expect(stub, TAKEOVER_ACTIONS, other, [], on_other)
         expect(stub, boundary, managed, tag, set(boundary) if boundary_removal else set())
-        expect(stub, GRANTING_ACTIONS, managed, administrator, granting)
+        expect(stub, GRANTING_WRITES, managed, administrator, granting)
 
     boundary = ["iam:DeleteUserPermissionsBoundary"]
     with Stubber(iam) as stub:
@@ -308,11 +309,11 @@ def test_scoping_is_simulated_on_a_managed_user_an_unmanaged_user_and_boundary_r
             stub,
             on_other={"iam:CreateAccessKey", "iam:UpdateLoginProfile"},
             boundary_removal=True,
-            granting=set(GRANTING_ACTIONS),
+            granting=set(GRANTING_WRITES),
         )
         # The scoped policy without a boundary (`policy bot --no-boundary`, the template's NoBoundary):
         # confined to the bot's users, and still an account takeover.
-        policy(stub, on_other=set(), boundary_removal=False, granting=set(GRANTING_ACTIONS))
+        policy(stub, on_other=set(), boundary_removal=False, granting=set(GRANTING_WRITES))
         # With an allow-list of policies but no boundary: AdministratorAccess is refused, an inline
         # policy is not.
         policy(stub, on_other=set(), boundary_removal=False, granting={"iam:PutUserPolicy"})
