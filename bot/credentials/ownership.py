@@ -177,11 +177,10 @@ class LinkRecords:
             mismatch = f"{problem.what}; it names IAM user `{shown(rotation.user_name)}`"
         if mismatch is None and link is not None and not self._delivered_by(link, rotation):
             mismatch = f"the revealed link is not the one the key rotation of `{shown(rotation.user_name)}` delivered"
+        mismatch = mismatch or rotation_mismatch(self.iam.tags_of(rotation.user_name), rotation)
         if mismatch is None and link is not None:  # a copied or edited link row does not complete it
             problem = self.seal.problem(self.seal.link(link), link.seal, "the revealed link's record")
             mismatch = f"{problem.what}; it names IAM user `{shown(rotation.user_name)}`" if problem else None
-        # The seals first (no AWS call), then IAM's tags.
-        mismatch = mismatch or rotation_mismatch(self.iam.tags_of(rotation.user_name), rotation)
         if mismatch is None:
             return None
         user = untrusted_id(rotation.user_name, 64)
