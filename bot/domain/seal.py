@@ -104,7 +104,8 @@ class RecordSeal(ApprovalSeal):
 
     def link(self, row: SecretRow | NewSecret) -> str:
         """The seal of a link's record: its id (the link digest), request, recipient, IAM user,
-        access key id, whether it holds a console password, and the link it replaces."""
+        access key id, whether it holds a console password, the link it replaces, and when it
+        expires (moved, the sweep would switch its credentials off early, or never)."""
         secret_id = row.id if isinstance(row, SecretRow) else row.secret_id
         return self._mac(
             LINK_DOMAIN,
@@ -115,6 +116,7 @@ class RecordSeal(ApprovalSeal):
             row.access_key_id or "",
             int(row.console),
             row.replaces or "",
+            row.expires_at.astimezone(UTC).isoformat(),
         )
 
     def rotation(self, row: RotationRow) -> str:

@@ -118,6 +118,21 @@ def test_a_real_record_with_one_field_edited_is_refused(moto_server, slack, iam,
     assert told(slack, STRANGER) == []
 
 
+def test_a_real_record_whose_expiry_was_moved_back_switches_nothing_off(
+    moto_server, slack, iam, tamper, tmp_path
+) -> None:
+    """An unopened link's expiry moved into the past would have the sweep switch its credentials
+    off early: its seal covers the expiry."""
+    bot = tampered_harness(moto_server, slack, tamper, tmp_path)
+    real, _ = rotation_link(bot, iam)
+    before = keys_of(iam)
+    edit_secret(tamper, real.id, "expires_at", (bot.store.clock() - timedelta(minutes=1)).isoformat())
+
+    assert bot.services.link_expiry.expire_due() == []
+
+    assert_refused(bot, slack, iam, before, "does not match its seal")
+
+
 def test_a_record_sealed_under_another_key_is_refused_and_says_so(moto_server, slack, iam, tamper, tmp_path) -> None:
     """What a changed sealing secret looks like (or a seal made elsewhere): refused, named apart."""
     bot = tampered_harness(moto_server, slack, tamper, tmp_path)

@@ -55,6 +55,7 @@ def test_the_record_seal_has_its_own_key_from_the_same_secret() -> None:
         ("access_key_id", "AKIAOTHEROTHER000000"),
         ("console", False),
         ("replaces", None),
+        ("expires_at", AT - timedelta(minutes=1)),
     ],
 )
 def test_every_field_of_a_links_record_counts(field: str, value: object) -> None:

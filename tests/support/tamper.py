@@ -172,16 +172,18 @@ def edit_secret(tamper: Tamper, secret_id: str, name: str, value: str) -> None:
     if tamper.backend == "sqlite":
         statements = {
             column: f"UPDATE secrets SET {column} = ? WHERE id = ?"  # noqa: S608 (fixed column names)
-            for column in ("recipient", "user_name", "access_key_id", "request_id", "replaces")
+            for column in ("recipient", "user_name", "access_key_id", "request_id", "replaces", "expires_at")
         }
         tamper._sqlite(statements[name], value, secret_id)
         return
+    # The expiry is also the sort key of the index the expiry sweep reads (``gsi3sk``).
+    index = name == "expires_at"
     tamper.client.update_item(
         TableName=tamper.table,
         Key={"pk": {"S": f"SECRET#{secret_id}"}, "sk": {"S": "SECRET"}},
-        UpdateExpression="SET #n = :v",
+        UpdateExpression="SET #n = :v" + (", gsi3sk = :i" if index else ""),
         ExpressionAttributeNames={"#n": name},
-        ExpressionAttributeValues={":v": {"S": value}},
+        ExpressionAttributeValues={":v": {"S": value}, **({":i": {"S": f"{value}#{secret_id}"}} if index else {})},
     )
 
 
