@@ -221,12 +221,14 @@ def _words(text: str | None) -> tuple[str, ...]:
 def _scope_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with ``policy bot``'s options, in words, or None (no boundary is wrong
     unless ``--no-boundary`` accepts it: :data:`bot.domain.bot_policy.NO_BOUNDARY_RISK`)."""
-    from bot.domain.bot_policy import NO_BOUNDARY_RISK, PolicyScope
+    from bot.domain.bot_policy import BOUNDARY_ARN, NO_BOUNDARY_RISK, PolicyScope
 
     if args.account is not None and not (len(args.account) == 12 and args.account.isdigit()):
         return "--account must be the 12-digit AWS account id"
-    if args.boundary is not None and (not args.boundary.startswith("arn:") or ":policy/" not in args.boundary):
-        return "--boundary must be a managed policy ARN (arn:aws:iam::…:policy/…)"
+    if args.boundary is not None and not (found := BOUNDARY_ARN.fullmatch(args.boundary)):
+        return "--boundary must be one managed policy's ARN (arn:aws:iam::…:policy/…), without * or ?"
+    if args.boundary is not None and args.account and found.group(1) not in (args.account, "aws"):
+        return f"--boundary must be a policy of account {args.account} or an AWS managed policy"
     if args.boundary is not None and args.no_boundary:
         return "--boundary and --no-boundary contradict each other; give one"
     if args.boundary is None and not args.no_boundary:

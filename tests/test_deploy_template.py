@@ -17,7 +17,7 @@ import pytest
 from cfnlint.api import lint_file
 from cfnlint.decode import decode_str
 
-from bot.domain.bot_policy import PolicyScope, bot_policy
+from bot.domain.bot_policy import BOUNDARY_ARN, PolicyScope, bot_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "iam-user-bot-role.yaml"
@@ -191,3 +191,21 @@ def test_allowed_group_arns_never_take_every_group(value: str, allowed: bool) ->
     # CloudFormation matches a CommaDelimitedList's AllowedPattern against each of its values.
     pattern = template()["Parameters"]["AllowedGroupArns"]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is allowed
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("", True),
+        (f"arn:aws:iam::{ACCOUNT}:policy/DeveloperBoundary", True),
+        ("arn:aws:iam::aws:policy/PowerUserAccess", True),
+        (f"arn:aws:iam::{ACCOUNT}:policy/team/Boundary", True),
+        ("arn:aws:iam::*:policy/*", False),
+        (f"arn:aws:iam::{ACCOUNT}:policy/Dev?", False),
+    ],
+)
+def test_the_boundary_parameter_takes_one_policy_never_a_wildcard(value: str, allowed: bool) -> None:
+    # The boundary condition is ArnEquals, where * and ? are wildcards: any policy would pass.
+    pattern = template()["Parameters"]["PermissionsBoundaryArn"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is allowed
+    assert bool(BOUNDARY_ARN.fullmatch(value)) is (allowed and value != "")  # the CLI's rule is the same

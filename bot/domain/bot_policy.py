@@ -121,6 +121,10 @@ NO_BOUNDARY_RISK = (
     "administrator of the account, with no approval: create a user under /iam-user-bot/, put an inline "
     'policy allowing "*" on it (or attach AdministratorAccess), and create an access key for it.'
 )
+# A permissions boundary's ARN: one managed policy of an account or of AWS, no wildcard. The
+# boundary condition (ArnEquals) treats `*` and `?` as wildcards: a boundary ARN carrying one would
+# match any policy, AdministratorAccess included.
+BOUNDARY_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+", re.ASCII)
 # AWS managed policies that, as a permissions boundary, cap nothing the boundary exists to stop:
 # AdministratorAccess allows every action; IAMFullAccess lets a capped user make an uncapped one.
 UNCAPPING_BOUNDARIES = ("AdministratorAccess", "IAMFullAccess")

@@ -286,7 +286,11 @@ def test_without_a_boundary_policy_bot_refuses_unless_told_and_then_warns(capsys
     ("argv", "problem"),
     [
         (["--account", "12345"], "12-digit"),
-        (["--boundary", "DeveloperBoundary"], "--boundary must be a managed policy ARN"),
+        (["--boundary", "DeveloperBoundary"], "--boundary must be one managed policy's ARN"),
+        # ArnEquals treats * and ? as wildcards: such a boundary matches any policy.
+        (["--boundary", "arn:aws:iam::*:policy/*"], "without * or ?"),
+        (["--boundary", "arn:aws:iam::111122223333:policy/Dev?"], "without * or ?"),
+        (["--account", "111122223333", "--boundary", "arn:aws:iam::999999999999:policy/B"], "of account 111122223333"),
         (["--policies", "ReadOnlyAccess"], "'ReadOnlyAccess' is not one"),
         (["--groups", "/teams"], "not '/teams'"),
         (["--groups", "developers,/"], "the group path / is every group of the account"),
